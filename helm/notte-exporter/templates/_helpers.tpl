@@ -1,0 +1,177 @@
+{{/*
+Chart name, truncated to the 63 characters a label value allows.
+*/}}
+{{- define "notte-exporter.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Full name of the resources: "<release>-<chart>", or the release name alone when it already
+contains the chart name.
+*/}}
+{{- define "notte-exporter.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Namespace of the release, unless overridden.
+*/}}
+{{- define "notte-exporter.namespace" -}}
+{{- default .Release.Namespace .Values.namespaceOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Chart name and version, for the helm.sh/chart label.
+*/}}
+{{- define "notte-exporter.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Labels of every resource.
+*/}}
+{{- define "notte-exporter.labels" -}}
+helm.sh/chart: {{ include "notte-exporter.chart" . }}
+{{ include "notte-exporter.selectorLabels" . }}
+app.kubernetes.io/version: {{ include "notte-exporter.imageTag" . | trunc 63 | trimSuffix "-" | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/component: metrics
+app.kubernetes.io/part-of: {{ include "notte-exporter.name" . }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/*
+Labels that select the exporter's pods; they must never change between upgrades.
+*/}}
+{{- define "notte-exporter.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "notte-exporter.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/*
+Name of the ServiceAccount the pod runs as.
+*/}}
+{{- define "notte-exporter.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "notte-exporter.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+Image tag: the chart's appVersion unless set.
+*/}}
+{{- define "notte-exporter.imageTag" -}}
+{{- default .Chart.AppVersion .Values.image.tag }}
+{{- end }}
+
+{{/*
+Full image reference: [registry/]repository[:tag][@digest].
+*/}}
+{{- define "notte-exporter.image" -}}
+{{- $repository := .Values.image.repository }}
+{{- if .Values.image.registry }}
+{{- $repository = printf "%s/%s" .Values.image.registry .Values.image.repository }}
+{{- end }}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" $repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" $repository (include "notte-exporter.imageTag" .) }}
+{{- end }}
+{{- end }}
+
+{{/*
+Name of the Secret holding the API key, and the key inside it; empty when no key is
+configured (the demo mode needs none).
+*/}}
+{{- define "notte-exporter.secretName" -}}
+{{- if .Values.notte.existingSecret.name }}
+{{- .Values.notte.existingSecret.name }}
+{{- else if .Values.notte.apiKey }}
+{{- include "notte-exporter.fullname" . }}
+{{- end }}
+{{- end }}
+
+{{- define "notte-exporter.secretKey" -}}
+{{- if .Values.notte.existingSecret.name }}
+{{- .Values.notte.existingSecret.key }}
+{{- else }}
+{{- "api-key" }}
+{{- end }}
+{{- end }}
+
+{{/*
+Directory the API key Secret is mounted into, and the file the exporter reads.
+*/}}
+{{- define "notte-exporter.apiKeyDir" -}}
+/etc/notte-exporter/secret
+{{- end }}
+
+{{- define "notte-exporter.apiKeyFile" -}}
+{{ include "notte-exporter.apiKeyDir" . }}/api-key
+{{- end }}
+
+{{/*
+Values the schema cannot express clearly: refuse them with a message that says what to do.
+*/}}
+{{- define "notte-exporter.validateValues" -}}
+{{- if and .Values.notte.apiKey .Values.notte.existingSecret.name }}
+{{- fail "notte.apiKey and notte.existingSecret.name are both set: set only one (existingSecret is preferred, so the key stays out of Helm values)" }}
+{{- end }}
+{{- if and (not (kindIs "invalid" .Values.podDisruptionBudget.minAvailable)) (not (kindIs "invalid" .Values.podDisruptionBudget.maxUnavailable)) .Values.podDisruptionBudget.enabled }}
+{{- fail "podDisruptionBudget: set either minAvailable or maxUnavailable, not both (set the other to null)" }}
+{{- end }}
+{{- end }}
+
+{{/*
+The exporter's command-line flags, one per line, from the values.
+*/}}
+{{- define "notte-exporter.args" -}}
+- {{ printf "--web.listen-address=:%d" (int .Values.web.port) | quote }}
+- {{ printf "--web.telemetry-path=%s" .Values.web.telemetryPath | quote }}
+- {{ printf "--notte.api-url=%s" .Values.notte.apiUrl | quote }}
+{{- if include "notte-exporter.secretName" . }}
+- {{ printf "--notte.api-key-file=%s" (include "notte-exporter.apiKeyFile" .) | quote }}
+{{- end }}
+- {{ printf "--notte.page-size=%d" (int .Values.notte.pageSize) | quote }}
+- {{ printf "--notte.max-pages=%d" (int .Values.notte.maxPages) | quote }}
+{{- if .Values.notte.onlyCurrentToken }}
+- "--notte.only-current-token"
+{{- end }}
+- {{ printf "--notte.timeout=%v" .Values.notte.timeout | quote }}
+- {{ printf "--notte.retries=%d" (int .Values.notte.retries) | quote }}
+- {{ printf "--poll.interval=%v" .Values.poll.interval | quote }}
+{{- if and (not (kindIs "invalid" .Values.poll.timeout)) (ne (toString .Values.poll.timeout) "") }}
+- {{ printf "--poll.timeout=%v" .Values.poll.timeout | quote }}
+{{- end }}
+{{- if not (kindIs "invalid" .Values.sessions.limit) }}
+- {{ printf "--sessions.limit=%d" (int .Values.sessions.limit) | quote }}
+{{- end }}
+- {{ printf "--sessions.detail-limit=%d" (int .Values.sessions.detailLimit) | quote }}
+- {{ printf "--sessions.idle-threshold=%v" .Values.sessions.idleThreshold | quote }}
+- {{ printf "--sessions.overdue-grace=%v" .Values.sessions.overdueGrace | quote }}
+- {{ printf "--sessions.lookup-budget=%d" (int .Values.sessions.lookupBudget) | quote }}
+- {{ printf "--log.level=%s" .Values.log.level | quote }}
+- {{ printf "--log.format=%s" .Values.log.format | quote }}
+{{- if .Values.demo.enabled }}
+- "--demo"
+- {{ printf "--demo.profile=%s" .Values.demo.profile | quote }}
+- {{ printf "--demo.seed=%d" (int .Values.demo.seed) | quote }}
+- {{ printf "--demo.speed=%v" .Values.demo.speed | quote }}
+{{- end }}
+{{- range .Values.extraArgs }}
+- {{ . | quote }}
+{{- end }}
+{{- end }}
