@@ -1,0 +1,44 @@
+"""A simulated Notte API for the demo mode, the tests and the benchmarks.
+
+    from notte_exporter.simulator import ManualClock, SimulatedAccount, SimulatorServer, Fault
+
+    clock = ManualClock()
+    account = SimulatedAccount(clock=clock, seed=1, profile=None)
+    session_id = account.start_session(browser_type="firefox")
+    with SimulatorServer(account, api_key="k") as server:
+        server.faults.push(Fault.status(503))
+        ...  # talk to server.url
+
+See docs/simulator.md.
+"""
+
+from .account import (
+    BROWSER_TYPES,
+    MISSING,
+    PROFILES,
+    TERMINAL_STATUSES,
+    SimulatedAccount,
+    iso_duration,
+    iso_timestamp,
+)
+from .clock import Clock, ManualClock, SystemClock
+from .faults import Fault, FaultKind, FaultQueue
+from .server import RecordedRequest, SimulatorServer
+
+__all__ = [
+    "BROWSER_TYPES",
+    "MISSING",
+    "PROFILES",
+    "TERMINAL_STATUSES",
+    "Clock",
+    "Fault",
+    "FaultKind",
+    "FaultQueue",
+    "ManualClock",
+    "RecordedRequest",
+    "SimulatedAccount",
+    "SimulatorServer",
+    "SystemClock",
+    "iso_duration",
+    "iso_timestamp",
+]

@@ -1,0 +1,445 @@
+"""The simulated Notte API over real HTTP on loopback, with auth, rate limits and faults.
+
+Serves `GET /sessions` (and `/sessions/`), `GET /sessions/{session_id}` and `GET /health`
+from a `SimulatedAccount`, in a background thread. Behaves like the live API where it is
+known: Bearer auth with Notte's 401 body, FastAPI-style 422 bodies for bad query
+parameters, `X-RateLimit-*` headers and Notte's 429 body. Every request is recorded, and
+tests can inject faults per request through `faults`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import socket
+import struct
+import threading
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, Final
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .account import SimulatedAccount
+from .faults import Fault, FaultQueue, default_error_body
+
+__all__ = ["RecordedRequest", "SimulatorServer"]
+
+_LIST_PATHS: Final = frozenset({"/sessions", "/sessions/"})
+_SESSION_PREFIX: Final = "/sessions/"
+# How often blocked handlers look up from their wait to notice the server stopping.
+_WAKE_INTERVAL_S: Final = 0.02
+# stop() gives in-flight handlers this long to finish; they are daemon threads regardless.
+_STOP_JOIN_S: Final = 5.0
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request as the simulator received it."""
+
+    method: str
+    path: str
+    #: Query parameters (the last value of a repeated one).
+    query: dict[str, str]
+    #: Headers with lower-cased names.
+    headers: dict[str, str]
+    #: Account clock time of arrival.
+    at: datetime
+    query_string: str = ""
+
+
+class _ListQuery(BaseModel):
+    """The query parameters of GET /sessions, validated like FastAPI does."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    page: int = Field(default=1, ge=1)
+    page_size: int = Field(default=10, ge=1, le=100)
+    only_active: bool = True
+    only_current_token: bool = False
+    include_system: bool = False
+
+
+@dataclass
+class _Response:
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+    headers: Mapping[str, str] | None = None
+
+
+def _json_response(status: int, obj: object, headers: Mapping[str, str] | None = None) -> _Response:
+    return _Response(status, json.dumps(obj, default=str).encode(), headers=headers)
+
+
+def _validation_errors(error: ValidationError) -> list[dict[str, Any]]:
+    details: list[dict[str, Any]] = []
+    for item in error.errors(include_url=False):
+        detail: dict[str, Any] = {
+            "type": item["type"],
+            "loc": ["query", *item["loc"]],
+            "msg": item["msg"],
+            "input": item.get("input"),
+        }
+        if "ctx" in item:
+            detail["ctx"] = item["ctx"]
+        details.append(detail)
+    return details
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    """Tracks open connections so stop() can close idle keep-alive ones."""
+
+    daemon_threads = True
+    block_on_close = False
+
+    def __init__(self, address: tuple[str, int], simulator: SimulatorServer) -> None:
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        self.simulator = simulator
+        self._connections: dict[socket.socket, threading.Thread] = {}
+        self._connections_lock = threading.Lock()
+        super().__init__(address, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        thread = threading.Thread(
+            target=self.process_request_thread,
+            args=(request, client_address),
+            name="notte-simulator-request",
+            daemon=True,
+        )
+        with self._connections_lock:
+            self._connections[request] = thread
+        thread.start()
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._connections_lock:
+            self._connections.pop(request, None)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> list[threading.Thread]:
+        """Shut every open connection down (waking idle handlers); return their threads."""
+        with self._connections_lock:
+            open_connections = list(self._connections.items())
+        for connection, _ in open_connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+        return [thread for _, thread in open_connections]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, like the real API behind its proxy
+    server: _HTTPServer
+
+    def do_GET(self) -> None:
+        self.server.simulator._handle(self)
+
+    # Other methods reach the router too, which answers 405 like FastAPI.
+    def do_POST(self) -> None:
+        self.server.simulator._handle(self)
+
+    def do_PUT(self) -> None:
+        self.server.simulator._handle(self)
+
+    def do_PATCH(self) -> None:
+        self.server.simulator._handle(self)
+
+    def do_DELETE(self) -> None:
+        self.server.simulator._handle(self)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        # Tests assert on recorded requests; the access log would only add noise.
+        return
+
+
+class SimulatorServer:
+    """Serves a `SimulatedAccount` as the Notte API on loopback, in a background thread.
+
+    `api_key=None` accepts any (or no) Authorization header. `rate_limit=None` turns rate
+    limiting and its headers off. The rate-limit window runs on the account's clock.
+    """
+
+    def __init__(
+        self,
+        account: SimulatedAccount,
+        api_key: str | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        rate_limit: int | None = 100,
+        rate_window: float = 60.0,
+        max_recorded: int = 10_000,
+    ) -> None:
+        if rate_window <= 0:
+            raise ValueError("rate_window must be positive")
+        self.account = account
+        self.api_key = api_key
+        self.host = host
+        self.rate_limit = rate_limit
+        self.rate_window = rate_window
+        self.faults = FaultQueue()
+        self._requests: deque[RecordedRequest] = deque(maxlen=max_recorded)
+        self._requested_port = port
+        self._lock = threading.Lock()
+        self._window_start = -math.inf
+        self._window_count = 0
+        self._stopping = threading.Event()
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self) -> SimulatorServer:
+        """Bind and serve in a background thread; returns self."""
+        if self._httpd is not None:
+            raise RuntimeError("the simulator server is already started")
+        self._stopping.clear()
+        httpd = _HTTPServer((self.host, self._requested_port), self)
+        self._httpd = httpd
+        self._thread = threading.Thread(
+            target=httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="notte-simulator",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving; hung and keep-alive requests are cut off. Returns within seconds."""
+        httpd, thread = self._httpd, self._thread
+        if httpd is None or thread is None:
+            return
+        # Wake handlers held by hang/latency faults before waiting for anything.
+        self._stopping.set()
+        httpd.shutdown()
+        handlers = httpd.close_connections()
+        httpd.server_close()
+        thread.join()
+        for handler in handlers:
+            handler.join(timeout=_STOP_JOIN_S)
+        self._httpd = None
+        self._thread = None
+
+    def __enter__(self) -> SimulatorServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._httpd is None:
+            raise RuntimeError("the simulator server is not started")
+        return int(self._httpd.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. `http://127.0.0.1:40123` (no trailing slash)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    # -------------------------------------------------------- observation
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """The recorded requests, oldest first (a copy)."""
+        with self._lock:
+            return list(self._requests)
+
+    def clear_requests(self) -> None:
+        with self._lock:
+            self._requests.clear()
+
+    # ------------------------------------------------------------ handling
+
+    def _handle(self, handler: _Handler) -> None:
+        parts = urlsplit(handler.path)
+        path = parts.path
+        query = {
+            name: values[-1]
+            for name, values in parse_qs(parts.query, keep_blank_values=True).items()
+        }
+        headers = {name.lower(): value for name, value in handler.headers.items()}
+        now = self.account.now()
+        with self._lock:
+            self._requests.append(
+                RecordedRequest(handler.command, path, query, headers, now, parts.query)
+            )
+        rate_headers, limited = self._count_request(now)
+
+        fault = self.faults.take(path)
+        if fault is not None and not self._suffer(handler, fault, rate_headers):
+            return
+        if self._stopping.is_set():
+            self._drop(handler)
+            return
+
+        if limited:
+            response = _json_response(429, default_error_body(429))
+        else:
+            response = self._route(handler.command, path, query, headers)
+        self._send(handler, response, rate_headers)
+
+    def _count_request(self, now: datetime) -> tuple[dict[str, str], bool]:
+        """Count the request in the current fixed window; return the headers and whether over."""
+        if self.rate_limit is None:
+            return {}, False
+        timestamp = now.timestamp()
+        with self._lock:
+            if timestamp >= self._window_start + self.rate_window or timestamp < self._window_start:
+                self._window_start = math.floor(timestamp / self.rate_window) * self.rate_window
+                self._window_count = 0
+            self._window_count += 1
+            count = self._window_count
+            reset = math.ceil(self._window_start + self.rate_window)
+        headers = {
+            "X-RateLimit-Limit": str(self.rate_limit),
+            "X-RateLimit-Remaining": str(max(0, self.rate_limit - count)),
+            "X-RateLimit-Reset": str(reset),
+        }
+        return headers, count > self.rate_limit
+
+    def _route(
+        self, method: str, path: str, query: dict[str, str], headers: dict[str, str]
+    ) -> _Response:
+        session_id = ""
+        if path.startswith(_SESSION_PREFIX):
+            session_id = unquote(path[len(_SESSION_PREFIX) :])
+        is_item = bool(session_id) and "/" not in session_id
+        if path != "/health" and path not in _LIST_PATHS and not is_item:
+            return _json_response(404, {"detail": "Not Found"})
+        if method != "GET":
+            return _json_response(405, {"detail": "Method Not Allowed"})
+        if path == "/health":
+            return _json_response(200, {"status": "ok"})
+        if not self._authorized(headers.get("authorization")):
+            return _json_response(401, default_error_body(401))
+        if is_item:
+            return self._get_session(session_id)
+        return self._list_sessions(query)
+
+    def _get_session(self, session_id: str) -> _Response:
+        try:
+            return _json_response(200, self.account.session(session_id))
+        except KeyError:
+            return _json_response(404, {"detail": "Session not found"})
+
+    def _list_sessions(self, query: dict[str, str]) -> _Response:
+        try:
+            params = _ListQuery.model_validate(query)
+        except ValidationError as error:
+            return _json_response(422, {"detail": _validation_errors(error)})
+        page = self.account.page(
+            params.page,
+            params.page_size,
+            only_active=params.only_active,
+            include_system=params.include_system,
+        )
+        return _json_response(200, page)
+
+    def _authorized(self, authorization: str | None) -> bool:
+        if self.api_key is None:
+            return True
+        if authorization is None:
+            return False
+        scheme, _, token = authorization.partition(" ")
+        return scheme.lower() == "bearer" and token.strip() == self.api_key
+
+    def _suffer(self, handler: _Handler, fault: Fault, rate_headers: dict[str, str]) -> bool:
+        """Apply a fault; return True when the normal response should still follow."""
+        if fault.kind == "latency":
+            self._stopping.wait(fault.seconds)
+            return True
+        if fault.kind == "hang":
+            while not self._stopping.is_set():
+                if fault.release is not None and fault.release.wait(_WAKE_INTERVAL_S):
+                    return True
+                if fault.release is None:
+                    self._stopping.wait(_WAKE_INTERVAL_S)
+            return False
+        if fault.kind == "reset":
+            self._drop(handler)
+        elif fault.kind == "malformed_json":
+            self._send(handler, _Response(200, fault.body), rate_headers)
+        elif fault.kind == "truncated":
+            self._send(handler, _Response(200, fault.body), rate_headers, truncate=True)
+        elif fault.kind == "payload":
+            self._send(
+                handler, _json_response(fault.status_code, fault.body, fault.headers), rate_headers
+            )
+        else:
+            self._send(handler, self._status_response(fault), rate_headers)
+        return False
+
+    @staticmethod
+    def _status_response(fault: Fault) -> _Response:
+        body = fault.body
+        if isinstance(body, bytes):
+            return _Response(
+                fault.status_code,
+                body,
+                fault.content_type or "application/octet-stream",
+                fault.headers,
+            )
+        if isinstance(body, str):
+            return _Response(
+                fault.status_code,
+                body.encode(),
+                fault.content_type or "text/plain; charset=utf-8",
+                fault.headers,
+            )
+        response = _json_response(fault.status_code, body, fault.headers)
+        if fault.content_type is not None:
+            response.content_type = fault.content_type
+        return response
+
+    @staticmethod
+    def _drop(handler: _Handler) -> None:
+        """Close the connection abruptly: RST, no response at all."""
+        handler.close_connection = True
+        connection = handler.connection
+        with contextlib.suppress(OSError):
+            connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        connection.close()
+
+    @staticmethod
+    def _send(
+        handler: _Handler,
+        response: _Response,
+        rate_headers: Mapping[str, str],
+        *,
+        truncate: bool = False,
+    ) -> None:
+        try:
+            phrase = HTTPStatus(response.status).phrase
+        except ValueError:
+            phrase = "Site is overloaded" if response.status == 529 else "Unknown"
+        handler.send_response(response.status, phrase)
+        announced = len(response.body) + (1024 if truncate else 0)
+        merged = {"Content-Type": response.content_type, **rate_headers, **(response.headers or {})}
+        merged["Content-Length"] = str(announced)
+        for name, value in merged.items():
+            handler.send_header(name, value)
+        handler.end_headers()
+        try:
+            handler.wfile.write(response.body)
+            handler.wfile.flush()
+        except OSError:
+            handler.close_connection = True
+            return
+        if truncate:
+            # The announced rest never comes: close so the client sees a short body.
+            handler.close_connection = True
