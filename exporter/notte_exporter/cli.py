@@ -1,0 +1,161 @@
+"""Command line: flags in the style of Go exporters, exit codes, signals, --once and --demo.
+
+Exit codes: 0 success, 1 a failed ``--once`` poll or a failure to start, 2 invalid settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import platform
+import secrets
+import signal
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from types import FrameType
+
+from pydantic import SecretStr
+
+from . import __version__
+from .config import Settings, SettingsError, env_of, flag_of, load_settings
+from .daemon import Exporter
+from .errors import ADVICE
+from .keys import ApiKey
+from .logs import configure
+
+log = logging.getLogger("notte_exporter")
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+_BOOLEAN_FIELDS = ("notte_only_current_token", "demo")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="notte-exporter",
+        description="Prometheus exporter for the sessions of a Notte cloud-browser account. "
+        "The API key is read from NOTTE_API_KEY or --notte.api-key-file.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Every flag can also be set by the environment variable shown after it.",
+    )
+    for name, field in Settings.model_fields.items():
+        if name == "notte_api_key":
+            continue
+        env = "NOTTE_API_URL" if name == "notte_api_url" else env_of(name)
+        default = field.default
+        shown = "" if default is None or name in _BOOLEAN_FIELDS else f" (default {default})"
+        help_text = f"{field.description}{shown} [{env}]"
+        if name in _BOOLEAN_FIELDS:
+            parser.add_argument(
+                flag_of(name),
+                dest=name,
+                action="store_const",
+                const=True,
+                default=argparse.SUPPRESS,
+                help=help_text,
+            )
+        else:
+            parser.add_argument(
+                flag_of(name), dest=name, default=argparse.SUPPRESS, metavar="VALUE", help=help_text
+            )
+    parser.add_argument(
+        "--once",
+        action="store_true",
+        help="Poll once, print the metrics to stdout and exit (0 on success, 1 on failure).",
+    )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"notte-exporter {__version__} (python {platform.python_version()})",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = vars(build_parser().parse_args(argv))
+    once = bool(args.pop("once"))
+    try:
+        settings = load_settings(args)
+    except SettingsError as exc:
+        print("notte-exporter: invalid settings:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    api_key = (
+        ApiKey(path=settings.notte_api_key_file)
+        if settings.notte_api_key is None and settings.notte_api_key_file is not None
+        else ApiKey(settings.notte_api_key)
+    )
+    configure(settings.log_level, settings.log_format, api_key.known_values)
+    with _api(settings, api_key) as (url, key):
+        exporter = Exporter(settings, key, api_url=url)
+        if once:
+            return _run_once(exporter)
+        return _serve(exporter)
+
+
+@contextmanager
+def _api(settings: Settings, api_key: ApiKey) -> Iterator[tuple[str, ApiKey]]:
+    """The API to watch: the configured one, or with --demo a simulator on loopback."""
+    if not settings.demo:
+        yield settings.notte_api_url, api_key
+        return
+    # Imported here: only --demo needs the simulator.
+    from .simulator import SimulatedAccount, SimulatorServer  # noqa: PLC0415
+
+    demo_key = ApiKey(SecretStr(f"demo-{secrets.token_hex(8)}"))
+    account = SimulatedAccount(
+        seed=settings.demo_seed, profile=settings.demo_profile, speed=settings.demo_speed
+    )
+    # A generous rate limit: the headers are there to be seen, never a reason to fail.
+    with SimulatorServer(account, api_key=demo_key(), rate_limit=6000) as server:
+        log.info(
+            "demo mode: watching a simulated Notte account (profile=%s seed=%d) at %s",
+            settings.demo_profile,
+            settings.demo_seed,
+            server.url,
+        )
+        yield server.url, demo_key
+
+
+def _run_once(exporter: Exporter) -> int:
+    status = exporter.poll_once()
+    exporter.client.close()
+    if not status.ok:
+        assert status.reason is not None
+        print(
+            f"notte-exporter: poll failed: {status.reason.value}: {status.message}; "
+            f"{ADVICE[status.reason]}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
+    sys.stdout.write(exporter.exposition().decode())
+    return EXIT_OK
+
+
+def _serve(exporter: Exporter) -> int:
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        log.info("received %s, shutting down", signal.Signals(signum).name)
+        exporter.request_stop()
+
+    try:
+        url = exporter.start()
+    except OSError as exc:
+        address = exporter.settings.web_listen_address
+        log.error(
+            "cannot listen on %s: %s; choose another --web.listen-address", address, exc.strerror
+        )
+        return EXIT_FAILURE
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    log.info(
+        "notte-exporter %s serving metrics at %s, polling %s every %gs",
+        __version__,
+        url,
+        "the simulator" if exporter.settings.demo else exporter.settings.notte_api_url,
+        exporter.settings.poll_interval,
+    )
+    exporter.wait()
+    exporter.stop()
+    log.info("stopped")
+    return EXIT_OK

@@ -1,0 +1,288 @@
+"""HTTP client of the Notte API: authentication, retries with backoff, error classification.
+
+Every request is bounded twice: by ``timeout`` per attempt and by the caller's ``deadline``
+(a ``time.monotonic()`` value) across attempts, so that a poll never outlives its budget.
+Transient failures (connection errors, timeouts, 429, 500, 502, 503, 504, 529) are retried
+with exponential backoff and full jitter, or after the delay the API asked for through
+``Retry-After`` or ``X-RateLimit-Reset``; anything else fails at once, because repeating a
+401 or a 422 only burns the rate limit the account shares with its agents.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable, Mapping
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+from pydantic import ValidationError
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+
+from . import __version__
+from .errors import ApiError, FailureReason
+from .instrumentation import ENDPOINT_GET, ENDPOINT_LIST, ExporterMetrics, RateLimit
+from .models import InvalidItem, Session, SessionPage, parse_session
+
+USER_AGENT = f"notte-exporter/{__version__}"
+REQUEST_ORIGIN = "notte-exporter"
+
+TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504, 529})
+BACKOFF_BASE_SECONDS = 0.5
+BACKOFF_MAX_SECONDS = 30.0
+_MESSAGE_LIMIT = 200
+
+KeyProvider = Callable[[], str]
+
+
+class NotteClient:
+    """Synchronous client for the two session endpoints the exporter uses."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: KeyProvider,
+        metrics: ExporterMetrics,
+        *,
+        timeout: float = 10.0,
+        retries: int = 3,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._api_key = api_key
+        self._metrics = metrics
+        self._timeout = timeout
+        self._retries = retries
+        self._sleep = sleep
+        self._monotonic = monotonic
+        self._wall_clock = wall_clock
+        self._rng = rng or random.Random()
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/"),
+            transport=transport,
+            follow_redirects=True,
+            headers={
+                "User-Agent": USER_AGENT,
+                "x-notte-request-origin": REQUEST_ORIGIN,
+                "Accept": "application/json",
+            },
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def list_sessions(
+        self,
+        *,
+        page: int,
+        page_size: int,
+        only_active: bool,
+        only_current_token: bool,
+        deadline: float,
+        retries: int | None = None,
+    ) -> SessionPage:
+        params = {
+            "page": page,
+            "page_size": page_size,
+            "only_active": str(only_active).lower(),
+            "only_current_token": str(only_current_token).lower(),
+        }
+        body = self._request(ENDPOINT_LIST, "/sessions", params, deadline, retries)
+        try:
+            return SessionPage.model_validate(body)
+        except ValidationError as exc:
+            raise ApiError(
+                FailureReason.INVALID_RESPONSE,
+                f"GET /sessions page {page} is not a session listing: {_first_error(exc)}",
+            ) from None
+
+    def get_session(
+        self, session_id: str, *, deadline: float, retries: int | None = 0
+    ) -> Session | InvalidItem | None:
+        """Return one session's current or final state, or None when the API does not know it."""
+        try:
+            body = self._request(
+                ENDPOINT_GET, f"/sessions/{httpx.URL(session_id).path}", {}, deadline, retries
+            )
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return parse_session(body)
+
+    def _request(
+        self,
+        endpoint: str,
+        path: str,
+        params: Mapping[str, Any],
+        deadline: float,
+        retries: int | None,
+    ) -> Any:
+        attempts = (self._retries if retries is None else retries) + 1
+
+        def count_retry(state: RetryCallState) -> None:
+            self._metrics.api_retries.labels(endpoint=endpoint).inc()
+
+        retrying = Retrying(
+            stop=stop_after_attempt(attempts),
+            wait=lambda state: self._backoff(state, deadline),
+            retry=retry_if_exception(_is_transient),
+            sleep=self._sleep,
+            before_sleep=count_retry,
+            reraise=True,
+        )
+        return retrying(self._attempt, endpoint, path, params, deadline)
+
+    def _attempt(self, endpoint: str, path: str, params: Mapping[str, Any], deadline: float) -> Any:
+        remaining = deadline - self._monotonic()
+        if remaining <= 0:
+            raise ApiError(FailureReason.TIMEOUT, "the poll's time budget ran out (--poll.timeout)")
+        timeout = min(self._timeout, remaining)
+        headers = {"Authorization": f"Bearer {self._api_key()}"}
+        started = self._monotonic()
+        try:
+            response = self._http.get(path, params=params, headers=headers, timeout=timeout)
+        except httpx.TimeoutException:
+            self._observe(endpoint, "error", started)
+            raise ApiError(
+                FailureReason.TIMEOUT,
+                f"GET {endpoint} got no answer within {timeout:.3g}s",
+                transient=True,
+            ) from None
+        except httpx.TransportError as exc:
+            self._observe(endpoint, "error", started)
+            raise ApiError(
+                FailureReason.NETWORK,
+                f"GET {endpoint} failed: {type(exc).__name__}: {exc}",
+                transient=True,
+            ) from None
+        self._observe(endpoint, str(response.status_code), started)
+        self._record_rate_limit(response.headers)
+        if response.status_code != 200:
+            raise self._status_error(endpoint, response)
+        try:
+            return response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise ApiError(
+                FailureReason.INVALID_RESPONSE,
+                f"GET {endpoint} answered 200 with a body that is not JSON "
+                f"({len(response.content)} bytes)",
+                status=200,
+            ) from None
+
+    def _observe(self, endpoint: str, code: str, started: float) -> None:
+        self._metrics.api_requests.labels(endpoint=endpoint, code=code).inc()
+        self._metrics.api_request_duration.labels(endpoint=endpoint).observe(
+            max(self._monotonic() - started, 0.0)
+        )
+
+    def _record_rate_limit(self, headers: httpx.Headers) -> None:
+        values = [
+            _number(headers.get(name))
+            for name in ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
+        ]
+        if any(value is not None for value in values):
+            self._metrics.record_rate_limit(RateLimit(*values))
+
+    def _status_error(self, endpoint: str, response: httpx.Response) -> ApiError:
+        status = response.status_code
+        if status == 401:
+            reason = FailureReason.UNAUTHORIZED
+        elif status == 403:
+            reason = FailureReason.FORBIDDEN
+        elif status == 429:
+            reason = FailureReason.RATE_LIMITED
+        elif status >= 500:
+            reason = FailureReason.SERVER_ERROR
+        else:
+            reason = FailureReason.OTHER
+        return ApiError(
+            reason,
+            f"GET {endpoint} answered {status}: {_api_message(response)}",
+            status=status,
+            transient=status in TRANSIENT_STATUSES,
+            retry_after=self._requested_delay(response),
+        )
+
+    def _requested_delay(self, response: httpx.Response) -> float | None:
+        """Seconds the API asked us to wait, from Retry-After or (on 429) X-RateLimit-Reset."""
+        retry_after = response.headers.get("Retry-After")
+        if retry_after is not None:
+            seconds = _number(retry_after)
+            if seconds is None:
+                try:
+                    seconds = parsedate_to_datetime(retry_after).timestamp() - self._wall_clock()
+                except (TypeError, ValueError):
+                    seconds = None
+            if seconds is not None:
+                return max(seconds, 0.0)
+        if response.status_code == 429:
+            reset = _number(response.headers.get("X-RateLimit-Reset"))
+            if reset is not None:
+                return max(reset - self._wall_clock(), 0.0)
+        return None
+
+    def _backoff(self, state: RetryCallState, deadline: float) -> float:
+        """Delay before the next attempt; gives up early when it would overrun the deadline."""
+        error = state.outcome.exception() if state.outcome else None
+        requested = error.retry_after if isinstance(error, ApiError) else None
+        if requested is not None:
+            delay = requested
+        else:
+            ceiling = min(
+                BACKOFF_MAX_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (state.attempt_number - 1)
+            )
+            delay = self._rng.uniform(0, ceiling)
+        if self._monotonic() + delay >= deadline and error is not None:
+            # Waiting would only end in the budget running out: report the real cause now.
+            raise error
+        return delay
+
+
+def _is_transient(error: BaseException) -> bool:
+    return isinstance(error, ApiError) and error.transient
+
+
+def _number(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return float(value.strip())
+    except ValueError:
+        return None
+
+
+def _api_message(response: httpx.Response) -> str:
+    """The API's own words about an error, shortened to one line."""
+    try:
+        body = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        text = response.text.strip().replace("\n", " ")
+        return text[:_MESSAGE_LIMIT] or response.reason_phrase or "no body"
+    if isinstance(body, dict):
+        parts = [body.get("message"), body.get("detail")]
+        words = [_describe(part) for part in parts if part]
+        if words:
+            return "; ".join(words)[:_MESSAGE_LIMIT]
+    return json.dumps(body)[:_MESSAGE_LIMIT]
+
+
+def _describe(part: Any) -> str:
+    if isinstance(part, list):  # FastAPI validation errors: [{"loc": [...], "msg": ...}]
+        return ", ".join(
+            f"{'.'.join(str(p) for p in item.get('loc', []))}: {item.get('msg', '')}"
+            if isinstance(item, dict)
+            else str(item)
+            for item in part
+        )
+    return str(part)
+
+
+def _first_error(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    return f"{'.'.join(str(part) for part in first['loc']) or 'body'}: {first['msg']}"

@@ -1,0 +1,173 @@
+"""Wires the parts into a running exporter: client, tracker, poller, collector, server.
+
+The poll loop runs on its own thread and the HTTP server on others; they share only the
+published state. Polls run one after another on a fixed schedule (each poll's budget is
+shorter than the interval), so they can never overlap.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import httpx
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    disable_created_metrics,
+    generate_latest,
+)
+
+from .client import NotteClient
+from .collector import SessionCollector
+from .config import Settings
+from .instrumentation import ExporterMetrics
+from .keys import ApiKey
+from .labels import BROWSER_TYPES, BoundedLabel
+from .lifecycle import LifecycleMetrics, LifecycleTracker
+from .poller import PollConfig, Poller, utc_now
+from .state import ExporterState, PollStatus
+from .web import MetricsServer, make_app
+
+log = logging.getLogger(__name__)
+
+# The *_created series double the size of the exposition and nothing here reads them:
+# counters reset only when the process restarts, which process_start_time_seconds shows.
+disable_created_metrics()
+
+# Live statuses the API is known to send; others it adds later get their own label value.
+LIVE_STATUS_LABELS = ("active", "authenticating")
+
+
+class Exporter:
+    """One exporter instance: everything but process-level concerns (signals, exit codes)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        api_key: ApiKey,
+        *,
+        api_url: str | None = None,
+        transport: httpx.BaseTransport | None = None,
+        clock: Callable[[], datetime] = utc_now,
+        sleep: Callable[[float], None] | None = None,
+        process_metrics: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.registry = CollectorRegistry(auto_describe=True)
+        if process_metrics:
+            for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+                self.registry.register(collector)
+        self.state = ExporterState()
+        self._stop = threading.Event()
+        self.metrics = ExporterMetrics(self.registry)
+        browser_label = BoundedLabel(BROWSER_TYPES)
+        status_label = BoundedLabel(LIVE_STATUS_LABELS)
+        self.tracker = LifecycleTracker(
+            LifecycleMetrics(self.registry, BROWSER_TYPES),
+            browser_label,
+            watch_start=clock(),
+        )
+        self.client = NotteClient(
+            api_url or settings.notte_api_url,
+            api_key,
+            self.metrics,
+            timeout=settings.notte_timeout,
+            retries=settings.notte_retries,
+            transport=transport,
+            # Backoff waits end early on shutdown, so SIGTERM never waits out a Retry-After.
+            sleep=sleep or self._interruptible_sleep,
+        )
+        self.poller = Poller(
+            self.client,
+            PollConfig(
+                page_size=settings.notte_page_size,
+                max_pages=settings.notte_max_pages,
+                only_current_token=settings.notte_only_current_token,
+                poll_timeout=settings.effective_poll_timeout,
+                lookup_budget=settings.sessions_lookup_budget,
+                idle_threshold=timedelta(seconds=settings.sessions_idle_threshold),
+                overdue_grace=timedelta(seconds=settings.sessions_overdue_grace),
+                detail_limit=settings.sessions_detail_limit,
+            ),
+            self.state,
+            self.tracker,
+            self.metrics,
+            browser_label,
+            status_label,
+            clock=clock,
+        )
+        self.registry.register(
+            SessionCollector(
+                self.state,
+                browser_label.values,
+                lambda: self.metrics.rate_limit,
+                self.tracker.stats,
+                sessions_limit=settings.sessions_limit,
+            )
+        )
+        self._poll_thread: threading.Thread | None = None
+        self._server: MetricsServer | None = None
+
+    def _interruptible_sleep(self, seconds: float) -> None:
+        if self._stop.wait(seconds):
+            raise InterruptedError("exporter is stopping")
+
+    def poll_once(self) -> PollStatus:
+        return self.poller.poll()
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+    def start(self) -> str:
+        """Start serving and polling in the background; returns the metrics URL."""
+        host, port = self.settings.listen_host_port
+        self._server = MetricsServer(
+            make_app(self.registry, self.state, self.settings.web_telemetry_path), host, port
+        )
+        self._server.start()
+        self._poll_thread = threading.Thread(target=self._poll_loop, name="poll", daemon=True)
+        self._poll_thread.start()
+        return f"{self._server.url}{self.settings.web_telemetry_path}"
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None, "start() first"
+        return self._server.port
+
+    def _poll_loop(self) -> None:
+        interval = self.settings.poll_interval
+        next_start = time.monotonic()
+        while not self._stop.is_set():
+            try:
+                self.poller.poll()
+            except InterruptedError:
+                break
+            next_start += interval
+            # After a stall (a suspended VM, say) skip missed polls rather than bursting.
+            next_start = max(next_start, time.monotonic())
+            if self._stop.wait(max(next_start - time.monotonic(), 0.0)):
+                break
+
+    def request_stop(self) -> None:
+        """Ask the loops to end (safe from a signal handler); ``stop()`` does the rest."""
+        self._stop.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until stop() is called; True if it was."""
+        return self._stop.wait(timeout)
+
+    def stop(self, grace: float = 3.0) -> None:
+        """Stop polling and serving; an in-flight request gets ``grace`` seconds."""
+        self._stop.set()
+        if self._poll_thread is not None:
+            self._poll_thread.join(timeout=grace)
+        if self._server is not None:
+            self._server.stop()
+        if self._poll_thread is None or not self._poll_thread.is_alive():
+            self.client.close()

@@ -1,0 +1,74 @@
+"""Why a poll can fail, and the exception that carries the reason.
+
+Every failure the exporter meets while talking to the Notte API ends up as an ``ApiError``
+with one ``FailureReason``; the reason is both the label of
+``notte_exporter_poll_failures_total`` and the first word of the log line, so that an
+operator can go from an alert to the cause without reading code.
+
+    ApiError
+      reason=unauthorized      401: the key is wrong, revoked or expired
+      reason=forbidden         403: the key may not list sessions
+      reason=rate_limited      429 after the retry budget
+      reason=server_error      5xx and 529 after the retry budget
+      reason=timeout           connect/read timeouts, or the poll's time budget ran out
+      reason=network           connection refused/reset, DNS, TLS, truncated bodies
+      reason=invalid_response  not JSON, not the documented shape, or a runaway has_next
+      reason=other             any other status (e.g. 404, 422) or unexpected error
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class FailureReason(StrEnum):
+    UNAUTHORIZED = "unauthorized"
+    FORBIDDEN = "forbidden"
+    RATE_LIMITED = "rate_limited"
+    SERVER_ERROR = "server_error"
+    TIMEOUT = "timeout"
+    NETWORK = "network"
+    INVALID_RESPONSE = "invalid_response"
+    OTHER = "other"
+
+
+# What an operator should do about each reason; appended to the one-line log message.
+ADVICE: dict[FailureReason, str] = {
+    FailureReason.UNAUTHORIZED: "check that NOTTE_API_KEY (or --notte.api-key-file) holds a "
+    "current key from the Notte console",
+    FailureReason.FORBIDDEN: "the key is not allowed to list sessions; use a key of the account",
+    FailureReason.RATE_LIMITED: "the account's rate limit is exhausted; raise --poll.interval "
+    "or lower --sessions.lookup-budget",
+    FailureReason.SERVER_ERROR: "the Notte API is failing; the exporter keeps retrying",
+    FailureReason.TIMEOUT: "the Notte API is slow or unreachable; check connectivity or raise "
+    "--notte.timeout",
+    FailureReason.NETWORK: "cannot reach the Notte API; check --notte.api-url, DNS and egress",
+    FailureReason.INVALID_RESPONSE: "the API answered something the exporter cannot read; "
+    "please report it",
+    FailureReason.OTHER: "unexpected answer from the Notte API; see the message",
+}
+
+
+class ApiError(Exception):
+    """A request to the Notte API failed for good (after any retries)."""
+
+    def __init__(
+        self,
+        reason: FailureReason,
+        message: str,
+        *,
+        status: int | None = None,
+        transient: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.status = status
+        # Worth another attempt (connection trouble, 429, 5xx), and after how long if the
+        # API said so.
+        self.transient = transient
+        self.retry_after = retry_after
+
+    def __str__(self) -> str:
+        return f"{self.reason}: {self.message}"

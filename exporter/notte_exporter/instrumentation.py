@@ -1,0 +1,97 @@
+"""The exporter's own metrics: how its polls and API requests go.
+
+These are events of the exporter itself (not data proxied from Notte), so they are ordinary
+prometheus_client counters and histograms, registered in the registry the daemon passes in
+(never the global one) with every known label set created at start-up, so that rates and
+alerts work from the first scrape.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from .errors import FailureReason
+
+ENDPOINT_LIST = "/sessions"
+ENDPOINT_GET = "/sessions/{session_id}"
+ENDPOINTS = (ENDPOINT_LIST, ENDPOINT_GET)
+
+# A poll is a few paged requests: fast when healthy, up to the poll budget when retrying.
+POLL_DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0)
+REQUEST_DURATION_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """The rate-limit headers of the latest API response that carried them."""
+
+    limit: float | None
+    remaining: float | None
+    reset_timestamp: float | None
+
+
+class ExporterMetrics:
+    """Counters and histograms about polls and API requests."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.polls = Counter(
+            "notte_exporter_polls",
+            "Polls of the Notte API attempted since the exporter started.",
+            registry=registry,
+        )
+        self.poll_failures = Counter(
+            "notte_exporter_poll_failures",
+            "Polls that failed since the exporter started, by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        self.poll_duration = Histogram(
+            "notte_exporter_poll_duration_seconds",
+            "Time a poll took, from its first request to its snapshot, retries included.",
+            buckets=POLL_DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.invalid_sessions = Counter(
+            "notte_exporter_invalid_sessions",
+            "Session items of API responses that could not be read and were skipped.",
+            registry=registry,
+        )
+        self.api_requests = Counter(
+            "notte_api_requests",
+            "HTTP requests made to the Notte API, by endpoint and status code "
+            '("error" when no response arrived).',
+            ["endpoint", "code"],
+            registry=registry,
+        )
+        self.api_request_duration = Histogram(
+            "notte_api_request_duration_seconds",
+            "Duration of HTTP requests to the Notte API, by endpoint.",
+            ["endpoint"],
+            buckets=REQUEST_DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.api_retries = Counter(
+            "notte_api_retries",
+            "Requests to the Notte API retried after a transient failure, by endpoint.",
+            ["endpoint"],
+            registry=registry,
+        )
+        for reason in FailureReason:
+            self.poll_failures.labels(reason=reason.value)
+        for endpoint in ENDPOINTS:
+            self.api_request_duration.labels(endpoint=endpoint)
+            self.api_retries.labels(endpoint=endpoint)
+        self._lock = threading.Lock()
+        self._rate_limit = RateLimit(None, None, None)
+
+    def record_rate_limit(self, rate_limit: RateLimit) -> None:
+        with self._lock:
+            self._rate_limit = rate_limit
+
+    @property
+    def rate_limit(self) -> RateLimit:
+        with self._lock:
+            return self._rate_limit

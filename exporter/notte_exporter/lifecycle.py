@@ -1,0 +1,269 @@
+"""Session lifecycle bookkeeping: starts, ends, lifetimes and traffic, each counted once.
+
+The API only lists what is live now, so the lifecycle is inferred from successive polls:
+
+- a session that appears and began after the exporter started (``watch_start``) is a start,
+  and all of its traffic is new; one that was already running when the exporter started
+  counts its traffic from its first observation, so a restart never replays old bytes;
+- a session that vanishes from the live list becomes *pending*: how it ended is looked up
+  later (history listing or ``GET /sessions/{id}``, see ``resolver``) and counted once, with
+  the traffic it did between its last live observation and its final state;
+- a session whose end cannot be learned in time counts as ended with status and reason
+  ``unknown``; one the API no longer knows at all (404) likewise;
+- a session that began and ended between two polls, found in the history listing, counts as
+  a start and an end with all its traffic.
+
+Traffic is counted against a high-water mark per session, so an API that reports a smaller
+total than before can never make a counter go down or count bytes twice.
+
+Memory is bounded: live entries by the live listing itself, pending entries by
+``max_pending``, and the ids of counted ends (kept so nothing is counted twice) by age
+(``horizon``, longer than any session may live) and by ``max_ended``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from .labels import CLOSE_REASONS, CLOSED_STATUSES, UNKNOWN, BoundedLabel
+from .labels import close_reason as close_reason_label
+from .labels import closed_status as closed_status_label
+from .models import Session
+
+# Sessions last from seconds (a scrape) to a day (the largest max_duration_minutes, 1440).
+SESSION_DURATION_BUCKETS = (
+    1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0,
+    1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 86400.0,
+)  # fmt: skip
+
+DEFAULT_HORIZON = timedelta(hours=25)
+DEFAULT_MAX_PENDING = 10_000
+DEFAULT_MAX_ENDED = 200_000
+DEFAULT_PENDING_POLLS = 10
+
+
+class LifecycleMetrics:
+    """The lifecycle counters, with every known label set present from start-up."""
+
+    def __init__(self, registry: CollectorRegistry, browser_types: Iterable[str]) -> None:
+        self.started = Counter(
+            "notte_sessions_started",
+            "Sessions that began while the exporter was watching, by browser type.",
+            ["browser_type"],
+            registry=registry,
+        )
+        self.closed = Counter(
+            "notte_sessions_closed",
+            "Sessions that ended while the exporter was watching, by browser type, final "
+            'status and close reason; close_reason="idle_timeout" means the client never '
+            "stopped the session (a leak).",
+            ["browser_type", "status", "close_reason"],
+            registry=registry,
+        )
+        self.duration = Histogram(
+            "notte_session_duration_seconds",
+            "Lifetime of the sessions that ended while the exporter was watching.",
+            ["browser_type"],
+            buckets=SESSION_DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.request_bytes = Counter(
+            "notte_network_request_bytes",
+            "Bytes of network requests the sessions made while the exporter was watching.",
+            ["browser_type"],
+            registry=registry,
+        )
+        self.response_bytes = Counter(
+            "notte_network_response_bytes",
+            "Bytes of network responses the sessions received while the exporter was watching.",
+            ["browser_type"],
+            registry=registry,
+        )
+        for browser in browser_types:
+            self.started.labels(browser_type=browser)
+            self.duration.labels(browser_type=browser)
+            self.request_bytes.labels(browser_type=browser)
+            self.response_bytes.labels(browser_type=browser)
+            for status in CLOSED_STATUSES:
+                for reason in CLOSE_REASONS:
+                    self.closed.labels(browser_type=browser, status=status, close_reason=reason)
+
+
+@dataclass
+class _Tracked:
+    browser_type: str
+    request_hwm: int
+    response_hwm: int
+    polls_pending: int = 0
+
+
+@dataclass(frozen=True)
+class LifecycleStats:
+    live: int
+    pending: int
+    ended_remembered: int
+
+
+class LifecycleTracker:
+    """Turns successive live listings and end lookups into lifecycle counters."""
+
+    def __init__(
+        self,
+        metrics: LifecycleMetrics,
+        browser_label: BoundedLabel,
+        *,
+        watch_start: datetime,
+        horizon: timedelta = DEFAULT_HORIZON,
+        max_pending: int = DEFAULT_MAX_PENDING,
+        max_ended: int = DEFAULT_MAX_ENDED,
+        pending_polls: int = DEFAULT_PENDING_POLLS,
+    ) -> None:
+        self._metrics = metrics
+        self._browser = browser_label
+        self._watch_start = watch_start
+        self._horizon = horizon
+        self._max_pending = max_pending
+        self._max_ended = max_ended
+        self._pending_polls = pending_polls
+        self._live: dict[str, _Tracked] = {}
+        self._pending: OrderedDict[str, _Tracked] = OrderedDict()
+        # id -> when its end was counted; insertion order is counting order.
+        self._ended: OrderedDict[str, datetime] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def observe_live(self, sessions: Iterable[Session], now: datetime) -> None:
+        """Record one complete live listing: new sessions, traffic, and who vanished."""
+        with self._lock:
+            previous = self._live
+            self._live = {}
+            for session in sessions:
+                sid = session.session_id
+                if sid in self._ended:
+                    continue  # a stale listing after its end was counted: nothing new to learn
+                tracked = previous.pop(sid, None) or self._pending.pop(sid, None)
+                if tracked is None:
+                    tracked = self._first_sight(session)
+                else:
+                    tracked.polls_pending = 0
+                self._count_traffic(tracked, session)
+                self._live[sid] = tracked
+            for sid, tracked in previous.items():
+                self._pending[sid] = tracked
+            self._age_pending(now)
+            self._forget_old_ends(now)
+
+    def pending_ids(self) -> list[str]:
+        """Sessions whose end is still to be learned, longest-vanished first."""
+        with self._lock:
+            return list(self._pending)
+
+    def is_pending(self, session_id: str) -> bool:
+        with self._lock:
+            return session_id in self._pending
+
+    def observe_final(self, session: Session, now: datetime) -> bool:
+        """Record a session seen in a final state; returns True if this counted an end."""
+        if session.is_live:
+            return False
+        with self._lock:
+            sid = session.session_id
+            if sid in self._ended or sid in self._live:
+                return False
+            tracked = self._pending.pop(sid, None)
+            if tracked is None:
+                if not self._began_while_watched(session, now):
+                    return False
+                # Began and ended between two polls: a start and an end, all traffic new.
+                tracked = self._first_sight(session)
+            self._count_traffic(tracked, session)
+            self._count_end(
+                sid,
+                tracked,
+                status=closed_status_label(session.status),
+                reason=close_reason_label(session.close_reason),
+                now=now,
+            )
+            lifetime = session.lifetime()
+            if lifetime is not None:
+                self._metrics.duration.labels(browser_type=tracked.browser_type).observe(
+                    lifetime.total_seconds()
+                )
+            return True
+
+    def observe_unknown(self, session_id: str, now: datetime) -> None:
+        """The API no longer knows a pending session: it ended, nobody can say how."""
+        with self._lock:
+            if session_id in self._pending:
+                self._give_up(session_id, now)
+
+    def stats(self) -> LifecycleStats:
+        with self._lock:
+            return LifecycleStats(len(self._live), len(self._pending), len(self._ended))
+
+    def _first_sight(self, session: Session) -> _Tracked:
+        browser = self._browser(session.browser_type)
+        if session.created_at >= self._watch_start:
+            self._metrics.started.labels(browser_type=browser).inc()
+            return _Tracked(browser, 0, 0)
+        # Running before the exporter started: its traffic so far was never ours to count.
+        return _Tracked(
+            browser, max(session.network_request_bytes, 0), max(session.network_response_bytes, 0)
+        )
+
+    def _began_while_watched(self, session: Session, now: datetime) -> bool:
+        return session.created_at >= max(self._watch_start, now - self._horizon)
+
+    def _count_traffic(self, tracked: _Tracked, session: Session) -> None:
+        if session.network_request_bytes > tracked.request_hwm:
+            self._metrics.request_bytes.labels(browser_type=tracked.browser_type).inc(
+                session.network_request_bytes - tracked.request_hwm
+            )
+            tracked.request_hwm = session.network_request_bytes
+        if session.network_response_bytes > tracked.response_hwm:
+            self._metrics.response_bytes.labels(browser_type=tracked.browser_type).inc(
+                session.network_response_bytes - tracked.response_hwm
+            )
+            tracked.response_hwm = session.network_response_bytes
+
+    def _count_end(
+        self, sid: str, tracked: _Tracked, *, status: str, reason: str, now: datetime
+    ) -> None:
+        self._metrics.closed.labels(
+            browser_type=tracked.browser_type, status=status, close_reason=reason
+        ).inc()
+        self._ended[sid] = now
+        while len(self._ended) > self._max_ended:
+            self._ended.popitem(last=False)
+
+    def _age_pending(self, now: datetime) -> None:
+        """Give up on ends that stayed unknown for too many polls, or beyond the bound."""
+        for tracked in self._pending.values():
+            tracked.polls_pending += 1
+        expired = [
+            sid
+            for sid, tracked in self._pending.items()
+            if tracked.polls_pending > self._pending_polls
+        ]
+        for sid in expired:
+            self._give_up(sid, now)
+        while len(self._pending) > self._max_pending:
+            self._give_up(next(iter(self._pending)), now)
+
+    def _give_up(self, sid: str, now: datetime) -> None:
+        tracked = self._pending.pop(sid)
+        self._count_end(sid, tracked, status=UNKNOWN, reason=UNKNOWN, now=now)
+
+    def _forget_old_ends(self, now: datetime) -> None:
+        """Drop ids counted longer ago than any session lives: they cannot come back as new."""
+        cutoff = now - self._horizon
+        while self._ended:
+            sid, counted_at = next(iter(self._ended.items()))
+            if counted_at >= cutoff:
+                break
+            del self._ended[sid]

@@ -1,0 +1,130 @@
+"""Pydantic models of the Notte API's session listing, tolerant where the API may drift.
+
+Tolerance is deliberate and narrow: unknown fields are ignored, enum-like fields (``status``,
+``browser_type``, ``close_reason``) are kept as plain strings so that a new value never
+rejects a session, optional fields may be missing or null, naive timestamps are read as UTC
+and ``duration`` is parsed from ISO 8601. Fields the exporter cannot do without
+(``session_id``, ``status``, ``created_at``) stay required, so that a broken item is
+reported instead of being turned into made-up numbers.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .durations import parse_iso8601_duration
+
+# Statuses that mean a session is over. A status the API adds later (as it once added
+# "authenticating") is taken for a live one unless the session also has a closed_at.
+END_STATUSES = frozenset({"closed", "error", "timed_out"})
+
+DEFAULT_IDLE_TIMEOUT_MINUTES = 3
+DEFAULT_MAX_DURATION_MINUTES = 15
+
+_NULL_MEANS_DEFAULT = {
+    "idle_timeout_minutes": DEFAULT_IDLE_TIMEOUT_MINUTES,
+    "max_duration_minutes": DEFAULT_MAX_DURATION_MINUTES,
+    "browser_type": "chromium",
+    "proxies": False,
+    "use_file_storage": False,
+    "web_bot_auth": False,
+    "headless": True,
+    "network_request_bytes": 0,
+    "network_response_bytes": 0,
+}
+
+
+class Session(BaseModel):
+    """One ``SessionResponse``, reduced to the fields the exporter uses."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    session_id: str = Field(min_length=1)
+    status: str
+    created_at: datetime
+    last_accessed_at: datetime | None = None
+    closed_at: datetime | None = None
+    idle_timeout_minutes: int = DEFAULT_IDLE_TIMEOUT_MINUTES
+    max_duration_minutes: int = DEFAULT_MAX_DURATION_MINUTES
+    duration: timedelta | None = None
+    browser_type: str = "chromium"
+    close_reason: str | None = None
+    error: str | None = None
+    proxies: bool = False
+    solve_captchas: bool | None = None
+    use_file_storage: bool = False
+    web_bot_auth: bool = False
+    headless: bool = True
+    network_request_bytes: int = 0
+    network_response_bytes: int = 0
+
+    @field_validator(*_NULL_MEANS_DEFAULT, mode="before")
+    @classmethod
+    def _null_means_default(cls, value: Any, info: Any) -> Any:
+        return _NULL_MEANS_DEFAULT[info.field_name] if value is None else value
+
+    @field_validator("created_at", "last_accessed_at", "closed_at")
+    @classmethod
+    def _naive_means_utc(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+    @field_validator("duration", mode="before")
+    @classmethod
+    def _iso8601_duration(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return parse_iso8601_duration(value)
+        return value
+
+    @property
+    def is_live(self) -> bool:
+        return self.status not in END_STATUSES and self.closed_at is None
+
+    @property
+    def last_activity(self) -> datetime:
+        """When the session was last used; a session never accessed counts from its start."""
+        return self.last_accessed_at or self.created_at
+
+    def lifetime(self) -> timedelta | None:
+        """How long an ended session lived, from ``duration`` or else its timestamps."""
+        if self.duration is not None:
+            return self.duration
+        if self.closed_at is not None:
+            return max(self.closed_at - self.created_at, timedelta(0))
+        return None
+
+
+class SessionPage(BaseModel):
+    """One page of ``GET /sessions``. Items stay raw: each is validated on its own."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    items: list[Any]
+    page: int
+    page_size: int
+    has_next: bool
+
+
+class InvalidItem(BaseModel):
+    """A session item that could not be read, kept only for counting and logging."""
+
+    session_id: str | None
+    problem: str
+
+
+def parse_session(raw: Any) -> Session | InvalidItem:
+    """Validate one item; a broken item is returned as ``InvalidItem`` instead of raising."""
+    try:
+        return Session.model_validate(raw)
+    except ValidationError as exc:
+        session_id = raw.get("session_id") if isinstance(raw, dict) else None
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "item"
+        return InvalidItem(
+            session_id=session_id if isinstance(session_id, str) else None,
+            problem=f"{where}: {first['msg']} ({exc.error_count()} problem(s))",
+        )

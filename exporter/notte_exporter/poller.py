@@ -1,0 +1,214 @@
+"""One poll: list the live sessions, learn how vanished ones ended, publish a snapshot.
+
+A poll succeeds only when every page of the live listing arrived; anything less would
+publish a partial picture as if it were whole. Learning how sessions ended is best effort
+within ``lookup_budget`` requests: it never fails a poll, and whatever it cannot learn now
+is tried again on the next poll (see ``lifecycle``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from .client import NotteClient
+from .errors import ADVICE, ApiError, FailureReason
+from .instrumentation import ExporterMetrics
+from .labels import BoundedLabel
+from .lifecycle import LifecycleTracker
+from .models import InvalidItem, Session, parse_session
+from .snapshot import summarise
+from .state import ExporterState, PollStatus
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PollConfig:
+    page_size: int = 100
+    max_pages: int = 50
+    only_current_token: bool = False
+    poll_timeout: float = 24.0
+    lookup_budget: int = 10
+    idle_threshold: timedelta = timedelta(seconds=60)
+    overdue_grace: timedelta = timedelta(seconds=60)
+    detail_limit: int = 20
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Poller:
+    def __init__(
+        self,
+        client: NotteClient,
+        config: PollConfig,
+        state: ExporterState,
+        tracker: LifecycleTracker,
+        metrics: ExporterMetrics,
+        browser_label: BoundedLabel,
+        status_label: BoundedLabel,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._client = client
+        self._config = config
+        self._state = state
+        self._tracker = tracker
+        self._metrics = metrics
+        self._browser_label = browser_label
+        self._status_label = status_label
+        self._clock = clock
+        self._monotonic = monotonic
+        self._previous_success: datetime | None = None
+
+    def poll(self) -> PollStatus:
+        """Run one poll; never raises for anything the API or the network does."""
+        started = self._monotonic()
+        deadline = started + self._config.poll_timeout
+        self._metrics.polls.inc()
+        try:
+            sessions = self._list_live(deadline)
+            now = self._clock()
+            self._tracker.observe_live(sessions, now)
+            self._learn_ends(deadline, now)
+            snapshot = summarise(
+                sessions,
+                taken_at=now,
+                browser_label=self._browser_label,
+                status_label=self._status_label,
+                idle_threshold=self._config.idle_threshold,
+                overdue_grace=self._config.overdue_grace,
+                detail_limit=self._config.detail_limit,
+            )
+        except ApiError as exc:
+            return self._fail(exc.reason, exc.message, started)
+        except InterruptedError:
+            raise  # shutdown interrupted a backoff wait: not the API's fault
+        except Exception as exc:
+            log.debug("unexpected error during poll", exc_info=True)
+            return self._fail(FailureReason.OTHER, f"{type(exc).__name__}: {exc}", started)
+        duration = self._finish(started)
+        status = PollStatus(ok=True, finished_at=now, duration_seconds=duration)
+        self._state.record_success(snapshot, status)
+        self._previous_success = now
+        log.debug("poll succeeded: %d live sessions in %.3fs", len(sessions), duration)
+        return status
+
+    def _fail(self, reason: FailureReason, message: str, started: float) -> PollStatus:
+        duration = self._finish(started)
+        self._metrics.poll_failures.labels(reason=reason.value).inc()
+        status = PollStatus(
+            ok=False,
+            finished_at=self._clock(),
+            duration_seconds=duration,
+            reason=reason,
+            message=message,
+        )
+        self._state.record_failure(status)
+        log.warning("poll failed: %s: %s; %s", reason.value, message, ADVICE[reason])
+        return status
+
+    def _finish(self, started: float) -> float:
+        duration = max(self._monotonic() - started, 0.0)
+        self._metrics.poll_duration.observe(duration)
+        return duration
+
+    def _list_live(self, deadline: float) -> list[Session]:
+        """Every live session, each once, or an ApiError: never a partial list."""
+        sessions: dict[str, Session] = {}
+        invalid: list[InvalidItem] = []
+        for page in range(1, self._config.max_pages + 1):
+            result = self._client.list_sessions(
+                page=page,
+                page_size=self._config.page_size,
+                only_active=True,
+                only_current_token=self._config.only_current_token,
+                deadline=deadline,
+            )
+            for raw in result.items:
+                item = parse_session(raw)
+                if isinstance(item, InvalidItem):
+                    invalid.append(item)
+                elif item.is_live:
+                    # The list can shift while it is paged: a session seen twice is one
+                    # session, and the later sighting is the fresher one.
+                    sessions[item.session_id] = item
+            if not result.has_next:
+                self._report_invalid(invalid)
+                return list(sessions.values())
+            if not result.items:
+                raise ApiError(
+                    FailureReason.INVALID_RESPONSE,
+                    f"GET /sessions page {page} is empty but says has_next",
+                )
+        raise ApiError(
+            FailureReason.INVALID_RESPONSE,
+            f"GET /sessions still had has_next after {self._config.max_pages} pages of "
+            f"{self._config.page_size}; raise --notte.max-pages if the account really has "
+            "that many live sessions",
+        )
+
+    def _report_invalid(self, invalid: list[InvalidItem]) -> None:
+        if not invalid:
+            return
+        self._metrics.invalid_sessions.inc(len(invalid))
+        first = invalid[0]
+        log.warning(
+            "skipped %d unreadable session item(s); first: session_id=%s %s",
+            len(invalid),
+            first.session_id or "?",
+            first.problem,
+        )
+
+    def _learn_ends(self, deadline: float, now: datetime) -> None:
+        """Spend at most ``lookup_budget`` requests learning how vanished sessions ended."""
+        budget = self._config.lookup_budget
+        if budget <= 0:
+            return
+        try:
+            budget -= self._scan_history(deadline, now, max_pages=max(1, budget // 2))
+            for session_id in self._tracker.pending_ids()[:budget]:
+                found = self._client.get_session(session_id, deadline=deadline)
+                if found is None:
+                    self._tracker.observe_unknown(session_id, now)
+                elif isinstance(found, Session):
+                    self._tracker.observe_final(found, now)
+        except ApiError as exc:
+            # Not a poll failure: the live picture is complete; the rest waits a poll.
+            log.info("could not learn how ended sessions ended yet: %s", exc)
+
+    def _scan_history(self, deadline: float, now: datetime, max_pages: int) -> int:
+        """Read the newest pages of the full listing; returns the requests it made.
+
+        Nothing here relies on the listing's order for correctness: if the order is not
+        newest-first the scan simply finds less, and ``GET /sessions/{id}`` covers the
+        sessions it missed. It stops at the first page holding nothing that ended since
+        the previous poll, which on a newest-first listing is where recent history ends.
+        """
+        since = self._previous_success or now
+        for page in range(1, max_pages + 1):
+            result = self._client.list_sessions(
+                page=page,
+                page_size=self._config.page_size,
+                only_active=False,
+                only_current_token=self._config.only_current_token,
+                deadline=deadline,
+                retries=0,
+            )
+            recent = False
+            for raw in result.items:
+                item = parse_session(raw)
+                if not isinstance(item, Session) or item.is_live:
+                    continue
+                self._tracker.observe_final(item, now)
+                ended_at = item.closed_at or item.created_at
+                recent = recent or ended_at >= since
+            if not (recent and result.has_next):
+                return page
+        return max_pages

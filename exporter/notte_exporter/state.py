@@ -1,0 +1,68 @@
+"""What the daemon knows right now: the latest snapshot and how the last poll went.
+
+The poll thread writes, scrape and page threads read. Every write replaces immutable
+values under a lock, so a reader sees one consistent poll, never half of two.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+
+from .errors import FailureReason
+from .snapshot import Snapshot
+
+
+@dataclass(frozen=True)
+class PollStatus:
+    ok: bool
+    finished_at: datetime
+    duration_seconds: float
+    reason: FailureReason | None = None
+    message: str = ""
+
+
+class ExporterState:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._snapshot: Snapshot | None = None
+        self._last_success: datetime | None = None
+        self._last_poll: PollStatus | None = None
+
+    def record_success(self, snapshot: Snapshot, status: PollStatus) -> None:
+        with self._lock:
+            self._snapshot = snapshot
+            self._last_success = status.finished_at
+            self._last_poll = status
+
+    def record_failure(self, status: PollStatus) -> None:
+        # The previous snapshot stays: stale but true data beats no data, and its age shows
+        # through notte_exporter_last_poll_success_timestamp_seconds.
+        with self._lock:
+            self._last_poll = status
+
+    @property
+    def snapshot(self) -> Snapshot | None:
+        with self._lock:
+            return self._snapshot
+
+    @property
+    def last_success(self) -> datetime | None:
+        with self._lock:
+            return self._last_success
+
+    @property
+    def last_poll(self) -> PollStatus | None:
+        with self._lock:
+            return self._last_poll
+
+    @property
+    def up(self) -> bool:
+        with self._lock:
+            return self._last_poll is not None and self._last_poll.ok
+
+    @property
+    def ready(self) -> bool:
+        with self._lock:
+            return self._last_success is not None

@@ -1,0 +1,149 @@
+"""The HTTP side: /metrics, /healthz, /readyz and a landing page, on a threaded server.
+
+Serving reads only the state the poll thread published, so a slow or failing API never
+slows a scrape. ``/metrics`` is prometheus_client's own WSGI app, which negotiates
+OpenMetrics and gzip with the scraper.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import socket
+import threading
+from collections.abc import Callable, Iterable
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from prometheus_client import CollectorRegistry, make_wsgi_app
+
+from . import __version__
+from .state import ExporterState
+
+log = logging.getLogger(__name__)
+
+StartResponse = Callable[..., Any]
+Environ = dict[str, Any]
+
+
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True  # a stuck scraper must not hold up shutdown
+    allow_reuse_address = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("http: " + format, *args)
+
+
+class _IPv6ThreadingServer(_ThreadingServer):
+    address_family = socket.AF_INET6
+
+
+def make_app(
+    registry: CollectorRegistry,
+    state: ExporterState,
+    telemetry_path: str = "/metrics",
+) -> Callable[[Environ, StartResponse], Iterable[bytes]]:
+    metrics_app = make_wsgi_app(registry)
+
+    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "/")
+        method = environ.get("REQUEST_METHOD", "GET")
+        if method not in ("GET", "HEAD"):
+            return _plain(start_response, "405 Method Not Allowed", "method not allowed\n")
+        if path == telemetry_path:
+            return metrics_app(environ, start_response)  # type: ignore[no-any-return]
+        if path == "/healthz":
+            return _plain(start_response, "200 OK", "ok\n")
+        if path == "/readyz":
+            if state.ready:
+                return _plain(start_response, "200 OK", "ready\n")
+            return _plain(
+                start_response, "503 Service Unavailable", "not ready: no successful poll yet\n"
+            )
+        if path == "/":
+            return _landing(start_response, state, telemetry_path)
+        return _plain(start_response, "404 Not Found", "not found\n")
+
+    return app
+
+
+def _plain(start_response: StartResponse, status: str, body: str) -> list[bytes]:
+    data = body.encode()
+    start_response(
+        status, [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(data)))]
+    )
+    return [data]
+
+
+def _landing(
+    start_response: StartResponse, state: ExporterState, telemetry_path: str
+) -> list[bytes]:
+    last = state.last_poll
+    if last is None:
+        poll = "no poll has finished yet"
+    elif last.ok:
+        poll = f"succeeded at {last.finished_at.isoformat()} in {last.duration_seconds:.3f}s"
+    else:
+        poll = f"failed at {last.finished_at.isoformat()} ({last.reason}): {last.message}"
+    snapshot = state.snapshot
+    sessions = "unknown" if snapshot is None else str(snapshot.total_active)
+    page = f"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>Notte exporter</title></head>
+<body>
+<h1>Notte exporter</h1>
+<p>Version {html.escape(__version__)}</p>
+<p>Last poll: {html.escape(poll)}</p>
+<p>Live sessions at the last successful poll: {html.escape(sessions)}</p>
+<ul>
+<li><a href="{html.escape(telemetry_path)}">Metrics</a></li>
+<li><a href="/healthz">Health</a></li>
+<li><a href="/readyz">Readiness</a></li>
+</ul>
+</body></html>
+"""
+    data = page.encode()
+    start_response(
+        "200 OK", [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(data)))]
+    )
+    return [data]
+
+
+class MetricsServer:
+    """Runs the WSGI app on a background thread until ``stop()``."""
+
+    def __init__(
+        self, app: Callable[[Environ, StartResponse], Iterable[bytes]], host: str, port: int
+    ) -> None:
+        server_class = _IPv6ThreadingServer if ":" in host else _ThreadingServer
+        self._server = make_server(
+            host or "0.0.0.0",  # noqa: S104 - ":port" means every interface, as in Go exporters
+            port,
+            app,
+            server_class=server_class,
+            handler_class=_QuietHandler,
+        )
+        self._thread = threading.Thread(target=self._server.serve_forever, name="http", daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        host = str(self._server.server_address[0])
+        if host in ("0.0.0.0", "::"):  # noqa: S104
+            host = "localhost"
+        elif ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
