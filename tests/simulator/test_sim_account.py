@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import START
 
 from notte_exporter.simulator import MISSING, ManualClock, SimulatedAccount, SystemClock
+
+START = datetime(2026, 5, 1, 10, 0, 0, tzinfo=UTC)
 
 
 def test_started_session_follows_the_session_response_schema(account: SimulatedAccount) -> None:

@@ -7,9 +7,10 @@ import time
 
 import httpx
 import pytest
-from conftest import API_KEY
 
 from notte_exporter.simulator import Fault, SimulatedAccount, SimulatorServer
+
+API_KEY = "test-key"  # the key of the conftest server
 
 
 def test_status_fault_sends_code_body_and_headers(

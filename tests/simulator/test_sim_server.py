@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from conftest import API_KEY
 
 from notte_exporter.simulator import ManualClock, SimulatedAccount, SimulatorServer
+
+API_KEY = "test-key"  # the key of the conftest server
 
 
 def _start(account: SimulatedAccount, count: int) -> list[str]:
