@@ -1,0 +1,151 @@
+"""The one place holding the bundle's selectors, thresholds, windows and for-durations.
+
+Every alert, recording rule, dashboard and the runbook read their numbers from a `Config`,
+so changing a threshold here changes it everywhere at once. Users override fields from a
+YAML/JSON mapping (`python -m mixin --config overrides.yaml`) instead of editing code; the
+end-to-end test does the same to shrink windows to seconds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+_DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
+_UNIT_SECONDS = {
+    "ms": 0.001,
+    "s": 1,
+    "m": 60,
+    "h": 3600,
+    "d": 86400,
+    "w": 604800,
+    "y": 31536000,
+}
+
+
+def duration_seconds(duration: str) -> float:
+    """Seconds in a Prometheus duration such as `90s`, `15m` or `1h30m`."""
+    parts = _DURATION_PART.findall(duration)
+    if not parts or "".join(n + u for n, u in parts) != duration:
+        raise ValueError(f"not a Prometheus duration: {duration!r}")
+    return sum(int(number) * _UNIT_SECONDS[unit] for number, unit in parts)
+
+
+def human_duration(duration: str) -> str:
+    """A duration as prose for descriptions and the runbook (`1h` -> `1 hour`)."""
+    seconds = duration_seconds(duration)
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
+        if seconds >= size and seconds % size == 0:
+            count = int(seconds // size)
+            return f"{count} {unit}{'' if count == 1 else 's'}"
+    return duration
+
+
+def percent(share: float) -> str:
+    """A share in [0, 1] as the percentage text people read (`0.25` -> `25%`)."""
+    return f"{share * 100:g}%"
+
+
+@dataclass(frozen=True)
+class Config:
+    """Selectors, thresholds, windows and for-durations of the monitoring bundle."""
+
+    # Label matchers that pick the exporter's series; the job name of the example scrape
+    # configuration and of the Helm chart's ServiceMonitor.
+    selector: str = 'job="notte-exporter"'
+    # Labels that tell one exporter (one watched account) from another on dashboards and in
+    # descriptions. Aggregations drop only the metric's own labels (`without`), so target
+    # labels such as namespace or pod survive into alerts for routing.
+    instance_label: str = "instance"
+    # Every alert links to `<runbook_url_base>#<alertname in lower case>`.
+    runbook_url_base: str = (
+        "https://github.com/notte-exporter/notte-exporter/blob/main/docs/alerts.md"
+    )
+
+    # NotteExporterDown: Prometheus cannot scrape the exporter, or no target exists.
+    exporter_down_for: str = "5m"
+    # NotteExporterDown: the exporter runs but its polls of the Notte API fail.
+    polls_failing_for: str = "10m"
+    # NotteExporterStale: age of the last successful poll while polls do not report failure.
+    stale_after: str = "10m"
+    stale_for: str = "2m"
+    # NotteApiRateLimited: share of polls that failed with HTTP 429 over a window...
+    rate_limited_window: str = "15m"
+    rate_limited_poll_share: float = 0.1
+    rate_limited_for: str = "5m"
+    # ... or share of the API key's rate-limit budget left (the budget is shared with the
+    # user's own automation).
+    rate_limit_budget_low_share: float = 0.1
+    rate_limit_budget_for: str = "10m"
+
+    # Window over which ended sessions are counted for the leak and error shares.
+    sessions_ended_window: str = "1h"
+    # NotteSessionLeak: share of ended sessions closed by idle timeout, and the least number
+    # of ended sessions (with a known close reason) in the window before it may fire.
+    leak_share: float = 0.25
+    leak_min_ended_sessions: int = 10
+    leak_for: str = "15m"
+    # NotteSessionErrorsHigh: share of ended sessions whose final status is error.
+    errors_share: float = 0.1
+    errors_min_ended_sessions: int = 10
+    errors_for: str = "15m"
+    # NotteSessionsOverdue: sessions live past their max duration or idle timeout.
+    overdue_for: str = "5m"
+    # NotteSessionsIdle: live sessions not accessed for longer than the exporter's
+    # --sessions.idle-threshold.
+    idle_sessions: int = 5
+    idle_for: str = "15m"
+    # NotteSessionsLongRunning: age of a live session.
+    long_running_after: str = "4h"
+    long_running_for: str = "5m"
+    # NotteSessionsNearLimit: live sessions as a share of --sessions.limit.
+    near_limit_warning_share: float = 0.8
+    near_limit_critical_share: float = 0.95
+    near_limit_for: str = "5m"
+
+    # Dashboards.
+    dashboard_uid_prefix: str = "notte"
+    dashboard_tags: tuple[str, ...] = ("notte", "notte-exporter")
+    dashboard_refresh: str = "30s"
+    dashboard_time_from: str = "now-6h"
+
+    def __post_init__(self) -> None:
+        problems = []
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.name.endswith(("_for", "_window", "_after")):
+                try:
+                    duration_seconds(value)
+                except ValueError as error:
+                    problems.append(f"{field.name}: {error}")
+            if field.name.endswith("_share") and not 0 < value <= 1:
+                problems.append(f"{field.name}: {value!r} is not a share in (0, 1]")
+        if self.near_limit_warning_share >= self.near_limit_critical_share:
+            problems.append("near_limit_warning_share must be below near_limit_critical_share")
+        if problems:
+            raise ValueError("invalid mixin config: " + "; ".join(problems))
+
+    def metric(self, name: str, matchers: str = "") -> str:
+        """A selector for `name` restricted to the exporter's series plus extra matchers."""
+        return f"{name}{{{', '.join(m for m in (self.selector, matchers) if m)}}}"
+
+    def runbook_url(self, alertname: str) -> str:
+        """The runbook anchor of an alert (GitHub lower-cases heading anchors)."""
+        return f"{self.runbook_url_base}#{alertname.lower()}"
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> Config:
+        """A copy with some fields replaced; unknown names are refused, not ignored."""
+        known = {field.name for field in dataclasses.fields(self)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ValueError(f"unknown mixin config field(s): {', '.join(unknown)}")
+        values = dict(overrides)
+        if "dashboard_tags" in values:
+            values["dashboard_tags"] = tuple(values["dashboard_tags"])
+        return dataclasses.replace(self, **values)
+
+
+DEFAULT = Config()

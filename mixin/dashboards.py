@@ -1,0 +1,540 @@
+"""The two Grafana dashboards: "Notte sessions" (the fleet) and "Notte exporter" (its health).
+
+Queries select `job="$job"` and the chosen instance. One exporter watches one account, so
+the instance variable is single-valued: summing two exporters that watch the same account
+would count its sessions twice.
+"""
+
+from __future__ import annotations
+
+from mixin.config import Config, duration_seconds
+from mixin.grafana import (
+    Json,
+    Panel,
+    Target,
+    dashboard,
+    datasource_variable,
+    gauge,
+    query_variable,
+    row,
+    stat,
+    table,
+    timeseries,
+)
+from mixin.rules import record_names
+
+RATE = "$__rate_interval"
+PER_MINUTE = "suffix: /min"
+UP_MAPPINGS: list[Json] = [
+    {
+        "type": "value",
+        "options": {
+            "0": {"text": "DOWN", "color": "red", "index": 0},
+            "1": {"text": "UP", "color": "green", "index": 1},
+        },
+    }
+]
+
+
+def _selector(config: Config) -> str:
+    return f'job="$job", {config.instance_label}="${config.instance_label}"'
+
+
+def _variables(config: Config) -> list[Json]:
+    inst = config.instance_label
+    return [
+        datasource_variable(),
+        query_variable("job", "Job", "label_values(notte_exporter_build_info, job)"),
+        query_variable(
+            inst,
+            "Instance",
+            f'label_values(notte_exporter_build_info{{job="$job"}}, {inst})',
+        ),
+    ]
+
+
+def _quantiles(metric: str, sel: str, by: str = "", legend_suffix: str = "") -> list[Target]:
+    group = f"{by}, le" if by else "le"
+    return [
+        Target(
+            f"histogram_quantile({q}, sum by ({group}) (rate({metric}{{{sel}}}[{RATE}])))",
+            f"p{round(q * 100)}{legend_suffix}",
+        )
+        for q in (0.5, 0.9, 0.99)
+    ]
+
+
+def sessions_dashboard(config: Config) -> Json:
+    s = _selector(config)
+    names = record_names(config)
+    window = config.sessions_ended_window
+    live = f"sum(notte_sessions_active{{{s}}})"
+    utilisation = f"{live} / sum(notte_sessions_limit{{{s}}})"
+    limit_steps = (
+        (config.near_limit_warning_share, "orange"),
+        (config.near_limit_critical_share, "red"),
+    )
+    panels: list[Panel] = [
+        row("Overview"),
+        stat("Live sessions", "Sessions live at the last successful poll.", Target(live)),
+        gauge(
+            "Plan utilisation",
+            "Live sessions as a share of the plan limit (--sessions.limit). "
+            "Empty when the exporter runs without --sessions.limit.",
+            Target(utilisation),
+            unit="percentunit",
+            max_value=1,
+            threshold_steps=limit_steps,
+        ),
+        stat(
+            "Overdue sessions",
+            "Live sessions past their max duration or idle timeout (plus grace): the platform "
+            "failed to close them. Anything but 0 is billed waste.",
+            Target(f"sum(notte_sessions_overdue{{{s}}})"),
+            threshold_steps=((1, "red"),),
+            width=3,
+        ),
+        stat(
+            "Idle sessions",
+            "Live sessions not accessed for longer than --sessions.idle-threshold.",
+            Target(f"sum(notte_sessions_active_idle{{{s}}})"),
+            threshold_steps=((config.idle_sessions, "orange"),),
+            width=3,
+        ),
+        stat(
+            "Oldest live session",
+            "Age of the oldest live session.",
+            Target(f"time() - min(notte_sessions_oldest_created_timestamp_seconds{{{s}}})"),
+            unit="dtdurations",
+            threshold_steps=((duration_seconds(config.long_running_after), "orange"),),
+        ),
+        stat(
+            f"Leak share ({window})",
+            f"Share of the sessions ended in the last {window} (with a known close reason) "
+            "that the platform closed by idle timeout: clients did not stop them. "
+            "What NotteSessionLeak alerts on.",
+            Target(f"{names.idle_timeout_ratio}{{{s}}}"),
+            unit="percentunit",
+            threshold_steps=((config.leak_share, "red"),),
+            width=3,
+        ),
+        stat(
+            f"Error share ({window})",
+            f"Share of the sessions ended in the last {window} (with a known status) "
+            "whose final status is error. What NotteSessionErrorsHigh alerts on.",
+            Target(f"{names.error_ratio}{{{s}}}"),
+            unit="percentunit",
+            threshold_steps=((config.errors_share, "red"),),
+            width=3,
+        ),
+        row("Live sessions"),
+        timeseries(
+            "Live sessions by browser type",
+            "Sessions live at each poll, stacked by browser type.",
+            [Target(f"sum by (browser_type) (notte_sessions_active{{{s}}})", "{{browser_type}}")],
+            stack=True,
+        ),
+        timeseries(
+            "Live sessions by feature",
+            "Live sessions using proxies, captcha solving, file storage, web bot auth, or "
+            "running headful. A session can use several features.",
+            [
+                Target(
+                    f"sum by (feature) (notte_sessions_active_with_feature{{{s}}})", "{{feature}}"
+                )
+            ],
+        ),
+        timeseries(
+            "Idle and overdue sessions",
+            "Idle: live sessions not accessed for longer than --sessions.idle-threshold. "
+            "Overdue: live past their max duration or idle timeout (plus grace).",
+            [
+                Target(
+                    f"sum by (browser_type) (notte_sessions_active_idle{{{s}}})",
+                    "idle {{browser_type}}",
+                ),
+                Target(f"sum by (reason) (notte_sessions_overdue{{{s}}})", "overdue: {{reason}}"),
+            ],
+        ),
+        timeseries(
+            "Live sessions with an error",
+            "Live sessions whose error field is set, by browser type.",
+            [
+                Target(
+                    f"sum by (browser_type) (notte_sessions_active_with_error{{{s}}})",
+                    "{{browser_type}}",
+                )
+            ],
+            stack=True,
+        ),
+        row("Lifecycle"),
+        timeseries(
+            "Session starts by browser type",
+            "Sessions started per minute (while the exporter watched).",
+            [
+                Target(
+                    f"sum by (browser_type) (rate(notte_sessions_started_total{{{s}}}[{RATE}]))"
+                    " * 60",
+                    "{{browser_type}}",
+                )
+            ],
+            unit=PER_MINUTE,
+            width=8,
+            stack=True,
+        ),
+        timeseries(
+            "Session ends by status",
+            "Sessions ended per minute by final status. `unknown`: the exporter could not "
+            "learn the end within its lookup budget.",
+            [
+                Target(
+                    f"sum by (status) (rate(notte_sessions_closed_total{{{s}}}[{RATE}])) * 60",
+                    "{{status}}",
+                )
+            ],
+            unit=PER_MINUTE,
+            width=8,
+            stack=True,
+        ),
+        timeseries(
+            "Session ends by close reason",
+            "Sessions ended per minute by close reason. `idle_timeout` is the signature of "
+            "a leak: the client never stopped the session.",
+            [
+                Target(
+                    f"sum by (close_reason) (rate(notte_sessions_closed_total{{{s}}}[{RATE}]))"
+                    " * 60",
+                    "{{close_reason}}",
+                )
+            ],
+            unit=PER_MINUTE,
+            width=8,
+            stack=True,
+        ),
+        timeseries(
+            f"Leak and error shares ({window})",
+            f"Of the sessions ended in the last {window}: the share closed by idle timeout "
+            f"(leak; alert above {config.leak_share:.0%}) and the share ended in error "
+            f"(alert above {config.errors_share:.0%}). Both alerts also need a minimum number "
+            "of ended sessions. The dashed line is the leak threshold.",
+            [
+                Target(f"{names.idle_timeout_ratio}{{{s}}}", "idle timeout (leak)"),
+                Target(f"{names.error_ratio}{{{s}}}", "error"),
+            ],
+            unit="percentunit",
+            threshold_steps=((config.leak_share, "red"),),
+        ),
+        timeseries(
+            "Session duration percentiles",
+            "Lifetimes of the sessions that ended, from notte_session_duration_seconds.",
+            _quantiles("notte_session_duration_seconds_bucket", s),
+            unit="s",
+        ),
+        row("Network"),
+        timeseries(
+            "Request bytes by browser type",
+            "Bytes per second the sessions sent, by browser type.",
+            [
+                Target(
+                    f"sum by (browser_type) "
+                    f"(rate(notte_network_request_bytes_total{{{s}}}[{RATE}]))",
+                    "{{browser_type}}",
+                )
+            ],
+            unit="Bps",
+            width=8,
+            stack=True,
+        ),
+        timeseries(
+            "Response bytes by browser type",
+            "Bytes per second the sessions received, by browser type.",
+            [
+                Target(
+                    f"sum by (browser_type) "
+                    f"(rate(notte_network_response_bytes_total{{{s}}}[{RATE}]))",
+                    "{{browser_type}}",
+                )
+            ],
+            unit="Bps",
+            width=8,
+            stack=True,
+        ),
+        timeseries(
+            "Bytes transferred by live sessions",
+            "Sums of the byte totals of the sessions live at each poll.",
+            [
+                Target(f"sum(notte_sessions_active_network_request_bytes{{{s}}})", "request bytes"),
+                Target(
+                    f"sum(notte_sessions_active_network_response_bytes{{{s}}})", "response bytes"
+                ),
+            ],
+            unit="bytes",
+            width=8,
+        ),
+        row("Oldest live sessions"),
+        _oldest_sessions_table(s),
+        row("Plan limit"),
+        timeseries(
+            "Live sessions and plan limit",
+            "Live sessions against --sessions.limit (empty without it).",
+            [
+                Target(live, "live"),
+                Target(f"sum(notte_sessions_limit{{{s}}})", "limit"),
+            ],
+        ),
+        timeseries(
+            "Plan utilisation",
+            "Live sessions as a share of the plan limit; NotteSessionsNearLimit warns at "
+            f"{config.near_limit_warning_share:.0%} and is critical at "
+            f"{config.near_limit_critical_share:.0%}.",
+            [Target(utilisation, "utilisation")],
+            unit="percentunit",
+            threshold_steps=limit_steps,
+        ),
+    ]
+    return dashboard(
+        uid=f"{config.dashboard_uid_prefix}-sessions",
+        title="Notte sessions",
+        description="Live Notte cloud-browser sessions, how they end, leaks, traffic and the "
+        "plan limit, from notte-exporter.",
+        tags=list(config.dashboard_tags),
+        variables=_variables(config),
+        panels=panels,
+        refresh=config.dashboard_refresh,
+        time_from=config.dashboard_time_from,
+    )
+
+
+def _oldest_sessions_table(s: str) -> Panel:
+    # Four instant queries joined on their shared labels by the merge transformation: one
+    # row per session (the exporter exposes the --sessions.detail-limit oldest ones).
+    targets = [
+        Target(f"notte_session_info{{{s}}}", instant=True, table=True),
+        Target(
+            f"time() - notte_session_created_timestamp_seconds{{{s}}}", instant=True, table=True
+        ),
+        Target(
+            f"time() - notte_session_last_accessed_timestamp_seconds{{{s}}}",
+            instant=True,
+            table=True,
+        ),
+        Target(f"notte_session_created_timestamp_seconds{{{s}}} * 1000", instant=True, table=True),
+    ]
+    renames = {
+        "session_id": "Session",
+        "browser_type": "Browser",
+        "status": "Status",
+        "Value #B": "Age",
+        "Value #C": "Idle for",
+        "Value #D": "Created",
+    }
+    transformations: list[Json] = [
+        {"id": "merge", "options": {}},
+        {
+            "id": "organize",
+            "options": {
+                "excludeByName": {"Time": True, "__name__": True, "Value #A": True},
+                "indexByName": {
+                    "session_id": 0,
+                    "browser_type": 1,
+                    "status": 2,
+                    "Value #B": 3,
+                    "Value #C": 4,
+                    "Value #D": 5,
+                },
+                "renameByName": renames,
+            },
+        },
+        {"id": "sortBy", "options": {"sort": [{"field": "Age", "desc": True}]}},
+    ]
+    overrides: list[Json] = [
+        {
+            "matcher": {"id": "byName", "options": name},
+            "properties": [{"id": "unit", "value": unit}],
+        }
+        for name, unit in (
+            ("Age", "dtdurations"),
+            ("Idle for", "dtdurations"),
+            ("Created", "dateTimeAsIso"),
+        )
+    ]
+    return table(
+        "Oldest live sessions",
+        "The oldest live sessions (--sessions.detail-limit of them) with their age and how "
+        "long since they were last used. The session id is what to stop or investigate.",
+        targets,
+        transformations=transformations,
+        overrides=overrides,
+    )
+
+
+def exporter_dashboard(config: Config) -> Json:
+    s = _selector(config)
+    panels: list[Panel] = [
+        row("Health"),
+        stat(
+            "Scrape",
+            "Whether Prometheus could scrape the exporter (up).",
+            Target(f"up{{{s}}}"),
+            mappings=UP_MAPPINGS,
+            threshold_steps=((1, "green"),),
+            base_color="red",
+        ),
+        stat(
+            "Notte API",
+            "Whether the exporter's last poll of the Notte API succeeded (notte_up).",
+            Target(f"notte_up{{{s}}}"),
+            mappings=UP_MAPPINGS,
+            threshold_steps=((1, "green"),),
+            base_color="red",
+        ),
+        stat(
+            "Last successful poll",
+            "Time since the last successful poll; NotteExporterStale fires after "
+            f"{config.stale_after}.",
+            Target(f"time() - notte_exporter_last_poll_success_timestamp_seconds{{{s}}}"),
+            unit="s",
+            threshold_steps=((duration_seconds(config.stale_after), "red"),),
+        ),
+        stat(
+            "Polls",
+            "Polls per minute.",
+            Target(f"sum(rate(notte_exporter_polls_total{{{s}}}[{RATE}])) * 60"),
+            unit=PER_MINUTE,
+        ),
+        stat(
+            "Invalid sessions skipped",
+            "Malformed session items skipped in the selected time range.",
+            Target(f"sum(increase(notte_exporter_invalid_sessions_total{{{s}}}[$__range]))"),
+            threshold_steps=((1, "orange"),),
+        ),
+        stat(
+            "Version",
+            "Exporter and Python versions.",
+            Target(
+                f"notte_exporter_build_info{{{s}}}",
+                "{{version}} (Python {{python_version}})",
+            ),
+            text_mode="name",
+            base_color="text",
+        ),
+        row("Polls"),
+        timeseries(
+            "Poll duration",
+            "Duration of complete polls (all pages, with retries).",
+            _quantiles("notte_exporter_poll_duration_seconds_bucket", s),
+            unit="s",
+            width=8,
+        ),
+        timeseries(
+            "Poll failures by reason",
+            "Failed polls per minute by reason. A failed poll keeps the previous snapshot.",
+            [
+                Target(
+                    f"sum by (reason) "
+                    f"(rate(notte_exporter_poll_failures_total{{{s}}}[{RATE}])) * 60",
+                    "{{reason}}",
+                )
+            ],
+            unit=PER_MINUTE,
+            width=8,
+            stack=True,
+        ),
+        timeseries(
+            "Scrape and poll status",
+            "up: Prometheus scrapes the exporter; notte_up: the exporter's last poll worked.",
+            [Target(f"up{{{s}}}", "up"), Target(f"notte_up{{{s}}}", "notte_up")],
+            width=8,
+            min_value=0,
+        ),
+        row("Notte API"),
+        timeseries(
+            "API requests by endpoint and code",
+            "Requests per second to the Notte API; code `error` means no response.",
+            [
+                Target(
+                    f"sum by (endpoint, code) (rate(notte_api_requests_total{{{s}}}[{RATE}]))",
+                    "{{endpoint}} {{code}}",
+                )
+            ],
+            unit="reqps",
+            width=8,
+            stack=True,
+        ),
+        timeseries(
+            "API request duration",
+            "Latency of single API requests by endpoint.",
+            _quantiles("notte_api_request_duration_seconds_bucket", s, "endpoint", " {{endpoint}}"),
+            unit="s",
+            width=8,
+        ),
+        timeseries(
+            "API retries by endpoint",
+            "Retries per minute of failed or rate-limited requests.",
+            [
+                Target(
+                    f"sum by (endpoint) (rate(notte_api_retries_total{{{s}}}[{RATE}])) * 60",
+                    "{{endpoint}}",
+                )
+            ],
+            unit=PER_MINUTE,
+            width=8,
+        ),
+        timeseries(
+            "Rate-limit budget",
+            "The API key's rate limit and what is left of it, from the headers of the last "
+            "response (empty when the API sends none). The budget is shared with your own "
+            "automation.",
+            [
+                Target(f"notte_api_rate_limit_remaining{{{s}}}", "remaining"),
+                Target(f"notte_api_rate_limit_limit{{{s}}}", "limit"),
+            ],
+            width=8,
+        ),
+        timeseries(
+            "Rate-limit budget left",
+            "Share of the rate-limit budget left; NotteApiRateLimited fires below "
+            f"{config.rate_limit_budget_low_share:.0%}.",
+            [
+                Target(
+                    f"notte_api_rate_limit_remaining{{{s}}} / notte_api_rate_limit_limit{{{s}}}",
+                    "left",
+                )
+            ],
+            unit="percentunit",
+            width=8,
+            threshold_steps=((config.rate_limit_budget_low_share, "red"),),
+        ),
+        timeseries(
+            "Time to rate-limit reset",
+            "Seconds until the API's rate-limit window resets.",
+            [
+                Target(
+                    f"notte_api_rate_limit_reset_timestamp_seconds{{{s}}} - time()",
+                    "reset in",
+                )
+            ],
+            unit="s",
+            width=8,
+            min_value=None,
+        ),
+    ]
+    return dashboard(
+        uid=f"{config.dashboard_uid_prefix}-exporter",
+        title="Notte exporter",
+        description="Health of notte-exporter: scrapes, polls, Notte API requests and the "
+        "rate-limit budget.",
+        tags=list(config.dashboard_tags),
+        variables=_variables(config),
+        panels=panels,
+        refresh=config.dashboard_refresh,
+        time_from=config.dashboard_time_from,
+    )
+
+
+def dashboards(config: Config) -> dict[str, Json]:
+    """Dashboards by file name."""
+    return {
+        "notte-sessions.json": sessions_dashboard(config),
+        "notte-exporter.json": exporter_dashboard(config),
+    }

@@ -1,0 +1,388 @@
+"""Prometheus recording and alerting rules of the bundle, built from a `Config`.
+
+Aggregations use `without (<the metric's own labels>)` so that every target label
+(job, instance, and namespace/pod under Kubernetes) survives into recorded series and alerts,
+where Alertmanager can route on them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from mixin.config import Config, duration_seconds, human_duration, percent
+
+RECORDING_GROUP = "notte-exporter.rules"
+ALERTING_GROUP = "notte-exporter.alerts"
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One alerting rule; several rules may share an alert name (told apart by labels)."""
+
+    name: str
+    expr: str
+    for_: str
+    severity: str
+    summary: str
+    description: str
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def rule(self, config: Config) -> dict[str, Any]:
+        rule: dict[str, Any] = {"alert": self.name, "expr": self.expr}
+        if duration_seconds(self.for_) > 0:
+            rule["for"] = self.for_
+        rule["labels"] = {"severity": self.severity, **self.labels}
+        rule["annotations"] = {
+            "summary": self.summary,
+            "description": self.description,
+            "runbook_url": config.runbook_url(self.name),
+        }
+        return rule
+
+
+@dataclass(frozen=True)
+class RecordNames:
+    """Names of the recording rules, shared by alerts and dashboards."""
+
+    active: str
+    closed_by_reason: str
+    closed_by_status: str
+    idle_timeout_ratio: str
+    error_ratio: str
+
+
+def record_names(config: Config) -> RecordNames:
+    window = config.sessions_ended_window
+    return RecordNames(
+        active="instance:notte_sessions_active:sum",
+        closed_by_reason=f"instance_close_reason:notte_sessions_closed:increase{window}",
+        closed_by_status=f"instance_status:notte_sessions_closed:increase{window}",
+        idle_timeout_ratio=f"instance:notte_sessions_closed_idle_timeout:ratio{window}",
+        error_ratio=f"instance:notte_sessions_closed_error:ratio{window}",
+    )
+
+
+def known_ended(config: Config, by: str) -> str:
+    """Sessions ended in the window whose `by` label (close_reason or status) is known.
+
+    Sessions whose end the exporter could not learn within its lookup budget are `unknown`
+    in both labels; they say nothing about leaks or errors, so they stay out of the shares.
+    """
+    names = record_names(config)
+    record = names.closed_by_reason if by == "close_reason" else names.closed_by_status
+    return f'sum without ({by}) ({record}{{{by}!="unknown"}})'
+
+
+def recording_rules(config: Config) -> list[dict[str, str]]:
+    names = record_names(config)
+    window = config.sessions_ended_window
+    closed = config.metric("notte_sessions_closed_total")
+    return [
+        {
+            "record": names.active,
+            "expr": f"sum without (browser_type) ({config.metric('notte_sessions_active')})",
+        },
+        {
+            "record": names.closed_by_reason,
+            "expr": f"sum without (browser_type, status) (increase({closed}[{window}]))",
+        },
+        {
+            "record": names.closed_by_status,
+            "expr": f"sum without (browser_type, close_reason) (increase({closed}[{window}]))",
+        },
+        {
+            "record": names.idle_timeout_ratio,
+            # 0/0 (nothing ended) gives NaN, which no comparison matches: no alert, a gap
+            # on the dashboard.
+            "expr": (
+                f"sum without (close_reason) "
+                f'({names.closed_by_reason}{{close_reason="idle_timeout"}})\n'
+                f"/\n{known_ended(config, 'close_reason')}\n"
+            ),
+        },
+        {
+            "record": names.error_ratio,
+            "expr": (
+                f'sum without (status) ({names.closed_by_status}{{status="error"}})\n'
+                f"/\n{known_ended(config, 'status')}\n"
+            ),
+        },
+    ]
+
+
+def _query_value(config: Config, expr_format: str) -> str:
+    """Template text that prints one number queried for the alert's own target."""
+    inst = config.instance_label
+    return (
+        f"{{{{ with printf `{expr_format}` $labels.job $labels.{inst} | query }}}}"
+        f'{{{{ . | first | value | printf "%.0f" }}}}{{{{ else }}}}?{{{{ end }}}}'
+    )
+
+
+def _target_filter(config: Config) -> str:
+    return f"job=%q,{config.instance_label}=%q"
+
+
+def alerts(config: Config) -> list[Alert]:
+    c = config
+    inst = f"{{{{ $labels.{c.instance_label} }}}}"
+    names = record_names(c)
+    ended_window = human_duration(c.sessions_ended_window)
+    target = _target_filter(c)
+    result: list[Alert] = []
+
+    result.append(
+        Alert(
+            name="NotteExporterDown",
+            expr=f"{c.metric('up')} == 0",
+            for_=c.exporter_down_for,
+            severity="critical",
+            labels={"cause": "scrape_failed"},
+            summary="Prometheus cannot scrape notte-exporter.",
+            description=(
+                f"Prometheus has failed to scrape {inst} (job {{{{ $labels.job }}}}) for more "
+                f"than {human_duration(c.exporter_down_for)}: there are no Notte session "
+                "metrics from it and no session alert can fire."
+            ),
+        )
+    )
+    result.append(
+        Alert(
+            name="NotteExporterDown",
+            expr=f"absent({c.metric('up')})",
+            for_=c.exporter_down_for,
+            severity="critical",
+            labels={"cause": "target_missing"},
+            summary="Prometheus has no notte-exporter target.",
+            description=(
+                f"For more than {human_duration(c.exporter_down_for)} Prometheus has had no "
+                f"target whose series match {{{c.selector}}}: the exporter is not deployed or "
+                "service discovery (scrape config, ServiceMonitor) does not find it. "
+                "No Notte session alert can fire."
+            ),
+        )
+    )
+    result.append(
+        Alert(
+            name="NotteExporterDown",
+            expr=f"{c.metric('notte_up')} == 0",
+            for_=c.polls_failing_for,
+            severity="critical",
+            labels={"cause": "polls_failing"},
+            summary="notte-exporter cannot poll the Notte API.",
+            description=(
+                f"Every poll of the Notte API by {inst} has failed for more than "
+                f"{human_duration(c.polls_failing_for)} (notte_up is 0): its session metrics "
+                "are frozen at the last successful poll and session alerts are blind. "
+                "notte_exporter_poll_failures_total{reason} and the exporter's log say why."
+            ),
+        )
+    )
+    result.append(
+        Alert(
+            name="NotteExporterStale",
+            expr=(
+                f"(\n  time() - {c.metric('notte_exporter_last_poll_success_timestamp_seconds')}"
+                f" > {duration_seconds(c.stale_after):g}\n)\n"
+                f"unless\n{c.metric('notte_up')} == 0\n"
+            ),
+            for_=c.stale_for,
+            severity="warning",
+            summary="notte-exporter serves old data.",
+            description=(
+                f"The last successful poll of the Notte API by {inst} was "
+                "{{ $value | humanizeDuration }} ago (threshold "
+                f"{human_duration(c.stale_after)}) although no poll reports a failure: the "
+                "poll loop is stuck or much slower than --poll.interval. Session metrics and "
+                "alerts are based on old data."
+            ),
+        )
+    )
+    failures = c.metric("notte_exporter_poll_failures_total", 'reason="rate_limited"')
+    polls = c.metric("notte_exporter_polls_total")
+    rl_window = c.rate_limited_window
+    result.append(
+        Alert(
+            name="NotteApiRateLimited",
+            expr=(
+                f"sum without (reason) (increase({failures}[{rl_window}]))\n"
+                f"/\n(increase({polls}[{rl_window}]) > 0)\n"
+                f"> {c.rate_limited_poll_share:g}\n"
+            ),
+            for_=c.rate_limited_for,
+            severity="warning",
+            labels={"cause": "polls_rate_limited"},
+            summary="The Notte API rate-limits notte-exporter's polls.",
+            description=(
+                f"{{{{ $value | humanizePercentage }}}} of the polls by {inst} in the last "
+                f"{human_duration(rl_window)} failed because the Notte API answered 429 "
+                f"(threshold {percent(c.rate_limited_poll_share)}): the API key's rate limit, "
+                "shared with your own automation, is exhausted."
+            ),
+        )
+    )
+    result.append(
+        Alert(
+            name="NotteApiRateLimited",
+            expr=(
+                f"{c.metric('notte_api_rate_limit_remaining')}\n"
+                f"/\n({c.metric('notte_api_rate_limit_limit')} > 0)\n"
+                f"< {c.rate_limit_budget_low_share:g}\n"
+            ),
+            for_=c.rate_limit_budget_for,
+            severity="warning",
+            labels={"cause": "budget_low"},
+            summary="The Notte API key's rate-limit budget runs low.",
+            description=(
+                f"Only {{{{ $value | humanizePercentage }}}} of the API key's rate-limit budget "
+                f"was left after the polls by {inst} for "
+                f"{human_duration(c.rate_limit_budget_for)} (threshold "
+                f"{percent(c.rate_limit_budget_low_share)}): the next requests of the exporter "
+                "or of your own automation will be refused with 429."
+            ),
+        )
+    )
+    leak_volume = _query_value(
+        c,
+        f'sum({names.closed_by_reason}{{close_reason!="unknown",{target}}})',
+    )
+    result.append(
+        Alert(
+            name="NotteSessionLeak",
+            expr=(
+                f"{names.idle_timeout_ratio} > {c.leak_share:g}\n"
+                f"and\n{known_ended(c, 'close_reason')} >= {c.leak_min_ended_sessions}\n"
+            ),
+            for_=c.leak_for,
+            severity="critical",
+            summary="Notte sessions are leaking: clients do not stop them.",
+            description=(
+                f"{{{{ $value | humanizePercentage }}}} of the {leak_volume} sessions that "
+                f"ended on {inst} in the last {ended_window} were closed by the platform's "
+                f"idle timeout (threshold {percent(c.leak_share)} of at least "
+                f"{c.leak_min_ended_sessions}): clients start sessions and never stop them, "
+                "and every leaked session is billed until it times out."
+            ),
+        )
+    )
+    error_volume = _query_value(
+        c,
+        f'sum({names.closed_by_status}{{status!="unknown",{target}}})',
+    )
+    result.append(
+        Alert(
+            name="NotteSessionErrorsHigh",
+            expr=(
+                f"{names.error_ratio} > {c.errors_share:g}\n"
+                f"and\n{known_ended(c, 'status')} >= {c.errors_min_ended_sessions}\n"
+            ),
+            for_=c.errors_for,
+            severity="warning",
+            summary="Many Notte sessions end in error.",
+            description=(
+                f"{{{{ $value | humanizePercentage }}}} of the {error_volume} sessions that "
+                f"ended on {inst} in the last {ended_window} ended with status error "
+                f"(threshold {percent(c.errors_share)} of at least "
+                f"{c.errors_min_ended_sessions})."
+            ),
+        )
+    )
+    result.append(
+        Alert(
+            name="NotteSessionsOverdue",
+            expr=f"{c.metric('notte_sessions_overdue')} > 0",
+            for_=c.overdue_for,
+            severity="warning",
+            summary="Notte sessions outlive their own limits.",
+            description=(
+                f"{{{{ $value }}}} live session(s) on {inst} are still running past their "
+                '{{ if eq $labels.reason "max_duration" }}maximum duration'
+                "{{ else }}idle timeout{{ end }} (plus the exporter's grace) for more than "
+                f"{human_duration(c.overdue_for)}: the platform did not close them, and they "
+                "are billed. The oldest sessions are listed on the Notte sessions dashboard."
+            ),
+        )
+    )
+    live = _query_value(c, f"sum({names.active}{{{target}}})")
+    result.append(
+        Alert(
+            name="NotteSessionsIdle",
+            expr=(
+                f"sum without (browser_type) ({c.metric('notte_sessions_active_idle')})"
+                f" >= {c.idle_sessions}"
+            ),
+            for_=c.idle_for,
+            severity="warning",
+            summary="Many Notte sessions are held idle.",
+            description=(
+                f"{{{{ $value }}}} of the {live} live sessions on {inst} have not been used "
+                "for longer than the exporter's --sessions.idle-threshold, for more than "
+                f"{human_duration(c.idle_for)} (threshold {c.idle_sessions} sessions): "
+                "capacity is held and billed while doing nothing."
+            ),
+        )
+    )
+    after = f"{duration_seconds(c.long_running_after):g}"
+    created = c.metric("notte_session_created_timestamp_seconds")
+    result.append(
+        Alert(
+            name="NotteSessionsLongRunning",
+            # One alert per session, named by the detail series of the N oldest sessions.
+            # topk keeps one info series per session so that a session seen with two
+            # statuses cannot make the one-to-one join fail; the `or` branch still fires
+            # (unnamed) when --sessions.detail-limit=0 turns the detail series off.
+            expr=(
+                f"(time() - {created} > {after})\n"
+                "* ignoring (browser_type, status) group_left (browser_type, status)\n"
+                "topk without (browser_type, status) "
+                f"(1, {c.metric('notte_session_info')})\n"
+                "or\n(\n"
+                f"  time() - {c.metric('notte_sessions_oldest_created_timestamp_seconds')}"
+                f" > {after}\n"
+                f"  unless ignoring (session_id)\n  {created}\n)\n"
+            ),
+            for_=c.long_running_for,
+            severity="info",
+            summary="A Notte session has been running for a long time.",
+            description=(
+                "{{ with $labels.session_id }}Session {{ . }} ({{ $labels.browser_type }}, "
+                f"status {{{{ $labels.status }}}}) on {inst} has been live"
+                f"{{{{ else }}}}The oldest live session on {inst} has been live{{{{ end }}}} "
+                "for {{ $value | humanizeDuration }}, longer than "
+                f"{human_duration(c.long_running_after)}."
+            ),
+        )
+    )
+    limit = _query_value(c, f"sum(notte_sessions_limit{{{target}}})")
+    for severity, share in (
+        ("warning", c.near_limit_warning_share),
+        ("critical", c.near_limit_critical_share),
+    ):
+        result.append(
+            Alert(
+                name="NotteSessionsNearLimit",
+                expr=(
+                    f"{names.active}\n/\n({c.metric('notte_sessions_limit')} > 0)\n>= {share:g}\n"
+                ),
+                for_=c.near_limit_for,
+                severity=severity,
+                summary="Live Notte sessions approach the plan limit.",
+                description=(
+                    f"{live} live sessions on {inst} use {{{{ $value | humanizePercentage }}}} "
+                    f"of the plan limit of {limit} sessions (threshold {percent(share)}): new "
+                    "sessions will be refused once the limit is reached."
+                ),
+            )
+        )
+    return result
+
+
+def rule_groups(config: Config) -> dict[str, Any]:
+    """The rule file: recording rules first (alerts read them), then alerts."""
+    return {
+        "groups": [
+            {"name": RECORDING_GROUP, "rules": recording_rules(config)},
+            {"name": ALERTING_GROUP, "rules": [alert.rule(config) for alert in alerts(config)]},
+        ]
+    }
