@@ -33,19 +33,26 @@ RenderFn = Callable[[dict[str, Any]], Rendered]
 
 @pytest.fixture(scope="session")
 def chart_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the chart, with placeholder rules and dashboards where the generated ones
-    do not exist yet (the chart's own files/ is never written)."""
+    """A copy of the chart whose files/ holds the generated rules and dashboards. Until
+    `python -m mixin` has written its chart copies, the copy takes them from the
+    generator's other outputs (the same text), or else from placeholders; the chart's own
+    files/ is never written."""
     chart = tmp_path_factory.mktemp("chart") / "notte-exporter"
     shutil.copytree(CHART_SOURCE, chart)
     rules = chart / "files" / "notte-exporter.rules.yaml"
     if not rules.exists():
         rules.parent.mkdir(parents=True, exist_ok=True)
-        rules.write_text(PLACEHOLDER_RULES)
+        generated = REPO / "prometheus" / "rules" / "notte-exporter.rules.yaml"
+        rules.write_text(generated.read_text() if generated.exists() else PLACEHOLDER_RULES)
     dashboards = chart / "files" / "dashboards"
     if not list(dashboards.glob("*.json")):
         dashboards.mkdir(parents=True, exist_ok=True)
-        for name, dashboard in PLACEHOLDER_DASHBOARDS.items():
-            (dashboards / name).write_text(json.dumps(dashboard, indent=2) + "\n")
+        generated_dashboards = sorted((REPO / "grafana" / "dashboards").glob("*.json"))
+        for path in generated_dashboards:
+            shutil.copy2(path, dashboards / path.name)
+        if not generated_dashboards:
+            for name, dashboard in PLACEHOLDER_DASHBOARDS.items():
+                (dashboards / name).write_text(json.dumps(dashboard, indent=2) + "\n")
     return chart
 
 

@@ -402,6 +402,16 @@ def test_dashboard_config_maps_carry_every_bundled_dashboard(render, chart_dir: 
     assert shipped == bundled
 
 
+def test_each_dashboard_gets_its_own_config_map_named_after_it(render, chart_dir: Path) -> None:
+    config_maps = render({"dashboards": {"enabled": True}}).of_kind("ConfigMap")
+    names = {config_map["metadata"]["name"] for config_map in config_maps}
+    expected = {
+        f"notte-notte-exporter-dashboard-{path.stem}"[:63].rstrip("-")
+        for path in (chart_dir / "files" / "dashboards").glob("*.json")
+    }
+    assert names == expected
+
+
 def test_dashboard_sidecar_label_is_configurable(render) -> None:
     values = {
         "dashboards": {"enabled": True, "label": "grafana_dashboard_notte", "labelValue": "yes"}
