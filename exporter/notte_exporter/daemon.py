@@ -81,7 +81,7 @@ class Exporter:
             retries=settings.notte_retries,
             transport=transport,
             # Backoff waits end early on shutdown, so SIGTERM never waits out a Retry-After.
-            sleep=sleep or self._interruptible_sleep,
+            sleep=sleep if sleep is not None else self._interruptible_sleep,
         )
         self.poller = Poller(
             self.client,

@@ -26,6 +26,8 @@ class PollStatus:
 class ExporterState:
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._finished = threading.Condition(self._lock)
+        self._polls_finished = 0
         self._snapshot: Snapshot | None = None
         self._last_success: datetime | None = None
         self._last_poll: PollStatus | None = None
@@ -35,12 +37,23 @@ class ExporterState:
             self._snapshot = snapshot
             self._last_success = status.finished_at
             self._last_poll = status
+            self._count_poll()
 
     def record_failure(self, status: PollStatus) -> None:
         # The previous snapshot stays: stale but true data beats no data, and its age shows
         # through notte_exporter_last_poll_success_timestamp_seconds.
         with self._lock:
             self._last_poll = status
+            self._count_poll()
+
+    def _count_poll(self) -> None:
+        self._polls_finished += 1
+        self._finished.notify_all()
+
+    def wait_for_polls(self, count: int, timeout: float) -> bool:
+        """Block until ``count`` polls have finished; for callers that must not guess."""
+        with self._finished:
+            return self._finished.wait_for(lambda: self._polls_finished >= count, timeout)
 
     @property
     def snapshot(self) -> Snapshot | None:

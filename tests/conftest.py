@@ -1,0 +1,93 @@
+"""Shared fixtures: a simulated Notte API on loopback, and exporters wired to it.
+
+Time is a ManualClock shared by the simulator and the exporter, and backoff sleeps are
+recorded instead of slept, so every test is exact and fast.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from notte_exporter.config import Settings
+from notte_exporter.daemon import Exporter
+from notte_exporter.keys import ApiKey
+from notte_exporter.simulator import ManualClock, SimulatedAccount, SimulatorServer
+
+from support import API_KEY
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings read the environment; a developer's real key must never leak into tests."""
+    for name in list(os.environ):
+        if name.startswith(("NOTTE_", "PROMETHEUS_DISABLE")):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def account(clock: ManualClock) -> SimulatedAccount:
+    return SimulatedAccount(clock=clock, profile=None)
+
+
+@pytest.fixture
+def api(account: SimulatedAccount) -> Iterator[SimulatorServer]:
+    with SimulatorServer(account, api_key=API_KEY, rate_limit=10_000) as server:
+        yield server
+
+
+class Sleeps(list[float]):
+    """Records backoff waits instead of sleeping them."""
+
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+@pytest.fixture
+def sleeps() -> Sleeps:
+    return Sleeps()
+
+
+MakeExporter = Callable[..., Exporter]
+
+
+@pytest.fixture
+def make_exporter(
+    api: SimulatorServer, clock: ManualClock, sleeps: Sleeps
+) -> Iterator[MakeExporter]:
+    made: list[Exporter] = []
+
+    def make(**overrides: Any) -> Exporter:
+        values: dict[str, Any] = {
+            "notte_api_url": api.url,
+            "notte_api_key": SecretStr(API_KEY),
+            "poll_interval": 30.0,
+            "notte_retries": 2,
+            "notte_timeout": 5.0,
+        }
+        values.update(overrides)
+        settings = Settings(**values)
+        key = settings.notte_api_key
+        exporter = Exporter(
+            settings,
+            ApiKey(key),
+            clock=clock.now,
+            sleep=sleeps,
+            process_metrics=False,
+        )
+        made.append(exporter)
+        return exporter
+
+    yield make
+    for exporter in made:
+        exporter.stop(grace=1.0)
+

@@ -1,0 +1,128 @@
+"""The fault matrix: every way the API can fail, and what the exporter does about it.
+
+For each failure: notte_up drops to 0, the failure is counted under its reason, one log line
+says what happened and what to do, the previous snapshot is still served, and the next poll
+works again.
+"""
+
+import logging
+import threading
+
+import pytest
+
+from notte_exporter.simulator import Fault
+from support import sample
+
+NOT_JSON = "the API answered something the exporter cannot read"
+PAGE = {"page": 1, "page_size": 100, "has_previous": False}
+
+
+@pytest.fixture
+def watched(account, make_exporter):
+    """An exporter that has already seen two live sessions once."""
+    account.start_session(browser_type="firefox")
+    account.start_session(browser_type="firefox")
+    exporter = make_exporter(notte_retries=1, sessions_lookup_budget=0, notte_timeout=0.3)
+    assert exporter.poll_once().ok
+    return exporter
+
+
+CASES = [
+    pytest.param([Fault.status(401)], "unauthorized", "NOTTE_API_KEY", id="401"),
+    pytest.param([Fault.status(403)], "forbidden", "not allowed", id="403"),
+    pytest.param([Fault.status(429, times=2)], "rate_limited", "rate limit", id="429"),
+    pytest.param([Fault.status(500, times=2)], "server_error", "answered 500", id="500"),
+    pytest.param([Fault.status(502, times=2)], "server_error", "answered 502", id="502"),
+    pytest.param([Fault.status(503, times=2)], "server_error", "answered 503", id="503"),
+    pytest.param([Fault.status(504, times=2)], "server_error", "answered 504", id="504"),
+    pytest.param([Fault.status(529, times=2)], "server_error", "Too many sessions", id="529"),
+    pytest.param([Fault.status(501)], "server_error", "answered 501", id="501"),
+    pytest.param([Fault.status(422)], "other", "answered 422", id="422"),
+    pytest.param([Fault.status(404)], "other", "answered 404", id="404"),
+    pytest.param([Fault.reset(times=2)], "network", "cannot reach", id="reset"),
+    pytest.param([Fault.truncated(times=2)], "network", "cannot reach", id="truncated"),
+    pytest.param([Fault.malformed_json()], "invalid_response", NOT_JSON, id="malformed-json"),
+    pytest.param(
+        [Fault.status(200, body="<html>proxy</html>", content_type="text/html")],
+        "invalid_response", "not JSON", id="html-instead-of-json",
+    ),
+    pytest.param(
+        [Fault.payload({"sessions": []})], "invalid_response", "not a session listing",
+        id="wrong-shape",
+    ),
+    pytest.param(
+        [Fault.payload({"items": [], "has_next": True, **PAGE})], "invalid_response",
+        "empty but says has_next", id="empty-page-with-has-next",
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("faults", "reason", "words"), CASES)
+def test_a_failed_poll_keeps_the_snapshot_and_says_why(
+    api, watched, caplog, faults, reason: str, words: str
+) -> None:
+    api.faults.push(*faults)
+    with caplog.at_level(logging.WARNING, logger="notte_exporter"):
+        status = watched.poll_once()
+    assert not status.ok
+    assert sample(watched, "notte_up") == 0
+    assert sample(watched, "notte_exporter_poll_failures_total", reason=reason) == 1
+    assert sample(watched, "notte_sessions_active", browser_type="firefox") == 2
+    [line] = [r.getMessage() for r in caplog.records if "poll failed" in r.getMessage()]
+    assert f"poll failed: {reason}:" in line
+    assert words in line
+    assert watched.poll_once().ok
+    assert sample(watched, "notte_up") == 1
+
+
+def test_a_hung_request_times_out(api, watched) -> None:
+    release = threading.Event()
+    api.faults.push(Fault.hang(release, times=2))
+    try:
+        status = watched.poll_once()
+    finally:
+        release.set()
+    assert status.reason is not None and status.reason.value == "timeout"
+    assert sample(watched, "notte_exporter_poll_failures_total", reason="timeout") == 1
+    assert sample(watched, "notte_sessions_active", browser_type="firefox") == 2
+
+
+def test_a_runaway_has_next_stops_at_the_page_cap(api, account, make_exporter) -> None:
+    item = account.session(account.start_session())
+    api.faults.push(Fault.payload({"items": [item], "has_next": True, **PAGE}, times=50))
+    exporter = make_exporter(notte_max_pages=4, sessions_lookup_budget=0)
+    status = exporter.poll_once()
+    assert status.reason is not None and status.reason.value == "invalid_response"
+    assert "--notte.max-pages" in status.message
+    assert len(api.requests) == 4
+
+
+def test_a_failure_on_a_later_page_fails_the_whole_poll(api, account, watched) -> None:
+    for _ in range(3):
+        account.start_session(browser_type="firefox")
+    exporter = watched
+    api.faults.push(Fault.payload({"items": [], "has_next": True, **PAGE}))
+    assert not exporter.poll_once().ok
+    assert sample(exporter, "notte_sessions_active", browser_type="firefox") == 2
+
+
+def test_one_malformed_item_is_counted_and_the_others_still_shown(api, account, make_exporter,
+                                                                  caplog) -> None:
+    good = account.session(account.start_session(browser_type="chrome"))
+    bad = {**good, "session_id": "broken", "created_at": "not a date"}
+    api.faults.push(Fault.payload({"items": [good, bad], "has_next": False, **PAGE}))
+    exporter = make_exporter(sessions_lookup_budget=0)
+    with caplog.at_level(logging.WARNING, logger="notte_exporter"):
+        assert exporter.poll_once().ok
+    assert sample(exporter, "notte_sessions_active", browser_type="chrome") == 1
+    assert sample(exporter, "notte_exporter_invalid_sessions_total") == 1
+    assert any("session_id=broken created_at" in r.getMessage() for r in caplog.records)
+
+
+def test_failures_before_any_success_expose_no_made_up_session_numbers(api, make_exporter) -> None:
+    api.faults.push(Fault.status(401))
+    exporter = make_exporter()
+    exporter.poll_once()
+    assert sample(exporter, "notte_up") == 0
+    assert sample(exporter, "notte_sessions_active", browser_type="chromium") is None
+    assert sample(exporter, "notte_exporter_last_poll_success_timestamp_seconds") is None

@@ -1,0 +1,40 @@
+"""Helpers shared by the tests (importable because pytest puts tests/ on sys.path)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from notte_exporter.daemon import Exporter
+
+API_KEY = "sk-test-7f3c9b2e1d4a"
+
+
+def sample(exporter: Exporter, name: str, **labels: str) -> float | None:
+    """One sample of the exporter's registry, as a scrape would see it."""
+    return exporter.registry.get_sample_value(name, labels)
+
+
+def session_json(session_id: str = "s-1", **fields: Any) -> dict[str, Any]:
+    """A SessionResponse as the API sends it, with overridable fields."""
+    body: dict[str, Any] = {
+        "session_id": session_id,
+        "idle_timeout_minutes": 3,
+        "max_duration_minutes": 15,
+        "created_at": "2026-05-01T10:00:00Z",
+        "last_accessed_at": "2026-05-01T10:00:00Z",
+        "closed_at": None,
+        "duration": "PT0S",
+        "status": "active",
+        "browser_type": "chromium",
+        "network_request_bytes": 0,
+        "network_response_bytes": 0,
+        "timeout_minutes": 3,
+    }
+    body.update(fields)
+    return body
+
+
+def at(text: str) -> datetime:
+    """An aware UTC datetime from a compact ISO string."""
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)

@@ -1,0 +1,223 @@
+"""The lifecycle tracker on its own: starts, ends, traffic and memory, counted exactly once."""
+
+from datetime import timedelta
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from notte_exporter.labels import BROWSER_TYPES, BoundedLabel
+from notte_exporter.lifecycle import LifecycleMetrics, LifecycleTracker
+from notte_exporter.models import Session, parse_session
+from support import at, session_json
+
+WATCH_START = at("2026-05-01T10:00:00")
+
+
+def session(session_id: str = "s-1", **fields: object) -> Session:
+    fields.setdefault("created_at", "2026-05-01T10:01:00Z")
+    result = parse_session(session_json(session_id, **fields))
+    assert isinstance(result, Session)
+    return result
+
+
+@pytest.fixture
+def registry() -> CollectorRegistry:
+    return CollectorRegistry()
+
+
+@pytest.fixture
+def tracker(registry: CollectorRegistry) -> LifecycleTracker:
+    return LifecycleTracker(
+        LifecycleMetrics(registry, BROWSER_TYPES),
+        BoundedLabel(BROWSER_TYPES),
+        watch_start=WATCH_START,
+        max_pending=3,
+        max_ended=5,
+        pending_polls=2,
+    )
+
+
+def value(registry: CollectorRegistry, name: str, **labels: str) -> float:
+    result = registry.get_sample_value(name, labels)
+    assert result is not None, (name, labels)
+    return result
+
+
+def closed(registry: CollectorRegistry, status: str, reason: str, browser: str = "chromium"):
+    return value(
+        registry,
+        "notte_sessions_closed_total",
+        browser_type=browser,
+        status=status,
+        close_reason=reason,
+    )
+
+
+NOW = at("2026-05-01T10:05:00")
+
+
+def test_every_known_label_set_is_present_at_zero_from_the_start(registry, tracker) -> None:
+    for browser in BROWSER_TYPES:
+        assert value(registry, "notte_sessions_started_total", browser_type=browser) == 0
+        assert closed(registry, "unknown", "unknown", browser) == 0
+        assert closed(registry, "timed_out", "idle_timeout", browser) == 0
+
+
+def test_a_session_that_began_while_watched_counts_as_started_once(registry, tracker) -> None:
+    tracker.observe_live([session()], NOW)
+    tracker.observe_live([session()], NOW + timedelta(seconds=30))
+    assert value(registry, "notte_sessions_started_total", browser_type="chromium") == 1
+
+
+def test_a_session_running_before_the_exporter_started_is_not_a_start(registry, tracker) -> None:
+    tracker.observe_live([session(created_at="2026-05-01T09:59:00Z")], NOW)
+    assert value(registry, "notte_sessions_started_total", browser_type="chromium") == 0
+
+
+def test_traffic_of_a_new_session_counts_in_full(registry, tracker) -> None:
+    tracker.observe_live([session(network_request_bytes=100, network_response_bytes=900)], NOW)
+    assert value(registry, "notte_network_request_bytes_total", browser_type="chromium") == 100
+    assert value(registry, "notte_network_response_bytes_total", browser_type="chromium") == 900
+
+
+def test_traffic_before_the_exporter_started_is_not_counted_again(registry, tracker) -> None:
+    old = {"created_at": "2026-05-01T09:00:00Z"}
+    tracker.observe_live([session(network_request_bytes=5000, **old)], NOW)
+    tracker.observe_live([session(network_request_bytes=5300, **old)], NOW)
+    assert value(registry, "notte_network_request_bytes_total", browser_type="chromium") == 300
+
+
+def test_traffic_counts_the_growth_between_observations(registry, tracker) -> None:
+    for total in (10, 15, 40):
+        tracker.observe_live([session(network_response_bytes=total)], NOW)
+    assert value(registry, "notte_network_response_bytes_total", browser_type="chromium") == 40
+
+
+def test_a_total_that_goes_down_never_makes_the_counter_go_down_or_recount(
+    registry, tracker
+) -> None:
+    for total in (100, 20, 60, 130):
+        tracker.observe_live([session(network_request_bytes=total)], NOW)
+    assert value(registry, "notte_network_request_bytes_total", browser_type="chromium") == 130
+
+
+def test_a_vanished_session_is_pending_until_its_end_is_learned(registry, tracker) -> None:
+    tracker.observe_live([session()], NOW)
+    tracker.observe_live([], NOW)
+    assert tracker.pending_ids() == ["s-1"]
+    assert closed(registry, "closed", "manual") == 0
+
+
+def test_a_learned_end_counts_once_with_status_reason_duration_and_final_traffic(
+    registry, tracker
+) -> None:
+    tracker.observe_live([session(network_request_bytes=10)], NOW)
+    tracker.observe_live([], NOW)
+    final = session(
+        status="timed_out",
+        close_reason="idle_timeout",
+        closed_at="2026-05-01T10:04:00Z",
+        duration="PT180S",
+        network_request_bytes=25,
+    )
+    assert tracker.observe_final(final, NOW)
+    assert not tracker.observe_final(final, NOW)
+    assert closed(registry, "timed_out", "idle_timeout") == 1
+    assert value(registry, "notte_session_duration_seconds_count", browser_type="chromium") == 1
+    assert value(registry, "notte_session_duration_seconds_sum", browser_type="chromium") == 180
+    assert value(registry, "notte_network_request_bytes_total", browser_type="chromium") == 25
+    assert tracker.pending_ids() == []
+
+
+def test_a_session_that_started_and_ended_between_polls_counts_as_start_and_end(
+    registry, tracker
+) -> None:
+    brief = session(
+        status="closed", close_reason="manual", closed_at="2026-05-01T10:02:00Z",
+        network_response_bytes=700,
+    )  # fmt: skip
+    assert tracker.observe_final(brief, NOW)
+    assert value(registry, "notte_sessions_started_total", browser_type="chromium") == 1
+    assert closed(registry, "closed", "manual") == 1
+    assert value(registry, "notte_network_response_bytes_total", browser_type="chromium") == 700
+
+
+def test_history_of_sessions_from_before_the_exporter_started_is_ignored(
+    registry, tracker
+) -> None:
+    old = session(status="closed", close_reason="manual", created_at="2026-05-01T09:00:00Z")
+    assert not tracker.observe_final(old, NOW)
+    assert closed(registry, "closed", "manual") == 0
+
+
+def test_a_session_that_comes_back_to_the_live_list_was_a_hiccup_not_an_end(
+    registry, tracker
+) -> None:
+    tracker.observe_live([session(network_request_bytes=10)], NOW)
+    tracker.observe_live([], NOW)
+    tracker.observe_live([session(network_request_bytes=30)], NOW)
+    assert tracker.pending_ids() == []
+    assert value(registry, "notte_sessions_started_total", browser_type="chromium") == 1
+    assert value(registry, "notte_network_request_bytes_total", browser_type="chromium") == 30
+    assert closed(registry, "unknown", "unknown") == 0
+
+
+def test_a_session_the_api_no_longer_knows_ends_as_unknown(registry, tracker) -> None:
+    tracker.observe_live([session()], NOW)
+    tracker.observe_live([], NOW)
+    tracker.observe_unknown("s-1", NOW)
+    tracker.observe_unknown("s-1", NOW)
+    assert closed(registry, "unknown", "unknown") == 1
+
+
+def test_an_end_not_learned_within_the_allowed_polls_counts_as_unknown_once(
+    registry, tracker
+) -> None:
+    tracker.observe_live([session()], NOW)
+    for _ in range(4):
+        tracker.observe_live([], NOW)
+    assert closed(registry, "unknown", "unknown") == 1
+    late = session(status="closed", close_reason="manual", closed_at="2026-05-01T10:03:00Z")
+    assert not tracker.observe_final(late, NOW)
+    assert closed(registry, "closed", "manual") == 0
+
+
+def test_a_stale_live_listing_after_an_end_never_restarts_or_recounts(registry, tracker) -> None:
+    tracker.observe_live([session(network_request_bytes=10)], NOW)
+    tracker.observe_live([], NOW)
+    tracker.observe_final(session(status="closed", close_reason="manual"), NOW)
+    tracker.observe_live([session(network_request_bytes=99)], NOW)
+    tracker.observe_live([], NOW)
+    assert value(registry, "notte_sessions_started_total", browser_type="chromium") == 1
+    assert closed(registry, "closed", "manual") == 1
+    assert value(registry, "notte_network_request_bytes_total", browser_type="chromium") == 10
+    assert tracker.pending_ids() == []
+
+
+def test_unknown_final_statuses_and_reasons_are_labelled_unknown(registry, tracker) -> None:
+    tracker.observe_live([session()], NOW)
+    tracker.observe_live([], NOW)
+    tracker.observe_final(
+        session(status="evaporated", close_reason="cosmic_ray", closed_at="2026-05-01T10:03:00Z"),
+        NOW,
+    )
+    assert closed(registry, "unknown", "unknown") == 1
+
+
+def test_pending_sessions_are_bounded(registry, tracker) -> None:
+    tracker.observe_live([session(f"s-{i}") for i in range(5)], NOW)
+    tracker.observe_live([], NOW)
+    assert len(tracker.pending_ids()) == 3
+    assert closed(registry, "unknown", "unknown") == 2
+
+
+def test_remembered_ends_are_bounded_by_count(tracker) -> None:
+    for i in range(20):
+        tracker.observe_final(session(f"s-{i}", status="closed", close_reason="manual"), NOW)
+    assert tracker.stats().ended_remembered == 5
+
+
+def test_remembered_ends_are_forgotten_once_older_than_any_session_lives(tracker) -> None:
+    tracker.observe_final(session(status="closed", close_reason="manual"), NOW)
+    tracker.observe_live([], NOW + timedelta(hours=26))
+    assert tracker.stats().ended_remembered == 0

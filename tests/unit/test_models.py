@@ -1,0 +1,89 @@
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from notte_exporter.models import InvalidItem, Session, parse_session
+from support import session_json
+
+
+def parsed(**fields: object) -> Session:
+    result = parse_session(session_json(**fields))
+    assert isinstance(result, Session), result
+    return result
+
+
+def test_unknown_fields_are_ignored() -> None:
+    assert parsed(brand_new_field={"x": 1}, auth_ids=["a"]).session_id == "s-1"
+
+
+@pytest.mark.parametrize("field", ["status", "browser_type", "close_reason"])
+def test_unknown_enum_values_are_kept_not_rejected(field: str) -> None:
+    assert getattr(parsed(**{field: "hibernating"}), field) == "hibernating"
+
+
+@pytest.mark.parametrize(
+    "stamp", ["2026-05-01T10:00:00.123456", "2026-05-01T10:00:00.123456Z",
+              "2026-05-01T10:00:00.123456+00:00", "2026-05-01T12:00:00.123456+02:00"]
+)  # fmt: skip
+def test_naive_and_zoned_timestamps_are_the_same_utc_moment(stamp: str) -> None:
+    assert parsed(created_at=stamp).created_at == datetime(2026, 5, 1, 10, 0, 0, 123456, UTC)
+
+
+def test_iso8601_duration_is_parsed() -> None:
+    assert parsed(duration="PT1H2M3.5S").duration == timedelta(hours=1, minutes=2, seconds=3.5)
+
+
+@pytest.mark.parametrize(
+    ("field", "default"),
+    [("max_duration_minutes", 15), ("idle_timeout_minutes", 3), ("proxies", False),
+     ("headless", True), ("network_request_bytes", 0), ("browser_type", "chromium"),
+     ("last_accessed_at", None), ("duration", None), ("close_reason", None)],
+)  # fmt: skip
+def test_optional_fields_may_be_null(field: str, default: object) -> None:
+    assert getattr(parsed(**{field: None}), field) == default
+
+
+def test_optional_fields_may_be_missing() -> None:
+    minimal = {"session_id": "s-1", "status": "active", "created_at": "2026-05-01T10:00:00Z"}
+    session = parse_session(minimal)
+    assert isinstance(session, Session)
+    assert session.last_activity == session.created_at
+    assert session.max_duration_minutes == 15
+
+
+@pytest.mark.parametrize("missing", ["session_id", "status", "created_at"])
+def test_an_item_without_an_essential_field_is_reported_not_raised(missing: str) -> None:
+    body = session_json()
+    del body[missing]
+    result = parse_session(body)
+    assert isinstance(result, InvalidItem)
+    assert missing in result.problem
+
+
+def test_an_item_that_is_not_an_object_is_reported() -> None:
+    assert isinstance(parse_session(["not", "a", "session"]), InvalidItem)
+
+
+def test_an_unparseable_timestamp_is_reported_with_the_session_id() -> None:
+    result = parse_session(session_json("s-9", created_at="yesterday"))
+    assert isinstance(result, InvalidItem)
+    assert result.session_id == "s-9"
+    assert "created_at" in result.problem
+
+
+@pytest.mark.parametrize("status", ["closed", "error", "timed_out"])
+def test_end_statuses_are_not_live(status: str) -> None:
+    assert not parsed(status=status).is_live
+
+
+def test_a_new_status_is_live_unless_the_session_has_closed() -> None:
+    assert parsed(status="authenticating").is_live
+    assert not parsed(status="archived", closed_at="2026-05-01T10:05:00Z").is_live
+
+
+def test_lifetime_prefers_the_reported_duration_then_the_timestamps() -> None:
+    assert parsed(duration="PT41S").lifetime() == timedelta(seconds=41)
+    assert parsed(duration=None, closed_at="2026-05-01T10:02:00Z").lifetime() == timedelta(
+        minutes=2
+    )
+    assert parsed(duration=None).lifetime() is None
