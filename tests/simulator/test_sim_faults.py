@@ -81,6 +81,15 @@ def test_fault_path_filter_skips_other_requests(
     assert client.get(f"/sessions/{session_id}").status_code == 500
 
 
+def test_exact_path_filter_spares_lookups_by_id(
+    account: SimulatedAccount, client: httpx.Client, server: SimulatorServer
+) -> None:
+    session_id = account.start_session()
+    server.faults.push(Fault.status(500, path="/sessions", exact=True))
+    assert client.get(f"/sessions/{session_id}").status_code == 200
+    assert client.get("/sessions").status_code == 500
+
+
 def test_latency_delays_then_answers_normally(
     client: httpx.Client, server: SimulatorServer
 ) -> None:

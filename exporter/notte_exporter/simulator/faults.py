@@ -1,8 +1,9 @@
 """Per-request fault injection for the simulated Notte API.
 
 A test pushes `Fault`s onto the server's `FaultQueue`; each request takes the first queued
-fault whose `path` prefix matches it (FIFO), and a fault with `times=n` serves the next n
-matching requests. Requests with no matching fault get the normal response.
+fault whose `path` matches its URL path (a prefix, or the whole path with `exact=True`),
+FIFO, and a fault with `times=n` serves the next n matching requests. Requests with no
+matching fault get the normal response.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ class Fault:
     seconds: float = 0.0
     release: threading.Event | None = None
     path: str | None = None
+    exact: bool = False
     times: int = 1
 
     def __post_init__(self) -> None:
@@ -61,7 +63,10 @@ class Fault:
             raise ValueError("a fault must apply to at least one request (times >= 1)")
 
     def matches(self, path: str) -> bool:
-        return self.path is None or path.startswith(self.path)
+        """Whether a request for URL `path` suffers this fault."""
+        if self.path is None:
+            return True
+        return path == self.path if self.exact else path.startswith(self.path)
 
     @classmethod
     def status(
@@ -72,6 +77,7 @@ class Fault:
         *,
         content_type: str | None = None,
         path: str | None = None,
+        exact: bool = False,
         times: int = 1,
     ) -> Fault:
         """Answer with `code`, `body` (default: the API's body for that code) and `headers`.
@@ -86,47 +92,63 @@ class Fault:
             headers=dict(headers or {}),
             content_type=content_type,
             path=path,
+            exact=exact,
             times=times,
         )
 
     @classmethod
-    def latency(cls, seconds: float, *, path: str | None = None, times: int = 1) -> Fault:
+    def latency(
+        cls, seconds: float, *, path: str | None = None, exact: bool = False, times: int = 1
+    ) -> Fault:
         """Wait `seconds` (real time), then answer normally."""
         if seconds < 0:
             raise ValueError("latency must be >= 0")
-        return cls(kind="latency", seconds=seconds, path=path, times=times)
+        return cls(kind="latency", seconds=seconds, path=path, exact=exact, times=times)
 
     @classmethod
-    def malformed_json(cls, *, path: str | None = None, times: int = 1) -> Fault:
+    def malformed_json(
+        cls, *, path: str | None = None, exact: bool = False, times: int = 1
+    ) -> Fault:
         """Answer 200 application/json with a complete body that is not valid JSON."""
-        return cls(kind="malformed_json", body=_MALFORMED_JSON, path=path, times=times)
+        return cls(kind="malformed_json", body=_MALFORMED_JSON, path=path, exact=exact, times=times)
 
     @classmethod
     def truncated(
-        cls, body: bytes | None = None, *, path: str | None = None, times: int = 1
+        cls,
+        body: bytes | None = None,
+        *,
+        path: str | None = None,
+        exact: bool = False,
+        times: int = 1,
     ) -> Fault:
         """Announce a longer Content-Length than the body sent, then close the connection."""
         return cls(
             kind="truncated",
             body=_TRUNCATED_BODY if body is None else body,
             path=path,
+            exact=exact,
             times=times,
         )
 
     @classmethod
-    def reset(cls, *, path: str | None = None, times: int = 1) -> Fault:
+    def reset(cls, *, path: str | None = None, exact: bool = False, times: int = 1) -> Fault:
         """Close the connection (TCP reset) without sending any response."""
-        return cls(kind="reset", path=path, times=times)
+        return cls(kind="reset", path=path, exact=exact, times=times)
 
     @classmethod
     def hang(
-        cls, release: threading.Event | None = None, *, path: str | None = None, times: int = 1
+        cls,
+        release: threading.Event | None = None,
+        *,
+        path: str | None = None,
+        exact: bool = False,
+        times: int = 1,
     ) -> Fault:
         """Hold the request until `release` is set (then answer normally) or the server stops.
 
         Without `release` the request hangs until the server stops (or the client gives up).
         """
-        return cls(kind="hang", release=release, path=path, times=times)
+        return cls(kind="hang", release=release, path=path, exact=exact, times=times)
 
     @classmethod
     def payload(
@@ -136,6 +158,7 @@ class Fault:
         status: int = 200,
         headers: Mapping[str, str] | None = None,
         path: str | None = None,
+        exact: bool = False,
         times: int = 1,
     ) -> Fault:
         """Answer with an arbitrary JSON document (e.g. a malformed item, has_next stuck true)."""
@@ -145,6 +168,7 @@ class Fault:
             body=obj,
             headers=dict(headers or {}),
             path=path,
+            exact=exact,
             times=times,
         )
 
