@@ -98,6 +98,10 @@ def image_venv(tmp_path_factory: pytest.TempPathFactory, dockerfile: ParsedDocke
     ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "*.pyc")
     for source in copied_sources(dockerfile.stage("builder")):
         path = REPO / source
+        if not path.exists():
+            pytest.fail(
+                f"the Dockerfile copies {source}, which does not exist: docker build would fail"
+            )
         if path.is_dir():
             shutil.copytree(path, context / source, ignore=ignore)
         else:

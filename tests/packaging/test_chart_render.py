@@ -28,6 +28,8 @@ from packaging_helpers import (
 # is checked by the ServiceMonitor and PrometheusRule tests below.
 OPERATOR_KINDS = {"ServiceMonitor", "PrometheusRule"}
 SERVICE_MONITOR_SPEC_FIELDS = {"selector", "namespaceSelector", "endpoints", "targetLabels"}
+ENDPOINT_FIELDS = {"port", "path", "interval", "scrapeTimeout", "relabelings", "metricRelabelings"}
+RELABEL_FIELDS = {"action", "sourceLabels", "separator", "targetLabel", "regex", "replacement"}
 API_KEY = "sk-notte-test-0123456789abcdef"
 DNS_1123_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
@@ -325,6 +327,9 @@ def test_service_monitor_scrapes_the_service_as_job_notte_exporter(render) -> No
     assert selector.items() <= service["metadata"]["labels"].items()
     assert monitor["spec"]["namespaceSelector"] == {"matchNames": [NAMESPACE]}
     (endpoint,) = monitor["spec"]["endpoints"]
+    assert set(endpoint) <= ENDPOINT_FIELDS
+    for relabeling in endpoint["relabelings"] + endpoint["metricRelabelings"]:
+        assert set(relabeling) <= RELABEL_FIELDS
     assert endpoint["port"] == service["spec"]["ports"][0]["name"]
     assert endpoint["path"] == "/metrics"
     assert endpoint["interval"] == "30s"
