@@ -78,7 +78,12 @@ def test_builder_builds_a_wheel_and_installs_it_into_a_venv(dockerfile: ParsedDo
 
 def test_final_stage_installs_no_packages(dockerfile: ParsedDockerfile) -> None:
     for command in dockerfile.final.all("RUN"):
-        assert not re.search(r"\b(apt-get|apt|pip|pip3)\b", command), command
+        assert not re.search(r"\b(apt-get|apt|pip|pip3)\b.*\binstall\b", command), command
+
+
+def test_final_stage_removes_the_base_image_packaging_tools(dockerfile: ParsedDockerfile) -> None:
+    commands = " ".join(dockerfile.final.all("RUN"))
+    assert "pip uninstall --yes --quiet pip setuptools wheel" in commands
 
 
 def test_build_context_is_an_allow_list_admitting_what_the_builder_copies(
@@ -124,7 +129,7 @@ def test_final_stage_never_writes_bytecode(dockerfile: ParsedDockerfile) -> None
 
 def test_image_carries_oci_labels(dockerfile: ParsedDockerfile) -> None:
     labels = " ".join(dockerfile.final.all("LABEL"))
-    for key in ("title", "description", "licenses", "version", "revision", "created"):
+    for key in ("title", "description", "licenses", "source", "version", "revision", "created"):
         assert f"org.opencontainers.image.{key}=" in labels
 
 
