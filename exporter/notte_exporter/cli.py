@@ -14,12 +14,21 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from types import FrameType
+from typing import NoReturn
 
 from pydantic import SecretStr
 
 from . import __version__
-from .config import Settings, SettingsError, env_of, flag_of, load_settings
+from .config import (
+    DURATION_FIELDS,
+    Settings,
+    SettingsError,
+    env_of,
+    flag_of,
+    load_settings,
+)
 from .daemon import Exporter
+from .durations import format_duration
 from .errors import ADVICE
 from .keys import ApiKey
 from .logs import configure
@@ -30,12 +39,28 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 _BOOLEAN_FIELDS = ("notte_only_current_token", "demo")
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # argparse echoes unrecognised arguments, and a key pasted on the command line is
+        # one of them: name the unknown flags only.
+        prefix = "unrecognized arguments: "
+        if message.startswith(prefix):
+            words = message.removeprefix(prefix).split()
+            message = prefix + " ".join(
+                w.split("=", 1)[0] if w.startswith("-") else "<value>" for w in words
+            )
+        super().error(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="notte-exporter",
         description="Prometheus exporter for the sessions of a Notte cloud-browser account. "
         "The API key is read from NOTTE_API_KEY or --notte.api-key-file.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        # Abbreviations would let "--notte.api-key SECRET" pass as --notte.api-key-file and
+        # echo the secret back in the error about the missing file.
+        allow_abbrev=False,
         epilog="Every flag can also be set by the environment variable shown after it.",
     )
     for name, field in Settings.model_fields.items():
@@ -43,8 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         env = "NOTTE_API_URL" if name == "notte_api_url" else env_of(name)
         default = field.default
+        if name in DURATION_FIELDS and default is not None:
+            default = format_duration(default)
         shown = "" if default is None or name in _BOOLEAN_FIELDS else f" (default {default})"
-        help_text = f"{field.description}{shown} [{env}]"
+        # argparse expands %-placeholders in help; descriptions are plain text.
+        help_text = f"{field.description}{shown} [{env}]".replace("%", "%%")
         if name in _BOOLEAN_FIELDS:
             parser.add_argument(
                 flag_of(name),

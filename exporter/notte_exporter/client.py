@@ -24,6 +24,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 from . import __version__
 from .errors import ApiError, FailureReason
 from .instrumentation import ENDPOINT_GET, ENDPOINT_LIST, ExporterMetrics, RateLimit
+from .logs import REDACTED
 from .models import InvalidItem, Session, SessionPage, parse_session
 
 USER_AGENT = f"notte-exporter/{__version__}"
@@ -201,9 +202,14 @@ class NotteClient:
             reason = FailureReason.SERVER_ERROR
         else:
             reason = FailureReason.OTHER
+        # An API that echoes the credentials back must not make us print them.
+        message = _api_message(response)
+        key = self._api_key()
+        if key:
+            message = message.replace(key, REDACTED)
         return ApiError(
             reason,
-            f"GET {endpoint} answered {status}: {_api_message(response)}",
+            f"GET {endpoint} answered {status}: {message}",
             status=status,
             transient=status in TRANSIENT_STATUSES,
             retry_after=self._requested_delay(response),

@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 # The *_created series double the size of the exposition and nothing here reads them:
 # counters reset only when the process restarts, which process_start_time_seconds shows.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 # Live statuses the API is known to send; others it adds later get their own label value.
 LIVE_STATUS_LABELS = ("active", "authenticating")

@@ -2,8 +2,8 @@
 
 import random
 import time
-from email.utils import format_datetime
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 import pytest
 
@@ -105,7 +105,8 @@ def test_a_wait_longer_than_the_poll_budget_fails_at_once(api, make_exporter, sl
     api.faults.push(Fault.status(429, headers={"Retry-After": "3600"}))
     exporter = make_exporter(sessions_lookup_budget=0)
     status = exporter.poll_once()
-    assert status.reason is not None and status.reason.value == "rate_limited"
+    assert status.reason is not None
+    assert status.reason.value == "rate_limited"
     assert sleeps == []
 
 
@@ -115,14 +116,16 @@ def test_backoff_grows_exponentially_with_full_jitter(api, make_exporter, sleeps
     exporter.client._rng = random.Random(7)
     exporter.poll_once()
     assert len(sleeps) == 3
-    assert all(0 <= delay <= ceiling for delay, ceiling in zip(sleeps, (0.5, 1.0, 2.0), strict=True))
+    ceilings = (0.5, 1.0, 2.0)
+    assert all(0 <= delay <= top for delay, top in zip(sleeps, ceilings, strict=True))
 
 
 def test_retries_stop_at_the_budget_and_report_the_last_cause(api, make_exporter, sleeps) -> None:
     api.faults.push(Fault.status(503, times=3))
     exporter = make_exporter(sessions_lookup_budget=0, notte_retries=2)
     status = exporter.poll_once()
-    assert status.reason is not None and status.reason.value == "server_error"
+    assert status.reason is not None
+    assert status.reason.value == "server_error"
     assert "503" in status.message
     assert len(api.requests) == 3
 

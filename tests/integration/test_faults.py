@@ -82,7 +82,8 @@ def test_a_hung_request_times_out(api, watched) -> None:
         status = watched.poll_once()
     finally:
         release.set()
-    assert status.reason is not None and status.reason.value == "timeout"
+    assert status.reason is not None
+    assert status.reason.value == "timeout"
     assert sample(watched, "notte_exporter_poll_failures_total", reason="timeout") == 1
     assert sample(watched, "notte_sessions_active", browser_type="firefox") == 2
 
@@ -92,7 +93,8 @@ def test_a_runaway_has_next_stops_at_the_page_cap(api, account, make_exporter) -
     api.faults.push(Fault.payload({"items": [item], "has_next": True, **PAGE}, times=50))
     exporter = make_exporter(notte_max_pages=4, sessions_lookup_budget=0)
     status = exporter.poll_once()
-    assert status.reason is not None and status.reason.value == "invalid_response"
+    assert status.reason is not None
+    assert status.reason.value == "invalid_response"
     assert "--notte.max-pages" in status.message
     assert len(api.requests) == 4
 
@@ -106,8 +108,9 @@ def test_a_failure_on_a_later_page_fails_the_whole_poll(api, account, watched) -
     assert sample(exporter, "notte_sessions_active", browser_type="firefox") == 2
 
 
-def test_one_malformed_item_is_counted_and_the_others_still_shown(api, account, make_exporter,
-                                                                  caplog) -> None:
+def test_one_malformed_item_is_counted_and_the_others_still_shown(
+    api, account, make_exporter, caplog
+) -> None:
     good = account.session(account.start_session(browser_type="chrome"))
     bad = {**good, "session_id": "broken", "created_at": "not a date"}
     api.faults.push(Fault.payload({"items": [good, bad], "has_next": False, **PAGE}))

@@ -142,9 +142,7 @@ def test_a_session_that_started_and_ended_between_polls_counts_as_start_and_end(
     assert value(registry, "notte_network_response_bytes_total", browser_type="chromium") == 700
 
 
-def test_history_of_sessions_from_before_the_exporter_started_is_ignored(
-    registry, tracker
-) -> None:
+def test_history_of_sessions_from_before_the_exporter_started_is_ignored(registry, tracker) -> None:
     old = session(status="closed", close_reason="manual", created_at="2026-05-01T09:00:00Z")
     assert not tracker.observe_final(old, NOW)
     assert closed(registry, "closed", "manual") == 0

@@ -14,6 +14,7 @@ import json
 import math
 import socket
 import struct
+import sys
 import threading
 from collections import deque
 from collections.abc import Mapping
@@ -123,6 +124,12 @@ class _HTTPServer(ThreadingHTTPServer):
         with self._connections_lock:
             self._connections.pop(request, None)
         super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Clients hanging up (timeouts, resets, stop()) are part of the job, not errors.
+        if isinstance(sys.exc_info()[1], OSError):
+            return
+        super().handle_error(request, client_address)
 
     def close_connections(self) -> list[threading.Thread]:
         """Shut every open connection down (waking idle handlers); return their threads."""

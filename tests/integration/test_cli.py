@@ -1,0 +1,150 @@
+"""The command line as an operator meets it: a real process, its output and exit codes."""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from notte_exporter import __version__
+from notte_exporter.simulator import Fault
+from support import API_KEY
+
+COMMAND = [sys.executable, "-m", "notte_exporter"]
+
+
+def run(*args: str, env: dict[str, str] | None = None, timeout: float = 30):
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("NOTTE_")}
+    return subprocess.run(
+        [*COMMAND, *args],
+        env={**clean, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_version_names_the_exporter_and_python() -> None:
+    result = run("--version")
+    assert result.returncode == 0
+    assert result.stdout.startswith(f"notte-exporter {__version__} (python ")
+
+
+def test_help_lists_every_flag_with_its_environment_variable() -> None:
+    out = run("--help").stdout
+    for flag, env in [
+        ("--web.listen-address", "NOTTE_EXPORTER_WEB_LISTEN_ADDRESS"),
+        ("--notte.api-url", "NOTTE_API_URL"),
+        ("--notte.api-key-file", "NOTTE_EXPORTER_NOTTE_API_KEY_FILE"),
+        ("--poll.interval", "NOTTE_EXPORTER_POLL_INTERVAL"),
+        ("--sessions.detail-limit", "NOTTE_EXPORTER_SESSIONS_DETAIL_LIMIT"),
+        ("--log.format", "NOTTE_EXPORTER_LOG_FORMAT"),
+        ("--once", None),
+        ("--demo", "NOTTE_EXPORTER_DEMO"),
+    ]:
+        assert flag in out
+        if env:
+            assert env in re.sub(r"\s+", "", out)
+
+
+def test_a_missing_key_says_how_to_provide_one_and_exits_2() -> None:
+    result = run("--once")
+    assert result.returncode == 2
+    assert "no API key: set NOTTE_API_KEY, or --notte.api-key-file" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_every_invalid_setting_is_listed_in_one_message() -> None:
+    result = run(
+        "--poll.interval", "soon", "--notte.page-size", "500", "--log.level", "loud",
+        env={"NOTTE_EXPORTER_WEB_LISTEN_ADDRESS": "nowhere", "NOTTE_API_KEY": "k"},
+    )  # fmt: skip
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines[0] == "notte-exporter: invalid settings:"
+    assert len(lines) == 5
+    for words in ("--poll.interval", "--notte.page-size", "--log.level", "nowhere"):
+        assert words in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_poll_timeout_not_shorter_than_the_interval_is_refused() -> None:
+    result = run("--demo", "--poll.interval", "10s", "--poll.timeout", "10s")
+    assert result.returncode == 2
+    assert "--poll.timeout (10s) must be shorter than --poll.interval (10s)" in result.stderr
+
+
+def test_an_unreadable_key_file_is_refused(tmp_path: Path) -> None:
+    result = run("--notte.api-key-file", str(tmp_path / "missing"))
+    assert result.returncode == 2
+    assert "--notte.api-key-file: cannot read" in result.stderr
+
+
+def test_once_prints_the_exposition_and_exits_0(api, account) -> None:
+    account.start_session(browser_type="firefox")
+    result = run("--once", env={"NOTTE_API_URL": api.url, "NOTTE_API_KEY": API_KEY})
+    assert result.returncode == 0, result.stderr
+    assert "notte_up 1.0" in result.stdout
+    assert 'notte_sessions_active{browser_type="firefox"} 1.0' in result.stdout
+
+
+def test_once_reads_the_key_from_a_file(api, tmp_path: Path) -> None:
+    key_file = tmp_path / "api-key"
+    key_file.write_text(API_KEY + "\n")
+    result = run("--once", "--notte.api-key-file", str(key_file), env={"NOTTE_API_URL": api.url})
+    assert result.returncode == 0, result.stderr
+
+
+def test_once_exits_1_with_the_reason_on_stderr(api) -> None:
+    result = run("--once", env={"NOTTE_API_URL": api.url, "NOTTE_API_KEY": "sk-wrong"})
+    assert result.returncode == 1
+    assert "poll failed: unauthorized: GET /sessions answered 401" in result.stderr
+    assert result.stdout == ""
+    assert "sk-wrong" not in result.stderr
+
+
+def test_once_on_demo_data_needs_no_key() -> None:
+    result = run("--demo", "--once")
+    assert result.returncode == 0, result.stderr
+    assert "notte_up 1.0" in result.stdout
+
+
+def test_json_logs_are_one_object_per_line(api) -> None:
+    api.faults.push(Fault.status(403))
+    result = run(
+        "--once", "--log.format", "json", "--notte.retries", "0",
+        env={"NOTTE_API_URL": api.url, "NOTTE_API_KEY": API_KEY},
+    )  # fmt: skip
+    assert '"level": "warning"' in result.stderr
+    assert '"msg": "poll failed: forbidden:' in result.stderr
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_the_daemon_logs_its_url_and_stops_cleanly_on_signal(signum: int) -> None:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("NOTTE_")}
+    process = subprocess.Popen(
+        [*COMMAND, "--demo", "--web.listen-address", "127.0.0.1:0"],
+        env=clean,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stderr is not None
+        for line in process.stderr:
+            if "serving metrics at" in line:
+                assert re.search(r"http://127\.0\.0\.1:\d+/metrics", line)
+                break
+        process.send_signal(signum)
+        assert process.wait(timeout=5) == 0
+        rest = process.stderr.read()
+        assert "shutting down" in rest
+        assert "stopped" in rest
+    finally:
+        process.kill()
+        process.wait()
+        if process.stderr is not None:
+            process.stderr.close()
