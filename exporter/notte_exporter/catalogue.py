@@ -1,0 +1,162 @@
+"""The metric catalogue: what each metric means and how to alert on it.
+
+``docs/metrics.md`` is generated from this table *and* from a real exposition of the
+exporter (names, types, labels and HELP texts come from the running code), so the reference
+cannot drift from what ``/metrics`` serves; a test fails if either side gains a metric the
+other lacks. Regenerate with ``python -m notte_exporter.catalogue > docs/metrics.md``.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry
+from pydantic import SecretStr
+
+from .config import Settings
+from .keys import ApiKey
+from .simulator import ManualClock, SimulatedAccount, SimulatorServer
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    group: str
+    advice: str
+
+
+GROUPS = (
+    ("exporter", "Exporter health"),
+    ("api", "Notte API requests"),
+    ("live", "Live sessions (gauges, last successful poll)"),
+    ("leak", "Leak signals (gauges, last successful poll)"),
+    ("detail", "The oldest live sessions, by id"),
+    ("lifecycle", "Lifecycle (counters since the exporter started)"),
+)
+
+ENTRIES = (
+    Entry("notte_up", "exporter", "Page when 0 for a few minutes (NotteExporterDown); the "
+          "reason is in notte_exporter_poll_failures_total."),
+    Entry("notte_exporter_build_info", "exporter", "Join on it to show the version."),
+    Entry("notte_exporter_last_poll_success_timestamp_seconds", "exporter",
+          "`time() - x` is the age of every snapshot gauge (NotteExporterStale)."),
+    Entry("notte_exporter_poll_duration_seconds", "exporter",
+          "Polls nearing --poll.timeout mean a slow API or too small a budget."),
+    Entry("notte_exporter_polls_total", "exporter", "Denominator of failure ratios."),
+    Entry("notte_exporter_poll_failures_total", "exporter",
+          "`increase(...[10m]) > 0` by reason says why polls fail; every reason exists at 0."),
+    Entry("notte_exporter_invalid_sessions_total", "exporter",
+          "Should stay 0; growth means the API sends items the exporter cannot read."),
+    Entry("notte_exporter_tracked_sessions", "exporter",
+          "Memory of the lifecycle bookkeeping; `pending` staying high means ends are not "
+          "being learned (raise --sessions.lookup-budget)."),
+    Entry("notte_api_requests_total", "api",
+          "Every request the exporter makes costs the account's shared rate limit."),
+    Entry("notte_api_request_duration_seconds", "api", "API latency as the exporter sees it."),
+    Entry("notte_api_retries_total", "api", "Retries of transient failures (429, 5xx, network)."),
+    Entry("notte_api_rate_limit_limit", "api", "Absent until the API sends the header."),
+    Entry("notte_api_rate_limit_remaining", "api",
+          "Alert when low compared to the limit (NotteApiRateLimited): agents will get 429s."),
+    Entry("notte_api_rate_limit_reset_timestamp_seconds", "api", "When the window resets."),
+    Entry("notte_sessions_active", "live",
+          "Sum for the account's concurrency; compare with notte_sessions_limit."),
+    Entry("notte_sessions_active_with_feature", "live", "Feature usage of live sessions."),
+    Entry("notte_sessions_active_network_request_bytes", "live",
+          "Totals of live sessions only; use the *_bytes_total counters for throughput."),
+    Entry("notte_sessions_active_network_response_bytes", "live",
+          "Totals of live sessions only; use the *_bytes_total counters for throughput."),
+    Entry("notte_sessions_active_with_error", "live", "Live sessions already reporting errors."),
+    Entry("notte_sessions_overdue", "leak",
+          "Should be 0: any other value is a session the platform failed to close, still billed "
+          "(NotteSessionsOverdue)."),
+    Entry("notte_sessions_active_idle", "leak",
+          "Capacity held and paid for, doing nothing (NotteSessionsIdle)."),
+    Entry("notte_sessions_oldest_created_timestamp_seconds", "leak",
+          "`time() - x` is the age of the oldest live session (NotteSessionsLongRunning)."),
+    Entry("notte_sessions_limit", "leak",
+          "From --sessions.limit; `sum(notte_sessions_active) / notte_sessions_limit` is "
+          "utilisation (NotteSessionsNearLimit)."),
+    Entry("notte_session_info", "detail",
+          "Names the N oldest live sessions (--sessions.detail-limit) so alerts can say which."),
+    Entry("notte_session_created_timestamp_seconds", "detail", "Age of each of those sessions."),
+    Entry("notte_session_last_accessed_timestamp_seconds", "detail",
+          "Idle time of each of those sessions."),
+    Entry("notte_sessions_started_total", "lifecycle", "`rate()` is session starts per second."),
+    Entry("notte_sessions_closed_total", "lifecycle",
+          'The share with close_reason="idle_timeout" is the leak ratio (NotteSessionLeak); '
+          'the share with status="error" the error ratio (NotteSessionErrorsHigh).'),
+    Entry("notte_session_duration_seconds", "lifecycle",
+          "`histogram_quantile()` of lifetimes; buckets from 1s to a day."),
+    Entry("notte_network_request_bytes_total", "lifecycle", "`rate()` is upload throughput."),
+    Entry("notte_network_response_bytes_total", "lifecycle", "`rate()` is download throughput."),
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Exposed:
+    name: str
+    type: str
+    help: str
+    labels: tuple[str, ...]
+
+
+def exposed_metrics() -> dict[str, Exposed]:
+    """Every notte metric a fully populated exporter serves, read from a real exposition."""
+    from .daemon import Exporter  # noqa: PLC0415 - the daemon imports nothing from here
+
+    clock = ManualClock()
+    account = SimulatedAccount(clock=clock)
+    key = "catalogue"
+    account.start_session(browser_type="chrome")
+    with SimulatorServer(account, api_key=key) as server:
+        settings = Settings(
+            notte_api_url=server.url, notte_api_key=SecretStr(key), sessions_limit=10
+        )
+        exporter = Exporter(
+            settings, ApiKey(SecretStr(key)), clock=clock.now, process_metrics=False
+        )
+        exporter.poll_once()
+        exporter.client.close()
+        return _families(exporter.registry)
+
+
+def _families(registry: CollectorRegistry) -> dict[str, Exposed]:
+    found = {}
+    for family in registry.collect():
+        name = family.name + ("_total" if family.type == "counter" else "")
+        labels = sorted(
+            {label for sample in family.samples for label in sample.labels if label != "le"}
+        )
+        found[name] = Exposed(name, family.type, family.documentation, tuple(labels))
+    return found
+
+
+def render_markdown() -> str:
+    exposed = exposed_metrics()
+    lines = [
+        "# Metrics reference",
+        "",
+        "<!-- Generated by `python -m notte_exporter.catalogue`; do not edit by hand. -->",
+        "",
+        "Every metric notte-exporter serves, its type, labels and meaning, and how to alert",
+        "on it. Snapshot gauges reflect the last successful poll; counters start at 0 when",
+        "the exporter starts, with every known label set present from the first scrape.",
+        "The exporter also serves the standard `process_*` and `python_*` metrics.",
+        "",
+    ]
+    for group, title in GROUPS:
+        lines += [f"## {title}", "", "| Metric | Type | Labels | Meaning | Alerting |",
+                  "|---|---|---|---|---|"]  # fmt: skip
+        for entry in (e for e in ENTRIES if e.group == group):
+            metric = exposed[entry.name]
+            labels = ", ".join(f"`{label}`" for label in metric.labels) or "-"
+            lines.append(
+                f"| `{metric.name}` | {metric.type} | {labels} | {metric.help} | {entry.advice} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.stdout.write(render_markdown())
