@@ -17,7 +17,6 @@ from notte_exporter.config import Settings
 from notte_exporter.daemon import Exporter
 from notte_exporter.keys import ApiKey
 from notte_exporter.simulator import ManualClock, SimulatedAccount, SimulatorServer
-
 from support import API_KEY
 
 
@@ -90,4 +89,3 @@ def make_exporter(
     yield make
     for exporter in made:
         exporter.stop(grace=1.0)
-
