@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from notte_exporter import __version__
+from notte_exporter.config import Settings, env_of, flag_of
 from notte_exporter.simulator import Fault
 from support import API_KEY
 
@@ -148,3 +149,12 @@ def test_the_daemon_logs_its_url_and_stops_cleanly_on_signal(signum: int) -> Non
         process.wait()
         if process.stderr is not None:
             process.stderr.close()
+
+
+def test_the_readme_documents_every_flag_and_its_variable() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    for name in Settings.model_fields:
+        if name != "notte_api_key":
+            assert f"`{flag_of(name)}`" in readme, name
+            env = "NOTTE_API_URL" if name == "notte_api_url" else env_of(name)
+            assert f"`{env}`" in readme, name
