@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+from typing import Any
+
 import httpx
 import pytest
 
@@ -236,3 +239,23 @@ def test_server_can_restart_after_stop(account: SimulatedAccount) -> None:
     server.stop()  # idempotent
     with server:
         assert httpx.get(f"{server.url}/health").status_code == 200
+
+
+def test_server_threads_leave_shutdown_signals_to_the_main_thread(
+    account: SimulatedAccount,
+    server: SimulatorServer,
+    client: httpx.Client,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A signal delivered to a server thread would not wake a main thread in Event.wait()."""
+    masks: list[set[signal.Signals]] = []
+    page = account.page
+
+    def recording_page(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        masks.append(signal.pthread_sigmask(signal.SIG_BLOCK, []))
+        return page(*args, **kwargs)
+
+    monkeypatch.setattr(account, "page", recording_page)
+    assert client.get("/sessions").status_code == 200
+    assert {signal.SIGINT, signal.SIGTERM} <= masks[0]
+    assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, [])

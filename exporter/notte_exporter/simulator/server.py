@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import signal
 import socket
 import struct
 import sys
@@ -166,6 +167,15 @@ class _Handler(BaseHTTPRequestHandler):
         return
 
 
+def _serve_without_signals(httpd: _HTTPServer) -> None:
+    # Process signals (SIGINT/SIGTERM) must reach the main thread: a signal the kernel hands
+    # to a server thread never wakes a main thread blocked in Event.wait(), so a daemon
+    # embedding the simulator could miss its shutdown. Request threads inherit this mask.
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    httpd.serve_forever(poll_interval=0.05)
+
+
 class SimulatorServer:
     """Serves a `SimulatedAccount` as the Notte API on loopback, in a background thread.
 
@@ -211,8 +221,8 @@ class SimulatorServer:
         httpd = _HTTPServer((self.host, self._requested_port), self)
         self._httpd = httpd
         self._thread = threading.Thread(
-            target=httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},
+            target=_serve_without_signals,
+            args=(httpd,),
             name="notte-simulator",
             daemon=True,
         )
