@@ -248,7 +248,7 @@ def test_server_threads_leave_shutdown_signals_to_the_main_thread(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A signal delivered to a server thread would not wake a main thread in Event.wait()."""
-    masks: list[set[signal.Signals]] = []
+    masks: list[set[int | signal.Signals]] = []
     page = account.page
 
     def recording_page(*args: Any, **kwargs: Any) -> dict[str, Any]:
