@@ -120,6 +120,24 @@ def _query_value(config: Config, expr_format: str) -> str:
     )
 
 
+def _failure_reasons(config: Config) -> str:
+    """Template text listing why polls failed recently, so the page says what to fix."""
+    window = config.polls_failing_for
+    query = (
+        "sum by (reason) (increase(notte_exporter_poll_failures_total"
+        f"{{{_target_filter(config)}}}[{window}])) > 0"
+    )
+    return (
+        f"{{{{ with printf `{query}` $labels.job $labels.{config.instance_label} | query }}}}"
+        f"Failed polls in the last {human_duration(window)} by reason: "
+        '{{ range $i, $s := sortByLabel "reason" . }}{{ if $i }}, {{ end }}'
+        '{{ $s.Labels.reason }} {{ $s.Value | printf "%.0f" }}{{ end }}. '
+        "The exporter's log says more."
+        "{{ else }}notte_exporter_poll_failures_total{reason} and the exporter's log say why."
+        "{{ end }}"
+    )
+
+
 def _target_filter(config: Config) -> str:
     return f"job=%q,{config.instance_label}=%q"
 
@@ -175,7 +193,7 @@ def alerts(config: Config) -> list[Alert]:
                 f"Every poll of the Notte API by {inst} has failed for more than "
                 f"{human_duration(c.polls_failing_for)} (notte_up is 0): its session metrics "
                 "are frozen at the last successful poll and session alerts are blind. "
-                "notte_exporter_poll_failures_total{reason} and the exporter's log say why."
+                + _failure_reasons(c)
             ),
         )
     )

@@ -1,0 +1,207 @@
+"""The Grafana dashboards: portable, complete, and made of valid catalogue-only PromQL."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from typing import Any
+
+import pytest
+import yaml
+from monitoring_helpers import (
+    DASHBOARD_FILES,
+    JOB,
+    PROMTOOL,
+    REPO,
+    SERIES_NAMES,
+    all_panel_queries,
+    panels,
+    recorded_names,
+    referenced_series,
+    substitute,
+)
+
+# What Grafana would substitute; any valid values do for parsing.
+STATIC_VARIABLES = {
+    "job": JOB,
+    "instance": "exporter:10717",
+    "datasource": "prometheus",
+    "__rate_interval": "1m",
+    "__interval": "30s",
+    "__range": "6h",
+}
+SESSIONS_PANELS = {  # issue 4's list for "Notte sessions"
+    "Live sessions by browser type",
+    "Session starts by browser type",
+    "Session ends by status",
+    "Session ends by close reason",
+    "Leak and error shares (1h)",
+    "Request bytes by browser type",
+    "Response bytes by browser type",
+    "Session duration percentiles",
+    "Idle and overdue sessions",
+    "Oldest live sessions",
+    "Plan utilisation",
+}
+EXPORTER_PANELS = {  # issue 4's list for "Notte exporter"
+    "Scrape",
+    "Notte API",
+    "Poll duration",
+    "API requests by endpoint and code",
+    "API retries by endpoint",
+    "Poll failures by reason",
+    "Rate-limit budget",
+}
+
+
+def load(path) -> dict[str, Any]:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+DASHBOARDS = {path.name: load(path) for path in DASHBOARD_FILES}
+
+
+def walk(node: Any, key: str) -> list[Any]:
+    """Every value stored under `key` anywhere in a JSON document."""
+    found = []
+    if isinstance(node, dict):
+        for name, value in node.items():
+            if name == key:
+                found.append(value)
+            found.extend(walk(value, key))
+    elif isinstance(node, list):
+        for item in node:
+            found.extend(walk(item, key))
+    return found
+
+
+def test_both_dashboards_exist():
+    assert set(DASHBOARDS) == {"notte-sessions.json", "notte-exporter.json"}
+
+
+@pytest.mark.parametrize("name", sorted(DASHBOARDS))
+def test_dashboard_has_no_hard_coded_datasource_uid(name):
+    dashboard = DASHBOARDS[name]
+    datasources = walk(dashboard["panels"], "datasource") + walk(
+        dashboard["templating"], "datasource"
+    )
+    assert datasources
+    assert all(ds == {"type": "prometheus", "uid": "${datasource}"} for ds in datasources)
+    # The only other uid is the dashboard's own.
+    assert walk(dashboard, "uid").count(dashboard["uid"]) == 1
+    assert len(walk(dashboard, "uid")) == len(datasources) + 1
+
+
+@pytest.mark.parametrize("name", sorted(DASHBOARDS))
+def test_dashboard_has_datasource_job_and_instance_variables(name):
+    variables = {v["name"]: v for v in DASHBOARDS[name]["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource"
+    assert variables["datasource"]["query"] == "prometheus"
+    assert variables["job"]["type"] == "query"
+    assert "$job" in variables["instance"]["definition"]
+
+
+@pytest.mark.parametrize("name", sorted(DASHBOARDS))
+def test_dashboard_schema_is_recent_and_identity_is_stable(name):
+    dashboard = DASHBOARDS[name]
+    assert dashboard["schemaVersion"] >= 39
+    assert dashboard["uid"] == name.removesuffix(".json")
+    assert "id" not in dashboard  # an id would clash with existing dashboards on import
+
+
+@pytest.mark.parametrize("name", sorted(DASHBOARDS))
+def test_every_data_panel_has_a_unit_and_a_description(name):
+    for panel in panels(DASHBOARDS[name]):
+        if panel["type"] in {"timeseries", "stat", "gauge"}:
+            assert panel["fieldConfig"]["defaults"]["unit"], panel["title"]
+        if panel["type"] != "row":
+            assert panel["description"], panel["title"]
+
+
+@pytest.mark.parametrize("name", sorted(DASHBOARDS))
+def test_panels_sit_on_the_grid_without_overlapping(name):
+    taken: set[tuple[int, int]] = set()
+    for panel in panels(DASHBOARDS[name]):
+        pos = panel["gridPos"]
+        assert pos["x"] + pos["w"] <= 24, panel["title"]
+        cells = {
+            (x, y)
+            for x in range(pos["x"], pos["x"] + pos["w"])
+            for y in range(pos["y"], pos["y"] + pos["h"])
+        }
+        assert not cells & taken, panel["title"]
+        taken |= cells
+
+
+@pytest.mark.parametrize("name", sorted(DASHBOARDS))
+def test_panel_ids_are_unique(name):
+    ids = [panel["id"] for panel in panels(DASHBOARDS[name])]
+    assert len(ids) == len(set(ids))
+
+
+def test_sessions_dashboard_has_the_panels_issue_4_lists():
+    titles = {panel["title"] for panel in panels(DASHBOARDS["notte-sessions.json"])}
+    assert titles >= SESSIONS_PANELS
+
+
+def test_exporter_dashboard_has_the_panels_issue_4_lists():
+    titles = {panel["title"] for panel in panels(DASHBOARDS["notte-exporter.json"])}
+    assert titles >= EXPORTER_PANELS
+
+
+def test_oldest_sessions_table_reads_the_per_session_series():
+    (table,) = [
+        p
+        for p in panels(DASHBOARDS["notte-sessions.json"])
+        if p["type"] == "table" and p["title"] == "Oldest live sessions"
+    ]
+    exprs = " ".join(target["expr"] for target in table["targets"])
+    assert "notte_session_info" in exprs
+    assert "notte_session_created_timestamp_seconds" in exprs
+    assert all(target["format"] == "table" and target["instant"] for target in table["targets"])
+
+
+def test_every_panel_query_is_valid_promql(tmp_path):
+    # promtool 2.42 has no PromQL parser command; a rule file of the queries is checked by
+    # the same parser Prometheus uses, without a server.
+    queries = all_panel_queries()
+    rules = {
+        "groups": [
+            {
+                "name": f"query-{index}",
+                "rules": [
+                    {
+                        "record": f"dashboard:query:{index}",
+                        "expr": substitute(query.expr, STATIC_VARIABLES),
+                    }
+                ],
+            }
+            for index, query in enumerate(queries)
+        ]
+    }
+    path = tmp_path / "dashboard-queries.yaml"
+    path.write_text(yaml.safe_dump(rules), encoding="utf-8")
+    result = subprocess.run(
+        [PROMTOOL, "check", "rules", str(path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"SUCCESS: {len(queries)} rules found" in result.stdout
+
+
+@pytest.mark.parametrize("query", all_panel_queries(), ids=lambda q: q.label)
+def test_panel_query_reads_only_catalogue_metrics_and_bundle_recording_rules(query):
+    names = referenced_series(query.expr)
+    assert names, "a query that reads no series"
+    assert names <= SERIES_NAMES | recorded_names()
+
+
+@pytest.mark.parametrize("query", all_panel_queries(), ids=lambda q: q.label)
+def test_panel_query_is_scoped_to_the_selected_job_and_instance(query):
+    assert query.expr.count('job="$job", instance="$instance"') >= len(
+        referenced_series(query.expr)
+    )

@@ -1,0 +1,297 @@
+"""End to end: a real Prometheus scrapes the exporter watching the simulator's leak scenario.
+
+The bundle's alerts are loaded with windows and for-durations shrunk to seconds (the
+generator's config overrides); the production recording rules are loaded as committed, so
+the committed dashboards' queries run unchanged. The demo runs 60 times faster than real
+time, so sessions start, leak and time out within seconds.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+import yaml
+from monitoring_helpers import (
+    JOB,
+    PROMETHEUS,
+    REPO,
+    RULE_FILE,
+    PanelQuery,
+    all_panel_queries,
+    free_port,
+    rule_groups,
+    run_generator,
+    substitute,
+)
+
+pytestmark = pytest.mark.prometheus
+
+# Production thresholds, test-sized windows: the leak alert still needs 25% idle timeouts
+# among at least 10 ended sessions.
+SHORT_WINDOWS = {
+    "exporter_down_for": "3s",
+    "polls_failing_for": "5s",
+    "stale_after": "30s",
+    "stale_for": "2s",
+    "rate_limited_window": "20s",
+    "rate_limited_for": "2s",
+    "rate_limit_budget_for": "5s",
+    "sessions_ended_window": "30s",
+    "leak_for": "3s",
+    "errors_for": "3s",
+    "overdue_for": "3s",
+    "idle_for": "3s",
+    "long_running_for": "2s",
+    "near_limit_for": "3s",
+}
+STARTUP_TIMEOUT = 20.0
+ALERT_TIMEOUT = 60.0
+EXPORTER = Path(sys.executable).with_name("notte-exporter")
+
+T = TypeVar("T")
+
+
+def wait_for(what: str, probe: Callable[[], T | None], timeout: float, logs: list[Path]) -> T:
+    """Poll `probe` until it returns something, or fail with the processes' log tails."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = probe()
+        except httpx.HTTPError:
+            value = None
+        if value is not None:
+            return value
+        if time.monotonic() > deadline:
+            tails = "\n".join(f"--- {log.name}\n{log.read_text()[-3000:]}" for log in logs)
+            pytest.fail(f"timed out after {timeout}s waiting for {what}\n{tails}")
+        time.sleep(0.25)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+@dataclass
+class Stack:
+    exporter: subprocess.Popen[bytes]
+    instance: str
+    api: httpx.Client
+    started: float
+    logs: list[Path]
+
+    def firing(self, alertname: str) -> list[dict[str, Any]] | None:
+        alerts = self.api.get("/api/v1/alerts").raise_for_status().json()["data"]["alerts"]
+        found = [
+            alert
+            for alert in alerts
+            if alert["labels"]["alertname"] == alertname and alert["state"] == "firing"
+        ]
+        return found or None
+
+    def wait_firing(self, alertname: str) -> list[dict[str, Any]]:
+        return wait_for(
+            f"{alertname} to fire", lambda: self.firing(alertname), ALERT_TIMEOUT, self.logs
+        )
+
+
+def compose_rules(tmp_path: Path) -> Path:
+    """Committed recording rules + the short variant's alerts and its own recording rules."""
+    overrides = tmp_path / "short-windows.yaml"
+    overrides.write_text(yaml.safe_dump(SHORT_WINDOWS), encoding="utf-8")
+    result = run_generator(tmp_path / "short", overrides)
+    assert result.returncode == 0, result.stderr
+    short = rule_groups(tmp_path / "short" / RULE_FILE.relative_to(REPO))
+    production = rule_groups()
+    production_recording = [g for g in production if g["name"] == "notte-exporter.rules"]
+    production_names = {r["record"] for g in production_recording for r in g["rules"]}
+    short_recording = [
+        rule
+        for group in short
+        for rule in group["rules"]
+        if "record" in rule and rule["record"] not in production_names
+    ]
+    short_alerts = [group for group in short if group["name"] == "notte-exporter.alerts"]
+    groups = [
+        *production_recording,
+        {"name": "notte-exporter.rules.short-windows", "rules": short_recording},
+        *short_alerts,
+    ]
+    path = tmp_path / "rules.yaml"
+    path.write_text(yaml.safe_dump({"groups": groups}, sort_keys=False), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    tmp_path = tmp_path_factory.mktemp("e2e")
+    rules = compose_rules(tmp_path)
+    exporter_port, prometheus_port = free_port(), free_port()
+    instance = f"127.0.0.1:{exporter_port}"
+    env = {name: value for name, value in os.environ.items() if not name.startswith("NOTTE_")}
+    exporter_log = tmp_path / "exporter.log"
+    prometheus_log = tmp_path / "prometheus.log"
+    logs = [exporter_log, prometheus_log]
+    processes: list[subprocess.Popen[bytes]] = []
+    clients: list[httpx.Client] = []
+    try:
+        with exporter_log.open("wb") as out:
+            processes.append(
+                subprocess.Popen(
+                    [
+                        str(EXPORTER),
+                        "--demo",
+                        "--demo.profile",
+                        "leak",
+                        "--demo.speed",
+                        "60",
+                        "--poll.interval",
+                        "1s",
+                        # The plan-limit panels and NotteSessionsNearLimit need a limit.
+                        "--sessions.limit",
+                        "50",
+                        "--web.listen-address",
+                        instance,
+                    ],
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                )
+            )
+        exporter_api = httpx.Client(base_url=f"http://{instance}", timeout=2)
+        clients.append(exporter_api)
+        wait_for(
+            "the exporter to be ready",
+            lambda: True if exporter_api.get("/readyz").status_code == 200 else None,
+            STARTUP_TIMEOUT,
+            logs,
+        )
+        config = {
+            "global": {
+                "scrape_interval": "1s",
+                "scrape_timeout": "1s",
+                "evaluation_interval": "1s",
+            },
+            "rule_files": [str(rules)],
+            "scrape_configs": [{"job_name": JOB, "static_configs": [{"targets": [instance]}]}],
+        }
+        config_path = tmp_path / "prometheus.yml"
+        config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
+        with prometheus_log.open("wb") as out:
+            processes.append(
+                subprocess.Popen(
+                    [
+                        PROMETHEUS,
+                        f"--config.file={config_path}",
+                        f"--storage.tsdb.path={tmp_path / 'data'}",
+                        f"--web.listen-address=127.0.0.1:{prometheus_port}",
+                        "--log.level=warn",
+                    ],
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+        api = httpx.Client(base_url=f"http://127.0.0.1:{prometheus_port}", timeout=5)
+        clients.append(api)
+        wait_for(
+            "Prometheus to be ready",
+            lambda: True if api.get("/-/ready").status_code == 200 else None,
+            STARTUP_TIMEOUT,
+            logs,
+        )
+        yield Stack(processes[0], instance, api, time.time(), logs)
+    finally:
+        for client in clients:
+            client.close()
+        for process in reversed(processes):
+            stop(process)
+
+
+@pytest.fixture(scope="module")
+def leaking(stack: Stack) -> dict[str, list[dict[str, Any]]]:
+    """The stack once the leak scenario has made both leak alerts fire."""
+    return {name: stack.wait_firing(name) for name in ("NotteSessionLeak", "NotteSessionsOverdue")}
+
+
+def test_leak_scenario_fires_notte_session_leak(stack, leaking):
+    (alert,) = leaking["NotteSessionLeak"]
+    assert alert["labels"] == {
+        "alertname": "NotteSessionLeak",
+        "severity": "critical",
+        "job": JOB,
+        "instance": stack.instance,
+    }
+    assert "closed by the platform's idle timeout" in alert["annotations"]["description"]
+    assert "?" not in alert["annotations"]["description"]  # the volume query found its number
+    assert alert["annotations"]["runbook_url"].endswith("/docs/alerts.md#nottesessionleak")
+
+
+def test_leak_scenario_fires_notte_sessions_overdue(stack, leaking):
+    alerts = leaking["NotteSessionsOverdue"]
+    assert {alert["labels"]["reason"] for alert in alerts} <= {"max_duration", "idle_timeout"}
+    assert all(alert["labels"]["instance"] == stack.instance for alert in alerts)
+    assert all(float(alert["value"]) >= 1 for alert in alerts)
+
+
+def test_exporter_down_is_quiet_while_the_exporter_runs(stack, leaking):
+    assert stack.firing("NotteExporterDown") is None
+
+
+def _has_finite_value(result: list[dict[str, Any]]) -> bool:
+    samples = [s["value"] for s in result if "value" in s]
+    samples += [v for s in result for v in s.get("values", [])]
+    return any(math.isfinite(float(value)) for _, value in samples)
+
+
+@pytest.mark.parametrize("query", all_panel_queries(), ids=lambda q: q.label)
+def test_dashboard_panel_query_returns_data_from_live_prometheus(stack, leaking, query: PanelQuery):
+    now = time.time()
+    variables = {
+        "job": JOB,
+        "instance": stack.instance,
+        # Grafana's $__rate_interval for a 1s scrape interval would be 4s; 10s smooths the
+        # demo's bursts without hiding anything.
+        "__rate_interval": "10s",
+        "__interval": "1s",
+        "__range": f"{max(int(now - stack.started), 1)}s",
+    }
+    expr = substitute(query.expr, variables)
+    if query.instant:
+        response = stack.api.get("/api/v1/query", params={"query": expr, "time": now})
+    else:
+        params = {"query": expr, "start": stack.started, "end": now, "step": 1}
+        response = stack.api.get("/api/v1/query_range", params=params)
+    body = response.json()
+    assert body["status"] == "success", f"{expr}: {body.get('error')}"
+    assert body["data"]["result"], f"{query.label} returned nothing: {expr}"
+    assert _has_finite_value(body["data"]["result"]), f"{query.label} only NaN: {expr}"
+
+
+def test_exporter_down_fires_once_the_exporter_stops(stack, leaking):
+    stop(stack.exporter)
+    alerts = stack.wait_firing("NotteExporterDown")
+    assert [alert["labels"] for alert in alerts] == [
+        {
+            "alertname": "NotteExporterDown",
+            "cause": "scrape_failed",
+            "severity": "critical",
+            "job": JOB,
+            "instance": stack.instance,
+        }
+    ]

@@ -1,0 +1,163 @@
+"""The rule file is valid, every alert is unit-tested both ways, and alerts are complete."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+import pytest
+from monitoring_helpers import (
+    CATALOGUE,
+    HELM_RULE_FILE,
+    JOB,
+    PROMTOOL,
+    REPO,
+    RULE_FILE,
+    RULE_TESTS,
+    RUNBOOK,
+    SERIES_NAMES,
+    alert_rules,
+    load_yaml,
+    recorded_names,
+    referenced_series,
+    rule_groups,
+)
+
+pytestmark = pytest.mark.prometheus
+
+EXPECTED_ALERTS = {
+    "NotteExporterDown",
+    "NotteExporterStale",
+    "NotteApiRateLimited",
+    "NotteSessionLeak",
+    "NotteSessionsOverdue",
+    "NotteSessionsIdle",
+    "NotteSessionsLongRunning",
+    "NotteSessionsNearLimit",
+    "NotteSessionErrorsHigh",
+}
+# Labels a rule sets itself (besides severity) to tell rules sharing an alert name apart.
+STATIC_LABELS = ("severity", "cause")
+
+
+def promtool(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [PROMTOOL, *args], cwd=REPO, capture_output=True, text=True, check=False, timeout=60
+    )
+
+
+@pytest.mark.parametrize("path", [RULE_FILE, HELM_RULE_FILE], ids=lambda p: p.name)
+def test_rule_files_pass_promtool_check_rules(path):
+    result = promtool("check", "rules", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_example_scrape_config_passes_promtool_check_config():
+    result = promtool("check", "config", "prometheus/prometheus.example.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_example_scrape_config_scrapes_job_notte_exporter_on_port_10717():
+    config = load_yaml(REPO / "prometheus/prometheus.example.yml")
+    (job,) = [job for job in config["scrape_configs"] if job["job_name"] == JOB]
+    targets = [t for group in job["static_configs"] for t in group["targets"]]
+    assert targets
+    assert all(target.endswith(":10717") for target in targets)
+    assert config["rule_files"] == ["rules/notte-exporter.rules.yaml"]
+
+
+def test_promtool_unit_tests_pass():
+    result = promtool("test", "rules", *(str(path) for path in RULE_TESTS))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_bundle_has_every_alert_issue_4_asks_for():
+    assert {rule["alert"] for rule in alert_rules()} >= EXPECTED_ALERTS
+
+
+def _alert_cases() -> list[dict]:
+    return [
+        case
+        for path in RULE_TESTS
+        for test in load_yaml(path)["tests"]
+        for case in test.get("alert_rule_test", [])
+    ]
+
+
+@pytest.mark.parametrize("alert", sorted(EXPECTED_ALERTS))
+def test_every_alert_has_a_unit_test_where_it_must_stay_quiet(alert):
+    assert any(case["alertname"] == alert and not case["exp_alerts"] for case in _alert_cases())
+
+
+@pytest.mark.parametrize(
+    "rule",
+    alert_rules(),
+    ids=lambda r: "-".join([r["alert"], *(r["labels"].get(k, "") for k in STATIC_LABELS)]),
+)
+def test_every_alerting_rule_has_a_unit_test_where_it_fires_with_all_annotations(rule):
+    static = {key: rule["labels"][key] for key in STATIC_LABELS if key in rule["labels"]}
+    firing = [
+        expected
+        for case in _alert_cases()
+        if case["alertname"] == rule["alert"]
+        for expected in case["exp_alerts"]
+        if static.items() <= expected["exp_labels"].items()
+    ]
+    assert firing, f"no firing unit test for {rule['alert']} {static}"
+    assert all(set(e["exp_annotations"]) == set(rule["annotations"]) for e in firing)
+
+
+@pytest.mark.parametrize("rule", alert_rules(), ids=lambda r: r["alert"])
+def test_every_alert_has_severity_summary_description_and_runbook_section(rule):
+    assert rule["labels"]["severity"] in {"critical", "warning", "info"}
+    assert rule["annotations"]["summary"].strip()
+    assert rule["annotations"]["description"].strip()
+    url = rule["annotations"]["runbook_url"]
+    assert url.endswith("/docs/alerts.md#" + rule["alert"].lower())
+    assert f"\n## {rule['alert']}\n" in RUNBOOK.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [rule for rule in alert_rules() if not rule["expr"].startswith(("up{", "absent("))],
+    ids=lambda r: r["alert"],
+)
+def test_every_alert_on_exporter_metrics_names_numbers_in_its_description(rule):
+    # "$value" or a queried value: a description without numbers does not say how bad it is.
+    # (Alerts on the scrape itself have no number to give beyond their for-duration.)
+    assert re.search(r"\$value|\| query", rule["annotations"]["description"])
+
+
+def test_rules_read_only_catalogue_metrics_and_their_own_recording_rules():
+    known = SERIES_NAMES | recorded_names()
+    for group in rule_groups():
+        for rule in group["rules"]:
+            assert referenced_series(rule["expr"]) <= known, rule["expr"]
+
+
+def test_rules_read_exporter_metrics_only_through_the_job_selector():
+    for group in rule_groups():
+        for rule in group["rules"]:
+            for name in referenced_series(rule["expr"]) & (CATALOGUE | {"up"}):
+                selectors = re.findall(rf"\b{name}\b(\{{[^}}]*\}})?", rule["expr"])
+                assert all(f'job="{JOB}"' in s for s in selectors), (name, rule["expr"])
+
+
+def test_recording_rules_are_named_level_metric_operations():
+    for name in recorded_names():
+        level, metric, operations = name.split(":")
+        assert level, name
+        assert metric.startswith("notte_"), name
+        assert operations, name
+
+
+def test_recording_rules_come_before_the_alerts_that_read_them():
+    names = [group["name"] for group in rule_groups()]
+    assert names == ["notte-exporter.rules", "notte-exporter.alerts"]
+    assert all("record" in rule for rule in rule_groups()[0]["rules"])
+
+
+def test_helm_rule_file_is_a_plain_prometheus_rule_file():
+    document = load_yaml(HELM_RULE_FILE)
+    assert list(document) == ["groups"]
+    assert HELM_RULE_FILE.read_text(encoding="utf-8") == RULE_FILE.read_text(encoding="utf-8")
