@@ -183,7 +183,9 @@ def _serve(exporter: Exporter) -> int:
         "the simulator" if exporter.settings.demo else exporter.settings.notte_api_url,
         exporter.settings.poll_interval,
     )
-    exporter.wait()
+    # Wake up now and then: a signal handler only runs when the main thread does.
+    while not exporter.wait(1.0):
+        pass
     exporter.stop()
     log.info("stopped")
     return EXIT_OK
