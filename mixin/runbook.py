@@ -203,8 +203,14 @@ or {percent(c.near_limit_critical_share)} (`severity=critical`) of the plan's co
 limit for {human_duration(c.near_limit_for)}; once at the limit, new sessions are refused
 (HTTP 529 or a plan error). The API does not report the limit: the alert exists only where
 the exporter runs with `--sessions.limit` (`notte_sessions_limit`). Both severities fire
-near the limit; an Alertmanager inhibit rule (critical inhibits warning with the same
-`alertname` and `instance`) keeps one notification.
+near the limit; an Alertmanager inhibit rule keeps one notification:
+
+```yaml
+inhibit_rules:
+  - source_matchers: [alertname="NotteSessionsNearLimit", severity="critical"]
+    target_matchers: [alertname="NotteSessionsNearLimit", severity="warning"]
+    equal: [job, instance]
+```
 
 **Check.** *Live sessions and plan limit*; whether idle, overdue or leaked sessions take
 the room ([NotteSessionsIdle](#nottesessionsidle), [NotteSessionLeak](#nottesessionleak)).
@@ -251,4 +257,17 @@ Recording rules:
 {records}
 
 {body}
+
+## How the bundle is checked
+
+`tests/monitoring/` runs `promtool check rules` on the rule file and its Helm copy, and
+`promtool test rules prometheus/tests/*.yaml`: every alerting rule has a case where it fires
+(exact labels and annotations), every alert cases where it must stay quiet. An end-to-end test
+starts a real Prometheus that scrapes `notte-exporter --demo --demo.profile leak` every
+second with these rules at second-long windows, waits for `NotteSessionLeak` and
+`NotteSessionsOverdue` to fire, runs every dashboard panel's query (template variables
+substituted) and requires data from each, then stops the exporter and waits for
+`NotteExporterDown`. No Grafana server was available: the dashboards were checked as JSON
+(data source only through the `${{datasource}}` variable, job and instance variables,
+units, grid layout) and through their queries as above, not rendered.
 """
