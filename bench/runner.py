@@ -1,0 +1,138 @@
+"""Runs the benchmark phases, prints a compact table and writes the JSON report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from notte_exporter import __version__
+
+from . import memory_bound, poll_cost, scrape_cost
+from .fixtures import Fleet, quiet_logs
+from .report import render_tables
+
+DEFAULT_OUTPUT = Path(__file__).parent / "results" / "latest.json"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How much work each phase does; ``--quick`` shrinks everything to seconds."""
+
+    sizes: tuple[int, ...]
+    repeats: int
+    scrape_repeats: int
+    scrape_inner: int
+    http_scrapes: int
+    churn_polls: int
+    churn_per_poll: int
+    memory_samples: int
+    cap_ends: int
+    # Smaller than the exporter's default (200 000), which would take minutes under
+    # tracemalloc: the cap works the same, and the report extrapolates bytes per end.
+    cap_max_ended: int
+
+
+FULL = Plan(
+    sizes=(100, 500, 1000, 2500, 5000),
+    repeats=5,
+    scrape_repeats=7,
+    scrape_inner=20,
+    http_scrapes=200,
+    churn_polls=160,
+    churn_per_poll=300,
+    memory_samples=8,
+    cap_ends=30_000,
+    cap_max_ended=20_000,
+)
+QUICK = Plan(
+    sizes=(50, 200),
+    repeats=2,
+    scrape_repeats=2,
+    scrape_inner=3,
+    http_scrapes=10,
+    churn_polls=24,
+    churn_per_poll=20,
+    memory_samples=4,
+    cap_ends=3_000,
+    cap_max_ended=2_000,
+)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Benchmark notte-exporter: poll cost vs sessions, scrape cost, memory "
+        "bound. Numbers are ratios against baselines measured in the same run.",
+    )
+    parser.add_argument("--quick", action="store_true", help="tiny run (seconds), for tests")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=DEFAULT_OUTPUT,
+        help=f"JSON report (default {DEFAULT_OUTPUT})",
+    )
+    parser.add_argument(
+        "--sizes",
+        type=lambda text: tuple(int(part) for part in text.split(",")),
+        help="live-session counts to poll, comma-separated (default 100,500,1000,2500,5000)",
+    )
+    parser.add_argument("--repeats", type=int, help="timed repeats per measurement (median)")
+    parser.add_argument("--seed", type=int, default=1)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    plan = QUICK if args.quick else FULL
+    if args.sizes:
+        plan = _replace(plan, sizes=tuple(sorted(args.sizes)))
+    if args.repeats:
+        plan = _replace(plan, repeats=args.repeats, scrape_repeats=args.repeats)
+    quiet_logs()
+    began = time.perf_counter()
+    fleet = Fleet(seed=args.seed)
+    empty = fleet.snapshot_pages()
+    poll, snapshots = poll_cost.run(fleet, plan.sizes, plan.repeats)
+    scrape = scrape_cost.run(
+        fleet, [empty, *snapshots], plan.scrape_repeats, plan.scrape_inner, plan.http_scrapes
+    )
+    memory = memory_bound.churn(
+        plan.churn_polls, plan.churn_per_poll, plan.memory_samples, args.seed
+    )
+    cap = memory_bound.ended_cap(
+        plan.cap_ends,
+        plan.cap_max_ended,
+        plan.memory_samples,
+    )
+    report: dict[str, Any] = {
+        "meta": {
+            "when": datetime.now(UTC).isoformat(timespec="seconds"),
+            "quick": args.quick,
+            "exporter_version": __version__,
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "plan": asdict(plan),
+            "seconds": round(time.perf_counter() - began, 1),
+        },
+        "poll": poll,
+        "scrape": scrape,
+        "memory": memory,
+        "ended_cap": cap,
+    }
+    print(render_tables(report))
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(f"report written to {args.output}", file=sys.stderr)
+    return 0
+
+
+def _replace(plan: Plan, **changes: Any) -> Plan:
+    return Plan(**{**asdict(plan), **changes})

@@ -1,0 +1,118 @@
+"""Scrape cost against the number of live sessions, and proof that scrapes never call the API.
+
+A scrape renders the snapshot the last poll computed; its only per-session part, the
+``notte_session_*`` detail series, is capped by ``--sessions.detail-limit`` (20 by default).
+So ``exposition()`` should cost the same with 0 and with thousands of live sessions: each
+size's median is reported as a ratio against the empty account's, measured interleaved.
+
+Then the daemon is started for real (HTTP server and poll thread) against the simulator and
+scraped over HTTP many times: the simulator must record no request during the scrapes.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import httpx
+
+from notte_exporter.daemon import Exporter
+from notte_exporter.simulator import SimulatorServer
+
+from .fixtures import KEY, Fleet, StaticPages, make_exporter
+from .timing import interleaved_medians, ratio
+
+_READY_TIMEOUT_S = 120.0
+
+
+def _exposition(exporter: Exporter) -> Callable[[], bytes]:
+    return exporter.exposition
+
+
+def measure_exposition(
+    fleet: Fleet, snapshots: Sequence[StaticPages], repeats: int, inner: int
+) -> list[dict[str, Any]]:
+    exporters: dict[int, Exporter] = {}
+    for pages in snapshots:
+        exporter = make_exporter(fleet.clock, transport=pages.transport())
+        status = exporter.poll_once()
+        assert status.ok, f"poll failed: {status.message}"
+        exporters[pages.live_sessions] = exporter
+    try:
+        seconds = interleaved_medians(
+            {str(n): _exposition(exporter) for n, exporter in exporters.items()},
+            repeats,
+            inner,
+        )
+        rows: list[dict[str, Any]] = []
+        baseline_n = min(exporters)
+        for n, exporter in exporters.items():
+            text = exporter.exposition()
+            samples = [line for line in text.splitlines() if line and not line.startswith(b"#")]
+            rows.append(
+                {
+                    "sessions": n,
+                    "ms": round(seconds[str(n)] * 1e3, 4),
+                    "ratio": ratio(seconds[str(n)], seconds[str(baseline_n)]),
+                    "bytes": len(text),
+                    "samples": len(samples),
+                    "detail_series": sum(1 for s in samples if b"session_id=" in s),
+                }
+            )
+    finally:
+        for exporter in exporters.values():
+            exporter.client.close()
+    return rows
+
+
+def measure_http(fleet: Fleet, scrapes: int) -> dict[str, Any]:
+    """Serve the daemon for real and scrape it; count the API requests the scrapes made."""
+    with SimulatorServer(fleet.account, api_key=KEY, rate_limit=None) as server:
+        exporter = make_exporter(fleet.clock, api_url=server.url)
+        url = exporter.start()
+        try:
+            deadline = time.monotonic() + _READY_TIMEOUT_S
+            # The poll thread polls at once, then waits out a one-hour interval.
+            while not exporter.state.ready:
+                assert time.monotonic() < deadline, "the first poll never succeeded"
+                time.sleep(0.01)
+            api_before = len(server.requests)
+            timings: list[float] = []
+            with httpx.Client() as client:
+                for index in range(scrapes):
+                    # Alternate plain and gzip scrapes, as Prometheus and curl would.
+                    headers = {"Accept-Encoding": "gzip"} if index % 2 else {}
+                    started = time.perf_counter()
+                    response = client.get(url, headers=headers)
+                    timings.append(time.perf_counter() - started)
+                    response.raise_for_status()
+            api_after = len(server.requests)
+        finally:
+            exporter.stop()
+    return {
+        "live_sessions": fleet.size,
+        "scrapes": scrapes,
+        "api_requests_during_scrapes": api_after - api_before,
+        "api_requests_of_first_poll": api_before,
+        "http_scrape_ms_median": round(statistics.median(timings) * 1e3, 3),
+    }
+
+
+def run(
+    fleet: Fleet, snapshots: Sequence[StaticPages], repeats: int, inner: int, scrapes: int
+) -> dict[str, Any]:
+    rows = measure_exposition(fleet, snapshots, repeats, inner)
+    http = measure_http(fleet, scrapes)
+    return {
+        "repeats": repeats,
+        "inner": inner,
+        "baseline_sessions": rows[0]["sessions"],
+        "rows": rows,
+        "http": http,
+        "summary": {
+            "max_ratio": max(row["ratio"] for row in rows),
+            "api_requests_during_scrapes": http["api_requests_during_scrapes"],
+        },
+    }
