@@ -46,31 +46,26 @@ def _timestamp(record: logging.LogRecord) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def _fields(record: logging.LogRecord) -> dict[str, str]:
+    fields = {
+        "ts": _timestamp(record),
+        "level": record.levelname.lower(),
+        "logger": record.name,
+        "msg": record.getMessage(),
+    }
+    if record.exc_text:
+        fields["exc"] = record.exc_text
+    return fields
+
+
 class LogfmtFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        fields = {
-            "ts": _timestamp(record),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        line = " ".join(f"{key}={_logfmt_value(value)}" for key, value in fields.items())
-        if record.exc_text:
-            line += f" exc={_logfmt_value(record.exc_text)}"
-        return line
+        return " ".join(f"{key}={_logfmt_value(value)}" for key, value in _fields(record).items())
 
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        fields = {
-            "ts": _timestamp(record),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        if record.exc_text:
-            fields["exc"] = record.exc_text
-        return json.dumps(fields)
+        return json.dumps(_fields(record))
 
 
 def _logfmt_value(value: str) -> str:
