@@ -69,10 +69,18 @@ def poll_tables(poll: dict[str, Any]) -> list[str]:
 def scrape_tables(scrape: dict[str, Any]) -> list[str]:
     table = _table(
         f"Scrape cost: exposition() ms (median of {scrape['repeats']}x{scrape['inner']}), "
-        f"ratio to {scrape['baseline_sessions']} live sessions",
-        ["sessions", "ms", "ratio", "bytes", "samples", "detail series"],
+        f"ratio to {scrape['baseline_sessions']} live sessions and to the smallest non-empty fleet",
+        ["sessions", "ms", "ratio", "ratio non-empty", "bytes", "samples", "detail series"],
         [
-            [r["sessions"], r["ms"], r["ratio"], r["bytes"], r["samples"], r["detail_series"]]
+            [
+                r["sessions"],
+                r["ms"],
+                r["ratio"],
+                r["ratio_nonempty"],
+                r["bytes"],
+                r["samples"],
+                r["detail_series"],
+            ]
             for r in scrape["rows"]
         ],
     )

@@ -46,11 +46,11 @@ FULL = Plan(
     scrape_repeats=7,
     scrape_inner=20,
     http_scrapes=200,
-    churn_polls=160,
-    churn_per_poll=300,
-    memory_samples=8,
-    cap_ends=30_000,
-    cap_max_ended=20_000,
+    churn_polls=240,
+    churn_per_poll=400,
+    memory_samples=12,
+    cap_ends=75_000,
+    cap_max_ended=50_000,
 )
 QUICK = Plan(
     sizes=(50, 200),
