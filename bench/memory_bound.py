@@ -4,8 +4,9 @@ Every poll a new cohort of sessions starts (with traffic) and earlier ones end (
 failed, or left to be found gone), while the clock moves on by ``step``. The exporter
 remembers the ids of counted ends for ``DEFAULT_HORIZON`` (so nothing is counted twice),
 and ``step`` is chosen so the horizon is crossed an eighth of the way through: from there
-on memory must stay flat however many more sessions pass. Reported as the ratio of the late
-samples' memory to the memory at a quarter of the run, next to the ratio of sessions seen.
+on memory must stay flat however many more sessions pass. Reported as the ratio of the last
+sample's memory to the first sample past warm-up (see ``_plateau``), next to the ratio of
+sessions that passed in between.
 
 The simulated account runs in a child process (``churn_server``), so ``tracemalloc`` in
 this process sees the exporter (and the few bytes of this driver) and nothing of the
