@@ -29,8 +29,13 @@ def test_naive_and_zoned_timestamps_are_the_same_utc_moment(stamp: str) -> None:
     assert parsed(created_at=stamp).created_at == datetime(2026, 5, 1, 10, 0, 0, 123456, UTC)
 
 
-def test_iso8601_duration_is_parsed() -> None:
-    assert parsed(duration="PT1H2M3.5S").duration == timedelta(hours=1, minutes=2, seconds=3.5)
+def test_iso8601_duration_gives_the_lifetime() -> None:
+    assert parsed(duration="PT1H2M3.5S").lifetime() == timedelta(hours=1, minutes=2, seconds=3.5)
+
+
+def test_a_malformed_duration_falls_back_on_the_timestamps() -> None:
+    session = parsed(duration="about a minute", closed_at="2026-05-01T10:01:00Z")
+    assert session.lifetime() == timedelta(minutes=1)
 
 
 @pytest.mark.parametrize(
