@@ -189,7 +189,8 @@ class Poller:
         Nothing here relies on the listing's order for correctness: if the order is not
         newest-first the scan simply finds less, and ``GET /sessions/{id}`` covers the
         sessions it missed. It stops at the first page holding nothing that ended since
-        the previous poll, which on a newest-first listing is where recent history ends.
+        the previous poll (and no live session), which on a newest-first listing is where
+        recent history ends.
         """
         since = self._previous_success or now
         for page in range(1, max_pages + 1):
@@ -204,7 +205,11 @@ class Poller:
             recent = False
             for raw in result.items:
                 item = parse_session(raw)
-                if not isinstance(item, Session) or item.is_live:
+                if not isinstance(item, Session):
+                    continue
+                if item.is_live:
+                    # Live sessions sort among the newest: recent history may follow them.
+                    recent = True
                     continue
                 self._tracker.observe_final(item, now)
                 ended_at = item.closed_at or item.created_at

@@ -324,3 +324,20 @@ def test_lifecycle_memory_is_released_as_sessions_end(account, clock, make_expor
     clock.advance(timedelta(hours=26).total_seconds())
     exporter.poll_once()
     assert sample(exporter, "notte_exporter_tracked_sessions", state="ended") == 0
+
+
+def test_the_history_scan_reads_past_live_sessions_to_find_recent_ends(
+    api, account, clock, make_exporter
+) -> None:
+    ended = account.start_session(browser_type="firefox")
+    clock.advance(1)
+    account.start_session()
+    account.start_session()
+    exporter = make_exporter(notte_page_size=2, sessions_lookup_budget=4)
+    exporter.poll_once()
+    account.stop(ended)
+    api.clear_requests()
+    exporter.poll_once()
+    assert closed(exporter, "firefox", "closed", "manual") == 1
+    # Found on the second history page, behind the live sessions: no lookup by id needed.
+    assert get_requests(api) == []
