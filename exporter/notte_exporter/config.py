@@ -85,7 +85,11 @@ class Settings(BaseSettings):
         60.0, ge=0, description="Grace past a session's own timeouts before it is overdue."
     )
     sessions_lookup_budget: int = Field(
-        10, ge=0, le=1000, description="API requests per poll to learn how sessions ended."
+        10,
+        ge=0,
+        le=1000,
+        description="API requests per poll to learn how sessions ended; raise it on accounts "
+        "with hundreds of live sessions.",
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Least severe level logged."
