@@ -174,17 +174,45 @@ def load_settings(overrides: dict[str, Any]) -> Settings:
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:
-        raise SettingsError([_describe(error) for error in exc.errors()]) from None
+        failing = {_field_of(error) for error in exc.errors()}
+        problems = [_describe(error) for error in exc.errors()]
+        raise SettingsError(problems + _problems_besides(overrides, failing)) from None
     problems = cross_check(settings)
     if problems:
         raise SettingsError(problems)
     return settings
 
 
+def _field_of(error: Any) -> str:
+    field = str(error["loc"][0]) if error["loc"] else ""
+    return {"NOTTE_API_URL": "notte_api_url", "NOTTE_API_KEY": "notte_api_key"}.get(field, field)
+
+
+def _problems_besides(overrides: dict[str, Any], failing: set[str]) -> list[str]:
+    """Cross-setting problems among the settings that are valid on their own.
+
+    Reporting them with the field errors spares the operator a second failed start.
+    """
+    if not failing <= set(Settings.model_fields):
+        return []
+    valid = {name: value for name, value in overrides.items() if name not in failing}
+    defaults = {name: Settings.model_fields[name].default for name in failing}
+    try:
+        settings = Settings(**valid, **defaults)
+    except ValidationError:
+        return []
+    timing = {"poll_interval", "poll_timeout"}
+    key = {"demo", "notte_api_key", "notte_api_key_file"}
+    return [
+        problem
+        for problem in cross_check(settings)
+        if not (failing & timing and problem.startswith("--poll.timeout"))
+        and not (failing & key and "key" in problem.lower())
+    ]
+
+
 def _describe(error: Any) -> str:
-    field = str(error["loc"][0]) if error["loc"] else "settings"
-    if field == "NOTTE_API_URL":
-        field = "notte_api_url"
+    field = _field_of(error) or "settings"
     message = str(error["msg"]).removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         return f"unknown setting {field!r}"

@@ -64,3 +64,20 @@ def test_flag_and_variable_names_follow_one_rule() -> None:
     assert flag_of("notte_api_key_file") == "--notte.api-key-file"
     assert flag_of("demo") == "--demo"
     assert env_of("sessions_lookup_budget") == "NOTTE_EXPORTER_SESSIONS_LOOKUP_BUDGET"
+
+
+def test_a_missing_key_is_reported_along_with_invalid_values() -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"poll_interval": "soon", "log_level": "loud"})
+    problems = caught.value.problems
+    assert len(problems) == 3
+    assert any(p.startswith("--poll.interval") for p in problems)
+    assert any(p.startswith("--log.level") for p in problems)
+    assert any(p.startswith("no API key") for p in problems)
+
+
+def test_a_timing_conflict_is_reported_along_with_invalid_values() -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"demo": True, "poll_timeout": "1m", "log_format": "xml"})
+    assert len(caught.value.problems) == 2
+    assert "must be shorter than --poll.interval" in str(caught.value)
