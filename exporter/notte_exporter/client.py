@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from pydantic import ValidationError
@@ -108,7 +109,7 @@ class NotteClient:
         """Return one session's current or final state, or None when the API does not know it."""
         try:
             body = self._request(
-                ENDPOINT_GET, f"/sessions/{httpx.URL(session_id).path}", {}, deadline, retries
+                ENDPOINT_GET, f"/sessions/{quote(session_id, safe='')}", {}, deadline, retries
             )
         except ApiError as exc:
             if exc.status == 404:

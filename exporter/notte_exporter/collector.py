@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import platform
 from collections.abc import Callable, Iterator
-from datetime import datetime
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -203,8 +202,8 @@ class SessionCollector(Collector):
         )
         for detail in snapshot.oldest:
             info.add_metric([detail.session_id, detail.browser_type, detail.status], 1.0)
-            created.add_metric([detail.session_id], _ts(detail.created_at))
-            accessed.add_metric([detail.session_id], _ts(detail.last_accessed_at))
+            created.add_metric([detail.session_id], detail.created_at.timestamp())
+            accessed.add_metric([detail.session_id], detail.last_accessed_at.timestamp())
         if snapshot.oldest:
             yield info
             yield created
@@ -231,7 +230,3 @@ def _by_label(
 def _ordered(known: tuple[str, ...], present: dict[str, int]) -> tuple[str, ...]:
     """Every known value, then any value the snapshot has that is not known yet."""
     return known + tuple(value for value in present if value not in known)
-
-
-def _ts(moment: datetime) -> float:
-    return moment.timestamp()

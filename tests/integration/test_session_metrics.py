@@ -341,3 +341,14 @@ def test_the_history_scan_reads_past_live_sessions_to_find_recent_ends(
     assert closed(exporter, "firefox", "closed", "manual") == 1
     # Found on the second history page, behind the live sessions: no lookup by id needed.
     assert get_requests(api) == []
+
+
+def test_session_ids_are_escaped_in_lookup_urls(api, account, make_exporter) -> None:
+    exporter = make_exporter()
+    session = account.start_session(session_id="a/b?c", browser_type="firefox")
+    exporter.poll_once()
+    account.remove(session)
+    api.clear_requests()
+    exporter.poll_once()
+    assert [r.path for r in get_requests(api)] == ["/sessions/a%2Fb%3Fc"]
+    assert closed(exporter, "firefox", "unknown", "unknown") == 1
