@@ -163,6 +163,10 @@ class LifecycleTracker:
         with self._lock:
             return list(self._pending)
 
+    def pending_count(self) -> int:
+        with self._lock:
+            return len(self._pending)
+
     def is_pending(self, session_id: str) -> bool:
         with self._lock:
             return session_id in self._pending

@@ -65,13 +65,16 @@ class Poller:
         self._status_label = status_label
         self._clock = clock
         self._monotonic = monotonic
-        self._previous_success: datetime | None = None
+        # When the last complete live listing began: sessions created later may have started
+        # and ended without ever being listed as live.
+        self._previous_listing: datetime | None = None
 
     def poll(self) -> PollStatus:
         """Run one poll; never raises for anything the API or the network does."""
         started = self._monotonic()
         deadline = started + self._config.poll_timeout
         self._metrics.polls.inc()
+        listing_started = self._clock()
         try:
             sessions = self._list_live(deadline)
             now = self._clock()
@@ -96,7 +99,7 @@ class Poller:
         duration = self._finish(started)
         status = PollStatus(ok=True, finished_at=now, duration_seconds=duration)
         self._state.record_success(snapshot, status)
-        self._previous_success = now
+        self._previous_listing = listing_started
         log.debug("poll succeeded: %d live sessions in %.3fs", len(sessions), duration)
         return status
 
@@ -172,7 +175,7 @@ class Poller:
         if budget <= 0:
             return
         try:
-            budget -= self._scan_history(deadline, now, max_pages=max(1, budget // 2))
+            budget -= self._scan_history(deadline, now, budget)
             for session_id in self._tracker.pending_ids()[:budget]:
                 found = self._client.get_session(session_id, deadline=deadline)
                 if found is None:
@@ -183,17 +186,21 @@ class Poller:
             # Not a poll failure: the live picture is complete; the rest waits a poll.
             log.info("could not learn how ended sessions ended yet: %s", exc)
 
-    def _scan_history(self, deadline: float, now: datetime, max_pages: int) -> int:
+    def _scan_history(self, deadline: float, now: datetime, budget: int) -> int:
         """Read the newest pages of the full listing; returns the requests it made.
 
-        Nothing here relies on the listing's order for correctness: if the order is not
-        newest-first the scan simply finds less, and ``GET /sessions/{id}`` covers the
-        sessions it missed. It stops at the first page holding nothing that ended since
-        the previous poll (and no live session), which on a newest-first listing is where
-        recent history ends.
+        A page of up to 100 sessions costs one request, so scanning is the cheap way to learn
+        many ends at once, and the only way to find sessions that started and ended between
+        two polls. The scan reads on while a page holds sessions created since the previous
+        poll (on a newest-first listing, unseen short-lived sessions can only sit among
+        those), or while more sessions are pending than lookups by id could cover with the
+        requests left; otherwise those lookups are cheaper than more pages.
+
+        Nothing here relies on the listing's order for correctness: if it is not
+        newest-first the scan finds less, and ``GET /sessions/{id}`` covers what it missed.
         """
-        since = self._previous_success or now
-        for page in range(1, max_pages + 1):
+        since = self._previous_listing or now
+        for page in range(1, budget + 1):
             result = self._client.list_sessions(
                 page=page,
                 page_size=self._config.page_size,
@@ -202,18 +209,17 @@ class Poller:
                 deadline=deadline,
                 retries=0,
             )
-            recent = False
+            fresh = False
             for raw in result.items:
                 item = parse_session(raw)
                 if not isinstance(item, Session):
                     continue
-                if item.is_live:
-                    # Live sessions sort among the newest: recent history may follow them.
-                    recent = True
-                    continue
-                self._tracker.observe_final(item, now)
-                ended_at = item.closed_at or item.created_at
-                recent = recent or ended_at >= since
-            if not (recent and result.has_next):
+                fresh = fresh or item.created_at > since
+                if not item.is_live:
+                    self._tracker.observe_final(item, now)
+            remaining = budget - page
+            if not result.has_next or remaining == 0:
                 return page
-        return max_pages
+            if not fresh and self._tracker.pending_count() <= remaining:
+                return page
+        return budget

@@ -326,21 +326,68 @@ def test_lifecycle_memory_is_released_as_sessions_end(account, clock, make_expor
     assert sample(exporter, "notte_exporter_tracked_sessions", state="ended") == 0
 
 
-def test_the_history_scan_reads_past_live_sessions_to_find_recent_ends(
+def test_many_pending_ends_are_learned_from_history_pages_past_live_sessions(
+    api, account, clock, make_exporter
+) -> None:
+    ended = [account.start_session(browser_type="firefox") for _ in range(2)]
+    clock.advance(1)
+    account.start_session()
+    account.start_session()
+    exporter = make_exporter(notte_page_size=2, sessions_lookup_budget=2)
+    exporter.poll_once()
+    for session in ended:
+        account.stop(session)
+    api.clear_requests()
+    exporter.poll_once()
+    assert closed(exporter, "firefox", "closed", "manual") == 2
+    # Two ends, one request left after the first page: the second page, behind the live
+    # sessions, holds both; lookups by id could only have learned one.
+    assert get_requests(api) == []
+
+
+def test_a_few_pending_ends_are_looked_up_by_id_rather_than_by_more_pages(
     api, account, clock, make_exporter
 ) -> None:
     ended = account.start_session(browser_type="firefox")
     clock.advance(1)
-    account.start_session()
-    account.start_session()
-    exporter = make_exporter(notte_page_size=2, sessions_lookup_budget=4)
+    for _ in range(4):
+        account.start_session()
+    exporter = make_exporter(notte_page_size=2, sessions_lookup_budget=10)
     exporter.poll_once()
     account.stop(ended)
     api.clear_requests()
     exporter.poll_once()
     assert closed(exporter, "firefox", "closed", "manual") == 1
-    # Found on the second history page, behind the live sessions: no lookup by id needed.
-    assert get_requests(api) == []
+    history = [r for r in api.requests if r.query.get("only_active") == "false"]
+    assert len(history) == 1
+    assert [r.path for r in get_requests(api)] == [f"/sessions/{ended}"]
+
+
+def test_a_quiet_account_costs_one_history_request_per_poll(
+    api, account, clock, make_exporter
+) -> None:
+    for _ in range(5):
+        account.start_session()
+    exporter = make_exporter(notte_page_size=2, sessions_lookup_budget=10)
+    exporter.poll_once()
+    clock.advance(30)
+    api.clear_requests()
+    exporter.poll_once()
+    pages = [(r.query["only_active"], r.query["page"]) for r in api.requests]
+    assert pages == [("true", "1"), ("true", "2"), ("true", "3"), ("false", "1")]
+
+
+def test_sessions_that_began_and_ended_since_the_last_poll_are_found_on_later_pages(
+    api, account, clock, make_exporter
+) -> None:
+    exporter = make_exporter(notte_page_size=2, sessions_lookup_budget=10)
+    exporter.poll_once()
+    clock.advance(1)
+    for _ in range(5):
+        account.stop(account.start_session(browser_type="chrome"))
+    exporter.poll_once()
+    assert sample(exporter, "notte_sessions_started_total", browser_type="chrome") == 5
+    assert closed(exporter, "chrome", "closed", "manual") == 5
 
 
 def test_session_ids_are_escaped_in_lookup_urls(api, account, make_exporter) -> None:
