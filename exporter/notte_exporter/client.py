@@ -26,7 +26,7 @@ from . import __version__
 from .errors import ApiError, FailureReason
 from .instrumentation import ENDPOINT_GET, ENDPOINT_LIST, ExporterMetrics, RateLimit
 from .logs import REDACTED
-from .models import InvalidItem, Session, SessionPage, parse_session
+from .models import InvalidItem, Session, SessionPage, first_problem, parse_session
 
 USER_AGENT = f"notte-exporter/{__version__}"
 REQUEST_ORIGIN = "notte-exporter"
@@ -100,7 +100,7 @@ class NotteClient:
         except ValidationError as exc:
             raise ApiError(
                 FailureReason.INVALID_RESPONSE,
-                f"GET /sessions page {page} is not a session listing: {_first_error(exc)}",
+                f"GET /sessions page {page} is not a session listing: {first_problem(exc, 'body')}",
             ) from None
 
     def get_session(
@@ -288,8 +288,3 @@ def _describe(part: Any) -> str:
             for item in part
         )
     return str(part)
-
-
-def _first_error(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    return f"{'.'.join(str(part) for part in first['loc']) or 'body'}: {first['msg']}"

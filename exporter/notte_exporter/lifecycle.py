@@ -167,10 +167,6 @@ class LifecycleTracker:
         with self._lock:
             return len(self._pending)
 
-    def is_pending(self, session_id: str) -> bool:
-        with self._lock:
-            return session_id in self._pending
-
     def observe_final(self, session: Session, now: datetime) -> bool:
         """Record a session seen in a final state; returns True if this counted an end."""
         if session.is_live:

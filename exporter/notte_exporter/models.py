@@ -124,9 +124,13 @@ def parse_session(raw: Any) -> Session | InvalidItem:
         return Session.model_validate(raw)
     except ValidationError as exc:
         session_id = raw.get("session_id") if isinstance(raw, dict) else None
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "item"
         return InvalidItem(
             session_id=session_id if isinstance(session_id, str) else None,
-            problem=f"{where}: {first['msg']} ({exc.error_count()} problem(s))",
+            problem=f"{first_problem(exc, 'item')} ({exc.error_count()} problem(s))",
         )
+
+
+def first_problem(exc: ValidationError, whole: str) -> str:
+    """The first validation error as ``field.path: message`` (``whole`` when it has no path)."""
+    first = exc.errors()[0]
+    return f"{'.'.join(str(part) for part in first['loc']) or whole}: {first['msg']}"
