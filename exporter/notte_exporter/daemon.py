@@ -20,12 +20,12 @@ from prometheus_client import (
     PROCESS_COLLECTOR,
     CollectorRegistry,
     disable_created_metrics,
-    generate_latest,
 )
 
 from .client import NotteClient
 from .collector import SessionCollector
 from .config import Settings
+from .exposition import PublishedExposition
 from .instrumentation import ExporterMetrics
 from .keys import ApiKey
 from .labels import BROWSER_TYPES, BoundedLabel
@@ -59,10 +59,14 @@ class Exporter:
         process_metrics: bool = True,
     ) -> None:
         self.settings = settings
+        # What polls change, rendered once per poll; apart from the per-process series,
+        # which change all the time and are rendered at each scrape (see exposition.py).
         self.registry = CollectorRegistry(auto_describe=True)
+        self.process_registry: CollectorRegistry | None = None
         if process_metrics:
+            self.process_registry = CollectorRegistry(auto_describe=True)
             for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
-                self.registry.register(collector)
+                self.process_registry.register(collector)
         self.state = ExporterState()
         self._stop = threading.Event()
         self.metrics = ExporterMetrics(self.registry)
@@ -111,6 +115,8 @@ class Exporter:
                 sessions_limit=settings.sessions_limit,
             )
         )
+        # Rendered now too, so that scrapes before the first poll ends see notte_up 0.
+        self.published = PublishedExposition(self.registry, self.process_registry)
         self._poll_thread: threading.Thread | None = None
         self._server: MetricsServer | None = None
 
@@ -119,16 +125,20 @@ class Exporter:
             raise InterruptedError("exporter is stopping")
 
     def poll_once(self) -> PollStatus:
-        return self.poller.poll()
+        """Poll, then publish what it found (or how it failed) to scrapes."""
+        status = self.poller.poll()
+        self.published.publish()
+        return status
 
     def exposition(self) -> bytes:
-        return generate_latest(self.registry)
+        """The text exposition a scrape asking for nothing in particular gets."""
+        return self.published.text()
 
     def start(self) -> str:
         """Start serving and polling in the background; returns the metrics URL."""
         host, port = self.settings.listen_host_port
         self._server = MetricsServer(
-            make_app(self.registry, self.state, self.settings.web_telemetry_path), host, port
+            make_app(self.published, self.state, self.settings.web_telemetry_path), host, port
         )
         self._server.start()
         self._poll_thread = threading.Thread(target=self._poll_loop, name="poll", daemon=True)
@@ -145,7 +155,7 @@ class Exporter:
         next_start = time.monotonic()
         while not self._stop.is_set():
             try:
-                self.poller.poll()
+                self.poll_once()
             except InterruptedError:
                 break
             next_start += interval

@@ -1,8 +1,8 @@
 """The HTTP side: /metrics, /healthz, /readyz and a landing page, on a threaded server.
 
 Serving reads only the state the poll thread published, so a slow or failing API never
-slows a scrape. ``/metrics`` is prometheus_client's own WSGI app, which negotiates
-OpenMetrics and gzip with the scraper.
+slows a scrape. ``/metrics`` serves the bytes rendered when the last poll ended
+(``exposition.py`` negotiates the format and gzip with the scraper).
 """
 
 from __future__ import annotations
@@ -16,9 +16,8 @@ from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, make_wsgi_app
-
 from . import __version__
+from .exposition import PublishedExposition
 from .state import ExporterState
 
 log = logging.getLogger(__name__)
@@ -46,19 +45,17 @@ class _IPv6ThreadingServer(_ThreadingServer):
 
 
 def make_app(
-    registry: CollectorRegistry,
+    exposition: PublishedExposition,
     state: ExporterState,
     telemetry_path: str = "/metrics",
 ) -> Callable[[Environ, StartResponse], Iterable[bytes]]:
-    metrics_app = make_wsgi_app(registry)
-
     def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
         method = environ.get("REQUEST_METHOD", "GET")
         if method not in ("GET", "HEAD"):
             return _plain(start_response, "405 Method Not Allowed", "method not allowed\n")
         if path == telemetry_path:
-            return metrics_app(environ, start_response)  # type: ignore[no-any-return]
+            return _metrics(start_response, exposition, environ)
         if path == "/healthz":
             return _plain(start_response, "200 OK", "ok\n")
         if path == "/readyz":
@@ -72,6 +69,21 @@ def make_app(
         return _plain(start_response, "404 Not Found", "not found\n")
 
     return app
+
+
+def _metrics(
+    start_response: StartResponse, exposition: PublishedExposition, environ: Environ
+) -> list[bytes]:
+    reply = exposition.reply(
+        environ.get("HTTP_ACCEPT"),
+        environ.get("HTTP_ACCEPT_ENCODING"),
+        environ.get("QUERY_STRING", ""),
+    )
+    headers = [("Content-Type", reply.content_type), ("Content-Length", str(len(reply.body)))]
+    if reply.content_encoding is not None:
+        headers.append(("Content-Encoding", reply.content_encoding))
+    start_response("200 OK", headers)
+    return [reply.body]
 
 
 def _plain(start_response: StartResponse, status: str, body: str) -> list[bytes]:

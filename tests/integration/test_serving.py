@@ -5,6 +5,7 @@ import threading
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from notte_exporter.simulator import Fault
 from support import API_KEY
@@ -113,3 +114,42 @@ def test_the_key_is_sent_to_the_api_only(api, running) -> None:
     for path in ("/", "/metrics", "/healthz", "/readyz"):
         assert API_KEY not in client.get(path).text
     assert api.requests[0].headers["authorization"].endswith(API_KEY)
+
+
+def test_no_scrape_ever_mixes_two_polls(account, clock, make_exporter) -> None:
+    """Each poll sees one more session, one second later: every scrape must agree with itself."""
+    began = clock.now().timestamp()
+    exporter = make_exporter(web_listen_address="127.0.0.1:0", sessions_lookup_budget=0)
+    url = exporter.start()
+    assert exporter.state.wait_for_polls(1, timeout=10)
+    done = threading.Event()
+
+    def publish_polls() -> None:
+        try:
+            for _ in range(40):
+                account.start_session()
+                clock.advance(1)
+                exporter.poll_once()
+        finally:
+            done.set()
+
+    publisher = threading.Thread(target=publish_polls)
+    publisher.start()
+    seen: set[float] = set()
+    with httpx.Client(timeout=5) as client:
+        while not done.is_set():
+            values = {
+                sample.name: sample.value
+                for family in text_string_to_metric_families(client.get(url).text)
+                for sample in family.samples
+                if not sample.labels or sample.labels.get("browser_type") == "chromium"
+            }
+            polls = values["notte_exporter_polls_total"]
+            active = values.get("notte_sessions_active", 0.0)
+            success = values["notte_exporter_last_poll_success_timestamp_seconds"]
+            # Poll n (the background one is n = 1) saw n - 1 sessions at start + n - 1 s.
+            assert active == polls - 1
+            assert success == began + polls - 1
+            seen.add(polls)
+    publisher.join()
+    assert len(seen) > 1

@@ -1,0 +1,172 @@
+"""The bytes of ``/metrics``, rendered once per poll and served as they are to every scrape.
+
+Everything the exporter knows changes only when a poll ends, so ``publish()`` (called by the
+poll thread after each poll, successful or not) renders the registry then: the Prometheus
+text format and OpenMetrics, each also gzip-compressed. A scrape picks the bytes its
+``Accept`` and ``Accept-Encoding`` ask for and appends only the per-process series (process
+CPU and memory, platform, GC), which change between polls and are rendered for each scrape
+from their own registry. Two things follow:
+
+* a scrape costs about what serving static bytes costs, however many sessions there are;
+* a scrape sees one poll, whole: the snapshot, the poll counters and the lifecycle counts
+  are read in one go by the thread that just changed them, never half-way through a poll.
+
+OpenMetrics ends with a single ``# EOF``: the poll's part is stored without it and the
+per-process part (or a bare ``# EOF``) closes the body. The gzip of the poll's part is
+flushed to a byte boundary and the compressor kept, so a scrape copies that state (a few
+microseconds) and compresses only the per-process tail into the same gzip member.
+
+Requests this cache cannot answer as published are rendered live from the registries, as
+prometheus_client would: a ``?name[]=`` filter, and a format variant (``Accept`` parameters
+such as ``escaping``) not seen before. A variant is remembered (up to ``MAX_VARIANTS``) and
+rendered at every later publish, so a Prometheus that always asks the same way is served
+from the cache from its second poll on.
+"""
+
+from __future__ import annotations
+
+import threading
+import zlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple, Protocol
+from urllib.parse import parse_qs
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder, gzip_accepted
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+
+Encoder = Callable[[Collector], bytes]
+
+OPENMETRICS = "application/openmetrics-text"
+EOF = b"# EOF\n"
+# Format variants remembered for pre-rendering: each Prometheus version asks in one way, so
+# a handful covers every real scraper; a client inventing new ones only gets live renders.
+MAX_VARIANTS = 8
+_GZIP_WBITS = 16 + zlib.MAX_WBITS
+
+
+class Reply(NamedTuple):
+    """What ``/metrics`` answers: the body and the two headers that describe it."""
+
+    body: bytes
+    content_type: str
+    content_encoding: str | None  # "gzip", or None for identity
+
+
+@dataclass(frozen=True)
+class _Rendered:
+    """One format of one poll: the poll's bytes, plain and as an unfinished gzip member."""
+
+    plain: bytes
+    gzip_prefix: bytes
+    # Holds the gzip state after ``gzip_prefix``; only ever copied, never advanced.
+    compressor: zlib._Compress
+
+    @classmethod
+    def of(cls, body: bytes) -> _Rendered:
+        compressor = zlib.compressobj(6, zlib.DEFLATED, _GZIP_WBITS)
+        prefix = compressor.compress(body) + compressor.flush(zlib.Z_SYNC_FLUSH)
+        return cls(body, prefix, compressor)
+
+    def finish(self, tail: bytes, gzipped: bool) -> bytes:
+        if not gzipped:
+            return self.plain + tail
+        rest = self.compressor.copy()
+        return self.gzip_prefix + rest.compress(tail) + rest.flush()
+
+
+class _Collects(Protocol):
+    def collect(self) -> Iterable[Metric]: ...
+
+
+class _Both(Collector):
+    """Several registries read as one, for live renders."""
+
+    def __init__(self, collectors: Sequence[_Collects]) -> None:
+        self._collectors = collectors
+
+    def collect(self) -> Iterable[Metric]:
+        for collector in self._collectors:
+            yield from collector.collect()
+
+
+class PublishedExposition:
+    """The exposition of the last published poll, plus live per-process series.
+
+    ``registry`` holds what polls change; ``process_registry`` (None turns them off) the
+    per-process collectors rendered at each scrape.
+    """
+
+    def __init__(
+        self, registry: CollectorRegistry, process_registry: CollectorRegistry | None = None
+    ) -> None:
+        self._registry = registry
+        self._process = process_registry
+        self._lock = threading.Lock()
+        text_encoder, text_type = choose_encoder("")
+        om_encoder, om_type = choose_encoder(OPENMETRICS)
+        self._encoders: dict[str, Encoder] = {text_type: text_encoder, om_type: om_encoder}
+        self._rendered: Mapping[str, _Rendered] = {}
+        self.publish()
+
+    def publish(self) -> None:
+        """Render every known format from the registry now; scrapes serve it from here on."""
+        with self._lock:
+            encoders = dict(self._encoders)
+        rendered = {
+            content_type: _Rendered.of(_poll_part(content_type, encoder(self._registry)))
+            for content_type, encoder in encoders.items()
+        }
+        with self._lock:
+            self._rendered = rendered  # one assignment: a scrape sees this poll or the last
+
+    def reply(
+        self, accept: str | None = None, accept_encoding: str | None = None, query: str = ""
+    ) -> Reply:
+        """The body for a scrape with these headers and query string."""
+        encoder, content_type = choose_encoder(accept or "")
+        gzipped = gzip_accepted(accept_encoding or "")
+        encoding = "gzip" if gzipped else None
+        names = parse_qs(query).get("name[]")
+        if names:
+            return Reply(self._live(encoder, names, gzipped), content_type, encoding)
+        with self._lock:
+            rendered = self._rendered.get(content_type)
+            if rendered is None and len(self._encoders) < MAX_VARIANTS:
+                self._encoders[content_type] = encoder
+        if rendered is None:
+            return Reply(self._live(encoder, None, gzipped), content_type, encoding)
+        body = rendered.finish(self._tail(content_type, encoder), gzipped)
+        return Reply(body, content_type, encoding)
+
+    def text(self) -> bytes:
+        """The plain Prometheus text format, as a scraper that asks for nothing gets it."""
+        return self.reply().body
+
+    def _tail(self, content_type: str, encoder: Encoder) -> bytes:
+        if self._process is None:
+            return EOF if content_type.startswith(OPENMETRICS) else b""
+        return encoder(self._process)
+
+    def _live(self, encoder: Encoder, names: Sequence[str] | None, gzipped: bool) -> bytes:
+        registries = [self._registry]
+        if self._process is not None:
+            registries.append(self._process)
+        parts: list[_Collects] = [
+            registry if names is None else registry.restricted_registry(names)
+            for registry in registries
+        ]
+        body = encoder(_Both(parts))
+        if not gzipped:
+            return body
+        compressor = zlib.compressobj(6, zlib.DEFLATED, _GZIP_WBITS)
+        return compressor.compress(body) + compressor.flush()
+
+
+def _poll_part(content_type: str, body: bytes) -> bytes:
+    """The poll's share of a body: OpenMetrics without its closing ``# EOF``."""
+    if content_type.startswith(OPENMETRICS) and body.endswith(EOF):
+        return body[: -len(EOF)]
+    return body

@@ -1,0 +1,112 @@
+"""The published exposition: bytes rendered once per poll, per-process series per scrape."""
+
+import gzip
+
+import pytest
+from prometheus_client import PROCESS_COLLECTOR, CollectorRegistry, Gauge
+from prometheus_client.parser import text_string_to_metric_families
+
+from notte_exporter.exposition import PublishedExposition
+
+OPENMETRICS = "application/openmetrics-text; version=1.0.0"
+# What Prometheus 3 sends by default: a format variant the exposition has not rendered yet.
+PROMETHEUS_3 = (
+    "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,"
+    "text/plain;version=0.0.4;q=0.2,*/*;q=0.1"
+)
+
+
+@pytest.fixture
+def registry() -> CollectorRegistry:
+    return CollectorRegistry(auto_describe=True)
+
+
+@pytest.fixture
+def gauge(registry: CollectorRegistry) -> Gauge:
+    gauge = Gauge("notte_things", "Things.", registry=registry)
+    gauge.set(1)
+    return gauge
+
+
+@pytest.fixture
+def process() -> CollectorRegistry:
+    process = CollectorRegistry(auto_describe=True)
+    process.register(PROCESS_COLLECTOR)
+    return process
+
+
+def values(body: bytes) -> dict[str, float]:
+    return {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(body.decode())
+        for sample in family.samples
+    }
+
+
+def test_scrapes_serve_the_last_published_poll(registry, gauge) -> None:
+    exposition = PublishedExposition(registry)
+    gauge.set(2)
+    assert b"notte_things 1.0" in exposition.text()
+    exposition.publish()
+    assert b"notte_things 2.0" in exposition.text()
+
+
+def test_per_process_series_are_rendered_at_each_scrape(registry, gauge, process) -> None:
+    exposition = PublishedExposition(registry, process)
+    body = exposition.text()
+    assert b"notte_things 1.0" in body
+    assert b"process_cpu_seconds_total" in body
+
+
+def test_openmetrics_ends_with_one_eof_after_the_per_process_series(
+    registry, gauge, process
+) -> None:
+    body = PublishedExposition(registry, process).reply(OPENMETRICS).body
+    assert body.count(b"# EOF") == 1
+    assert body.endswith(b"# EOF\n")
+    assert b"notte_things 1.0" in body
+
+
+def test_openmetrics_without_per_process_series_still_ends_with_eof(registry, gauge) -> None:
+    reply = PublishedExposition(registry).reply(OPENMETRICS)
+    assert reply.content_type.startswith("application/openmetrics-text")
+    assert reply.body.count(b"# EOF") == 1
+    assert reply.body.endswith(b"# EOF\n")
+
+
+@pytest.mark.parametrize("accept", [None, OPENMETRICS])
+def test_gzip_holds_the_same_body_as_plain(registry, gauge, process, accept) -> None:
+    exposition = PublishedExposition(registry, process)
+    plain = exposition.reply(accept)
+    zipped = exposition.reply(accept, "gzip")
+    assert zipped.content_encoding == "gzip"
+    assert plain.content_encoding is None
+    unzipped = gzip.decompress(zipped.body)
+    # The process series move between the two scrapes; everything else is byte for byte.
+    assert unzipped.split(b"# HELP process_")[0] == plain.body.split(b"# HELP process_")[0]
+    assert unzipped.endswith(b"# EOF\n") == (accept is not None)
+
+
+def test_the_gzip_of_a_poll_can_be_finished_many_times(registry, gauge, process) -> None:
+    exposition = PublishedExposition(registry, process)
+    for _ in range(3):
+        assert b"notte_things 1.0" in gzip.decompress(exposition.reply(None, "gzip").body)
+
+
+def test_a_name_filter_renders_only_the_named_families(registry, gauge, process) -> None:
+    Gauge("notte_other", "Other.", registry=registry).set(5)
+    exposition = PublishedExposition(registry, process)
+    body = exposition.reply(query="name[]=notte_other&name[]=process_start_time_seconds").body
+    assert set(values(body)) == {"notte_other", "process_start_time_seconds"}
+
+
+def test_a_new_format_variant_is_rendered_at_every_later_publish(registry, gauge) -> None:
+    exposition = PublishedExposition(registry)
+    first = exposition.reply(PROMETHEUS_3)
+    assert b"notte_things 1.0" in first.body
+    exposition.publish()
+    gauge.set(2)  # not published: a variant served from the cache must not show it
+    reply = exposition.reply(PROMETHEUS_3)
+    assert reply.content_type == first.content_type
+    assert b"notte_things 1.0" in reply.body
+    assert reply.body.count(b"# EOF") == 1
