@@ -3,17 +3,19 @@
 Aggregations use `without (<the metric's own labels>)` so that every target label
 (job, instance, and namespace/pod under Kubernetes) survives into recorded series and alerts,
 where Alertmanager can route on them.
+
+Rules are grouped by subject, as in the kubernetes-mixin: one function builds each group's
+rules, and `RECORDING_GROUPS` / `ALERT_GROUPS` list them in file order. A new subject adds a
+function and one line to each list; recording groups come first because alerts read them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from mixin.config import Config, duration_seconds, human_duration, percent
-
-RECORDING_GROUP = "notte-exporter.rules"
-ALERTING_GROUP = "notte-exporter.alerts"
 
 
 @dataclass(frozen=True)
@@ -142,12 +144,10 @@ def _target_filter(config: Config) -> str:
     return f"job=%q,{config.instance_label}=%q"
 
 
-def alerts(config: Config) -> list[Alert]:
+def exporter_alerts(config: Config) -> list[Alert]:
+    """Group `notte-exporter`: the exporter itself, its polls and the API's rate limit."""
     c = config
     inst = f"{{{{ $labels.{c.instance_label} }}}}"
-    names = record_names(c)
-    ended_window = human_duration(c.sessions_ended_window)
-    target = _target_filter(c)
     result: list[Alert] = []
 
     result.append(
@@ -261,6 +261,17 @@ def alerts(config: Config) -> list[Alert]:
             ),
         )
     )
+    return result
+
+
+def session_alerts(config: Config) -> list[Alert]:
+    """Group `notte-sessions`: leaks, errors and the sessions live on the account."""
+    c = config
+    inst = f"{{{{ $labels.{c.instance_label} }}}}"
+    names = record_names(c)
+    ended_window = human_duration(c.sessions_ended_window)
+    target = _target_filter(c)
+    result: list[Alert] = []
     leak_volume = _query_value(
         c,
         f'sum({names.closed_by_reason}{{close_reason!="unknown",{target}}})',
@@ -396,11 +407,32 @@ def alerts(config: Config) -> list[Alert]:
     return result
 
 
+RuleFunction = Callable[[Config], list[dict[str, str]]]
+AlertFunction = Callable[[Config], list[Alert]]
+
+# Group names and the functions that build them, in file order.
+RECORDING_GROUPS: tuple[tuple[str, RuleFunction], ...] = (
+    ("notte-sessions.rules", recording_rules),
+)
+ALERT_GROUPS: tuple[tuple[str, AlertFunction], ...] = (
+    ("notte-exporter", exporter_alerts),
+    ("notte-sessions", session_alerts),
+)
+
+
+def alerts(config: Config) -> list[Alert]:
+    """Every alert of every group, in file order."""
+    return [alert for _, build in ALERT_GROUPS for alert in build(config)]
+
+
 def rule_groups(config: Config) -> dict[str, Any]:
-    """The rule file: recording rules first (alerts read them), then alerts."""
+    """The rule file: recording groups first (alerts read them), then one group per subject."""
     return {
         "groups": [
-            {"name": RECORDING_GROUP, "rules": recording_rules(config)},
-            {"name": ALERTING_GROUP, "rules": [alert.rule(config) for alert in alerts(config)]},
+            *({"name": name, "rules": build(config)} for name, build in RECORDING_GROUPS),
+            *(
+                {"name": name, "rules": [alert.rule(config) for alert in build(config)]}
+                for name, build in ALERT_GROUPS
+            ),
         ]
     }

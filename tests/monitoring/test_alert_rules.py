@@ -152,9 +152,25 @@ def test_recording_rules_are_named_level_metric_operations():
 
 
 def test_recording_rules_come_before_the_alerts_that_read_them():
-    names = [group["name"] for group in rule_groups()]
-    assert names == ["notte-exporter.rules", "notte-exporter.alerts"]
-    assert all("record" in rule for rule in rule_groups()[0]["rules"])
+    kinds = ["record" if "record" in group["rules"][0] else "alert" for group in rule_groups()]
+    assert kinds == sorted(kinds, key=lambda kind: kind != "record"), kinds
+    for group in rule_groups():
+        assert len({"record" in rule for rule in group["rules"]}) == 1, group["name"]
+
+
+def test_alerts_are_grouped_by_subject():
+    groups = {
+        group["name"]: {rule["alert"] for rule in group["rules"]}
+        for group in rule_groups()
+        if "alert" in group["rules"][0]
+    }
+    assert groups["notte-exporter"] == {
+        "NotteExporterDown",
+        "NotteExporterStale",
+        "NotteApiRateLimited",
+    }
+    assert groups["notte-sessions"] >= {"NotteSessionLeak", "NotteSessionsNearLimit"}
+    assert all(name.startswith("Notte") for names in groups.values() for name in names)
 
 
 def test_helm_rule_file_is_a_plain_prometheus_rule_file():

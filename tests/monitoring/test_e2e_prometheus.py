@@ -119,7 +119,7 @@ def compose_rules(tmp_path: Path) -> Path:
     assert result.returncode == 0, result.stderr
     short = rule_groups(tmp_path / "short" / RULE_FILE.relative_to(REPO))
     production = rule_groups()
-    production_recording = [g for g in production if g["name"] == "notte-exporter.rules"]
+    production_recording = [g for g in production if "record" in g["rules"][0]]
     production_names = {r["record"] for g in production_recording for r in g["rules"]}
     short_recording = [
         rule
@@ -127,10 +127,10 @@ def compose_rules(tmp_path: Path) -> Path:
         for rule in group["rules"]
         if "record" in rule and rule["record"] not in production_names
     ]
-    short_alerts = [group for group in short if group["name"] == "notte-exporter.alerts"]
+    short_alerts = [group for group in short if "alert" in group["rules"][0]]
     groups = [
         *production_recording,
-        {"name": "notte-exporter.rules.short-windows", "rules": short_recording},
+        {"name": "notte-sessions.rules.short-windows", "rules": short_recording},
         *short_alerts,
     ]
     path = tmp_path / "rules.yaml"

@@ -28,11 +28,11 @@ JOB_NAME = "notte-exporter"
 PLACEHOLDER_RULES = textwrap.dedent(
     """\
     groups:
-      - name: notte-exporter.rules
+      - name: notte-sessions.rules
         rules:
           - record: job:notte_sessions_active:sum
             expr: sum by (job) (notte_sessions_active{job="notte-exporter"})
-      - name: notte-exporter.alerts
+      - name: notte-exporter
         rules:
           - alert: NotteExporterDown
             expr: |
