@@ -89,7 +89,9 @@ Three causes, told apart by the `cause` label:
   the Helm chart's ServiceMonitor and the labels your Prometheus selects ServiceMonitors by.
 - `polls_failing`: `notte_exporter_poll_failures_total` by `reason` on the *Notte exporter*
   dashboard and the exporter's log. `unauthorized`/`forbidden`: the API key is wrong,
-  revoked or unreadable (`--notte.api-key-file`). `rate_limited`: see
+  revoked or unreadable (`--notte.api-key-file`). `invalid_key`: the key file holds
+  something that is not a key (a second line, a space, a non-ASCII character); the log says
+  what, never the value. `rate_limited`: see
   [NotteApiRateLimited](#notteapiratelimited). `timeout`/`network`: egress to
   `--notte.api-url`. `server_error`/`invalid_response`: the Notte API itself
   (status page, support).

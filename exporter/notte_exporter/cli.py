@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import platform
 import secrets
 import signal
 import sys
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from pathlib import Path
 from types import FrameType
 from typing import NoReturn
 
@@ -25,13 +27,15 @@ from .config import (
     SettingsError,
     env_of,
     flag_of,
+    key_source,
     load_settings,
 )
 from .daemon import Exporter
 from .durations import format_duration
 from .errors import ADVICE
-from .keys import ApiKey
+from .keys import ENV_SOURCE, ApiKey
 from .logs import configure
+from .redaction import Secrets
 
 log = logging.getLogger("notte_exporter")
 
@@ -102,24 +106,42 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = vars(build_parser().parse_args(argv))
     once = bool(args.pop("once"))
+    known_keys = _candidate_keys(args)
     try:
         settings = load_settings(args)
     except SettingsError as exc:
         print("notte-exporter: invalid settings:", file=sys.stderr)
         for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
+            print(f"  {known_keys.redact(problem)}", file=sys.stderr)
         return EXIT_USAGE
     api_key = (
-        ApiKey(path=settings.notte_api_key_file)
-        if settings.notte_api_key is None and settings.notte_api_key_file is not None
-        else ApiKey(settings.notte_api_key)
+        ApiKey(path=settings.notte_api_key_file, secrets=known_keys)
+        if key_source(settings) != ENV_SOURCE
+        else ApiKey(settings.notte_api_key, secrets=known_keys)
     )
-    configure(settings.log_level, settings.log_format, api_key.known_values)
+    configure(settings.log_level, settings.log_format, known_keys.redact)
+    if not settings.demo:
+        log.info("using the API key from %s", api_key.source)
     with _api(settings, api_key) as (url, key):
         exporter = Exporter(settings, key, api_url=url)
         if once:
             return _run_once(exporter)
         return _serve(exporter)
+
+
+def _candidate_keys(flags: dict[str, object]) -> Secrets:
+    """Every value that may be a key, remembered for redaction before anything is printed.
+
+    Even a key that turns out to be malformed or unused was held by the process, and an
+    error message about something else must not be the one place it shows.
+    """
+    found = Secrets()
+    found.remember(os.environ.get(ENV_SOURCE, ""))
+    for path in (flags.get("notte_api_key_file"), os.environ.get(env_of("notte_api_key_file"))):
+        if isinstance(path, str) and path:
+            with suppress(OSError):  # load_settings reports it
+                found.remember(Path(path).read_bytes().decode("utf-8", errors="replace"))
+    return found
 
 
 @contextmanager
@@ -131,7 +153,7 @@ def _api(settings: Settings, api_key: ApiKey) -> Iterator[tuple[str, ApiKey]]:
     # Imported here: only --demo needs the simulator.
     from .simulator import SimulatedAccount, SimulatorServer  # noqa: PLC0415
 
-    demo_key = ApiKey(SecretStr(f"demo-{secrets.token_hex(8)}"))
+    demo_key = ApiKey(SecretStr(f"demo-{secrets.token_hex(8)}"), secrets=api_key.secrets)
     account = SimulatedAccount(
         seed=settings.demo_seed, profile=settings.demo_profile, speed=settings.demo_speed
     )
@@ -149,15 +171,18 @@ def _api(settings: Settings, api_key: ApiKey) -> Iterator[tuple[str, ApiKey]]:
 def _run_once(exporter: Exporter) -> int:
     status = exporter.poll_once()
     exporter.client.close()
+    redact = exporter.redact
     if not status.ok:
         assert status.reason is not None
         print(
-            f"notte-exporter: poll failed: {status.reason.value}: {status.message}; "
-            f"{ADVICE[status.reason]}",
+            redact(
+                f"notte-exporter: poll failed: {status.reason.value}: {status.message}; "
+                f"{ADVICE[status.reason]}"
+            ),
             file=sys.stderr,
         )
         return EXIT_FAILURE
-    sys.stdout.write(exporter.exposition().decode())
+    sys.stdout.write(redact(exporter.exposition().decode()))
     return EXIT_OK
 
 

@@ -37,6 +37,31 @@ from .state import ExporterState
 
 _AT_LAST_POLL = "at the last successful poll"
 
+# Every family collect() may yield. Which of them appear depends on the data, but the names
+# are fixed, and describe() must give them all: the registry answers ?name[]= filters and
+# catches duplicate names through describe(), never through collect().
+FAMILIES = (
+    "notte_up",
+    "notte_exporter_build_info",
+    "notte_exporter_last_poll_success_timestamp_seconds",
+    "notte_api_rate_limit_limit",
+    "notte_api_rate_limit_remaining",
+    "notte_api_rate_limit_reset_timestamp_seconds",
+    "notte_exporter_tracked_sessions",
+    "notte_sessions_active",
+    "notte_sessions_active_with_feature",
+    "notte_sessions_active_network_request_bytes",
+    "notte_sessions_active_network_response_bytes",
+    "notte_sessions_active_with_error",
+    "notte_sessions_active_idle",
+    "notte_sessions_overdue",
+    "notte_sessions_oldest_created_timestamp_seconds",
+    "notte_sessions_limit",
+    "notte_session_info",
+    "notte_session_created_timestamp_seconds",
+    "notte_session_last_accessed_timestamp_seconds",
+)
+
 
 class SessionCollector(Collector):
     def __init__(
@@ -47,7 +72,9 @@ class SessionCollector(Collector):
         lifecycle_stats: Callable[[], LifecycleStats],
         *,
         sessions_limit: int | None = None,
+        redact: Callable[[str], str] = str,
     ) -> None:
+        self._redact = redact
         self._state = state
         self._browser_types = browser_types
         self._rate_limit = rate_limit
@@ -55,9 +82,8 @@ class SessionCollector(Collector):
         self._sessions_limit = sessions_limit
 
     def describe(self) -> list[Metric]:
-        # Families come and go with the data; an empty describe keeps registration from
-        # calling collect() (and reading state) at start-up.
-        return []
+        # Names only: describing never reads the state, so registering is free at start-up.
+        return [GaugeMetricFamily(name, "") for name in FAMILIES]
 
     def collect(self) -> Iterator[Metric]:
         yield from self._exporter_families()
@@ -201,9 +227,11 @@ class SessionCollector(Collector):
             labels=["session_id"],
         )
         for detail in snapshot.oldest:
-            info.add_metric([detail.session_id, detail.browser_type, detail.status], 1.0)
-            created.add_metric([detail.session_id], detail.created_at.timestamp())
-            accessed.add_metric([detail.session_id], detail.last_accessed_at.timestamp())
+            # Session ids are the one label the API fills freely: they pass the redaction step.
+            session_id = self._redact(detail.session_id)
+            info.add_metric([session_id, detail.browser_type, detail.status], 1.0)
+            created.add_metric([session_id], detail.created_at.timestamp())
+            accessed.add_metric([session_id], detail.last_accessed_at.timestamp())
         if snapshot.oldest:
             yield info
             yield created

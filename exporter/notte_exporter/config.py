@@ -2,8 +2,9 @@
 
 Each setting is a flag in the style of Go exporters (``--poll.interval``) and an environment
 variable named after it (``NOTTE_EXPORTER_POLL_INTERVAL``); the Notte SDK's own variables
-``NOTTE_API_URL`` and ``NOTTE_API_KEY`` work too. Flags win over the environment. The key
-has no flag on purpose: command lines are visible to every user of the machine.
+``NOTTE_API_URL`` and ``NOTTE_API_KEY`` work too. Flags win over the environment, and that
+includes the key: ``--notte.api-key-file`` on the command line beats ``NOTTE_API_KEY``. The
+key has no flag on purpose: command lines are visible to every user of the machine.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .durations import format_duration, parse_duration
+from .keys import ENV_SOURCE, file_source, key_problem, read_key_file
 
 ENV_PREFIX = "NOTTE_EXPORTER_"
 DEFAULT_PORT = 10717
@@ -114,6 +116,18 @@ class Settings(BaseSettings):
     def _lowercase(cls, value: Any) -> Any:
         return value.lower() if isinstance(value, str) else value
 
+    @field_validator("notte_api_key")
+    @classmethod
+    def _api_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        stripped = value.get_secret_value().strip()
+        problem = key_problem(stripped)
+        if problem is not None:
+            # The message names the problem only; errors are printed without their input.
+            raise ValueError(f"the key {problem}")
+        return SecretStr(stripped)
+
     @field_validator("web_listen_address")
     @classmethod
     def _listen_address(cls, value: str) -> str:
@@ -171,6 +185,9 @@ class SettingsError(Exception):
 
 def load_settings(overrides: dict[str, Any]) -> Settings:
     """Build settings from flags (``overrides``) over the environment, checking everything."""
+    if overrides.get("notte_api_key_file") is not None and "notte_api_key" not in overrides:
+        # Flags win: a key file named on the command line beats NOTTE_API_KEY.
+        overrides = {**overrides, "notte_api_key": None}
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:
@@ -238,16 +255,19 @@ def cross_check(settings: Settings) -> list[str]:
             )
         elif settings.notte_api_key is None and settings.notte_api_key_file is not None:
             problems.extend(_key_file_problems(settings.notte_api_key_file))
-        elif settings.notte_api_key is not None and not settings.notte_api_key.get_secret_value():
-            problems.append("NOTTE_API_KEY is set but empty")
     return problems
+
+
+def key_source(settings: Settings) -> str:
+    """Where the key comes from, in words fit for a log line."""
+    if settings.notte_api_key is None and settings.notte_api_key_file is not None:
+        return file_source(settings.notte_api_key_file)
+    return ENV_SOURCE
 
 
 def _key_file_problems(path: Path) -> list[str]:
     try:
-        content = path.read_text(encoding="utf-8").strip()
+        _, problem = read_key_file(path)
     except OSError as exc:
-        return [f"--notte.api-key-file: cannot read {str(path)!r}: {exc.strerror or exc}"]
-    if not content:
-        return [f"--notte.api-key-file: {str(path)!r} is empty"]
-    return []
+        return [f"{file_source(path)}: cannot read it: {exc.strerror or exc}"]
+    return [] if problem is None else [f"{file_source(path)}: the key {problem}"]

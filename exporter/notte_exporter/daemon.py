@@ -59,6 +59,8 @@ class Exporter:
         process_metrics: bool = True,
     ) -> None:
         self.settings = settings
+        # The one redaction step (see redaction.py) for every text this exporter serves.
+        self.redact = api_key.redact
         # What polls change, rendered once per poll; apart from the per-process series,
         # which change all the time and are rendered at each scrape (see exposition.py).
         self.registry = CollectorRegistry(auto_describe=True)
@@ -70,8 +72,8 @@ class Exporter:
         self.state = ExporterState()
         self._stop = threading.Event()
         self.metrics = ExporterMetrics(self.registry)
-        browser_label = BoundedLabel(BROWSER_TYPES)
-        status_label = BoundedLabel(LIVE_STATUS_LABELS)
+        browser_label = BoundedLabel(BROWSER_TYPES, redact=self.redact)
+        status_label = BoundedLabel(LIVE_STATUS_LABELS, redact=self.redact)
         self.tracker = LifecycleTracker(
             LifecycleMetrics(self.registry, BROWSER_TYPES),
             browser_label,
@@ -113,6 +115,7 @@ class Exporter:
                 lambda: self.metrics.rate_limit,
                 self.tracker.stats,
                 sessions_limit=settings.sessions_limit,
+                redact=self.redact,
             )
         )
         # Rendered now too, so that scrapes before the first poll ends see notte_up 0.
@@ -138,7 +141,9 @@ class Exporter:
         """Start serving and polling in the background; returns the metrics URL."""
         host, port = self.settings.listen_host_port
         self._server = MetricsServer(
-            make_app(self.published, self.state, self.settings.web_telemetry_path), host, port
+            make_app(self.published, self.state, self.settings.web_telemetry_path, self.redact),
+            host,
+            port,
         )
         self._server.start()
         self._poll_thread = threading.Thread(target=self._poll_loop, name="poll", daemon=True)

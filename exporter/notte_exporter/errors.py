@@ -6,6 +6,7 @@ with one ``FailureReason``; the reason is both the label of
 operator can go from an alert to the cause without reading code.
 
     ApiError
+      reason=invalid_key       the key file holds something that is not a key (never sent)
       reason=unauthorized      401: the key is wrong, revoked or expired
       reason=forbidden         403: the key may not list sessions
       reason=rate_limited      429 after the retry budget
@@ -22,6 +23,7 @@ from enum import StrEnum
 
 
 class FailureReason(StrEnum):
+    INVALID_KEY = "invalid_key"
     UNAUTHORIZED = "unauthorized"
     FORBIDDEN = "forbidden"
     RATE_LIMITED = "rate_limited"
@@ -34,6 +36,8 @@ class FailureReason(StrEnum):
 
 # What an operator should do about each reason; appended to the one-line log message.
 ADVICE: dict[FailureReason, str] = {
+    FailureReason.INVALID_KEY: "write the key alone into the key file (one token of printable "
+    'ASCII, e.g. echo "$KEY" > file); the exporter reads it again without a restart',
     FailureReason.UNAUTHORIZED: "check that NOTTE_API_KEY (or --notte.api-key-file) holds a "
     "current key from the Notte console",
     FailureReason.FORBIDDEN: "the key is not allowed to list sessions; use a key of the account",

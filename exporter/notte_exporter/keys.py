@@ -1,46 +1,149 @@
-"""Where the API key comes from: the environment, or a file re-read when it changes.
+"""Where the API key comes from, what a valid key is, and rotation of a key file.
 
-Reading the file again whenever its modification time changes lets a rotated Kubernetes
-Secret take effect without restarting the exporter, which matters most exactly when the old
-key expired and every poll fails with 401.
+A key is one token of printable ASCII: no spaces, no control characters, at most
+``MAX_KEY_LENGTH`` characters. Whitespace around it (the newline of ``echo key > file``) is
+stripped. Checking this once, where the key is read, is what keeps a malformed key from
+reaching an HTTP header, where it used to fail as an "illegal header value" that quoted the
+key and blamed the network. Every problem is described by what is wrong and where the key
+came from, never by any part of the value.
+
+A key file is read again on every use and compared by content, not modification time, so a
+rotated Kubernetes Secret takes effect without a restart even when the rewrite keeps the
+mtime. While the file is briefly empty (being rewritten) the last good key stays in use;
+when it holds something that is not a key, polls fail with reason ``invalid_key`` until it
+is fixed. Every value read, valid or not, is remembered for redaction.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 
 from pydantic import SecretStr
 
+from .errors import ApiError, FailureReason
+from .redaction import Secrets
+
+log = logging.getLogger(__name__)
+
+MAX_KEY_LENGTH = 1024
+ENV_SOURCE = "NOTTE_API_KEY"
+
+
+def key_problem(value: str) -> str | None:
+    """What is wrong with a key (already stripped), in words that quote none of it."""
+    if not value:
+        return "is blank"
+    if "\n" in value or "\r" in value:
+        return "contains a line break"
+    if not value.isascii():
+        return "contains a non-ASCII character"
+    if any(char.isspace() for char in value):
+        return "contains a space or a tab"
+    if not value.isprintable():
+        return "contains a control character"
+    if len(value) > MAX_KEY_LENGTH:
+        return f"is longer than {MAX_KEY_LENGTH} characters"
+    return None
+
+
+def file_source(path: Path) -> str:
+    return f"--notte.api-key-file {str(path)!r}"
+
+
+def read_key_file(path: Path) -> tuple[str, str | None]:
+    """The stripped key in ``path`` and what is wrong with it (None when it is a valid key).
+
+    Raises OSError when the file cannot be read.
+    """
+    return _parse(path.read_bytes())
+
+
+def _parse(raw: bytes) -> tuple[str, str | None]:
+    try:
+        text = raw.decode("ascii")
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", errors="replace").strip(), "contains a non-ASCII character"
+    value = text.strip()
+    return value, key_problem(value)
+
 
 class ApiKey:
-    def __init__(self, value: SecretStr | None = None, path: Path | None = None) -> None:
-        self._value = value.get_secret_value() if value is not None else ""
+    """The current key, from a fixed value or a file; calling it returns the key to send."""
+
+    def __init__(
+        self,
+        value: SecretStr | None = None,
+        path: Path | None = None,
+        *,
+        secrets: Secrets | None = None,
+    ) -> None:
+        self.secrets = secrets if secrets is not None else Secrets()
+        self._value = value.get_secret_value().strip() if value is not None else ""
         self._path = path
-        self._mtime: int | None = None
-        self._known: list[str] = [self._value] if self._value else []
+        self._content: bytes | None = None
+        self._problem: str | None = None
         self._lock = threading.Lock()
+        if self._value:
+            self.secrets.remember(self._value)
+        if path is not None:
+            self._read()  # quietly: start-up has checked the file and logs its source
+
+    @property
+    def source(self) -> str:
+        return ENV_SOURCE if self._path is None else file_source(self._path)
 
     def __call__(self) -> str:
-        if self._path is None:
-            return self._value
+        """The key to send; raises ApiError(invalid_key) while the file holds no valid key."""
+        if self._path is not None:
+            self.reload()
         with self._lock:
-            try:
-                mtime = self._path.stat().st_mtime_ns
-                if mtime != self._mtime:
-                    self._value = self._path.read_text(encoding="utf-8").strip()
-                    self._mtime = mtime
-                    if self._value and self._value not in self._known:
-                        # The last few keys stay redacted; rotations are rare, memory is not.
-                        self._known = [*self._known[-4:], self._value]
-            except OSError:
-                pass  # keep the last key read; the resulting 401s say what is wrong
+            if self._problem is not None:
+                raise ApiError(FailureReason.INVALID_KEY, f"{self.source}: the key {self._problem}")
             return self._value
 
-    def known_values(self) -> list[str]:
-        """Every key value seen, for the log filter that redacts them."""
+    def reload(self) -> str | None:
+        """Read the key file again and log what changed; returns that, or None."""
+        change = self._read()
+        if change is not None:
+            (log.info if self._problem is None else log.error)("%s", change)
+        return change
+
+    def _read(self) -> str | None:
+        if self._path is None:
+            return None
         with self._lock:
-            return list(self._known)
+            try:
+                content = self._path.read_bytes()
+            except OSError as exc:
+                # Keep the last key read; the resulting 401s, if any, say what is wrong.
+                log.debug("cannot read %s: %s", self.source, exc.strerror)
+                return None
+            if content == self._content:
+                return None
+            self._content = content
+            value, problem = _parse(content)
+            if value:
+                self.secrets.remember(value)
+            if problem == "is blank" and self._value:
+                # Being rewritten: a moment later it holds the new key.
+                return None
+            if problem is not None:
+                self._problem = problem
+                return f"the key in {self.source} {problem}; polls fail until it is fixed"
+            changed = self._value != value or self._problem is not None
+            self._value, self._problem = value, None
+            if not changed:
+                return None
+            return f"read a new API key from {self.source}"
+
+    def known_values(self) -> list[str]:
+        """Every key value seen, for redaction."""
+        return list(self.secrets.values())
+
+    def redact(self, text: str) -> str:
+        return self.secrets.redact(text)
 
     def __repr__(self) -> str:
         return "ApiKey(<redacted>)"

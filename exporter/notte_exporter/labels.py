@@ -3,14 +3,14 @@
 Known values are always present (so dashboards and alerts see zeros rather than gaps); a
 few values the API may add later are kept as they come, so a new browser type shows up
 under its own name; anything past that budget, or anything that does not look like an
-identifier, is folded into ``other``.
+identifier, or that holds a secret the redaction step knows, is folded into ``other``.
 """
 
 from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 OTHER = "other"
 UNKNOWN = "unknown"
@@ -27,7 +27,14 @@ _IDENTIFIER = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,39}$")
 class BoundedLabel:
     """Maps raw values to label values from a set that can only grow by ``extra`` entries."""
 
-    def __init__(self, known: Iterable[str], extra: int = 10) -> None:
+    def __init__(
+        self,
+        known: Iterable[str],
+        extra: int = 10,
+        *,
+        redact: Callable[[str], str] = str,
+    ) -> None:
+        self._redact = redact
         self._known = tuple(known)
         self._allowed = set(self._known)
         self._extra_budget = extra
@@ -43,7 +50,11 @@ class BoundedLabel:
         with self._lock:
             if raw in self._allowed:
                 return raw
-            if len(self._extras) < self._extra_budget and _IDENTIFIER.match(raw):
+            if (
+                len(self._extras) < self._extra_budget
+                and _IDENTIFIER.match(raw)
+                and self._redact(raw) == raw
+            ):
                 self._extras.append(raw)
                 self._allowed.add(raw)
                 return raw

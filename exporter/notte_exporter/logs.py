@@ -1,8 +1,9 @@
 """Structured logging (logfmt or JSON) that cannot leak the API key.
 
 Redaction is defence in depth: no code path formats the key into a message, and should one
-ever do so (an exception text quoting a header, say), the filter replaces it before any
-handler writes the line.
+ever do so (an exception text quoting a header, say), the filter passes the final message and
+any traceback through the process's one redaction step (``redaction``) before any handler
+writes the line, whichever the format.
 """
 
 from __future__ import annotations
@@ -14,30 +15,26 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TextIO
 
-REDACTED = "<redacted>"
+from .redaction import REDACTED
+
+__all__ = ["REDACTED", "JsonFormatter", "LogfmtFormatter", "SecretFilter", "configure"]
 
 
 class SecretFilter(logging.Filter):
-    """Replaces every known secret in a record's final message with ``<redacted>``."""
+    """Passes a record's final message and traceback through ``redact``."""
 
-    def __init__(self, secrets: Callable[[], list[str]]) -> None:
+    def __init__(self, redact: Callable[[str], str]) -> None:
         super().__init__()
-        self._secrets = secrets
+        self._redact = redact
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        for secret in self._secrets():
-            if secret and secret in message:
-                message = message.replace(secret, REDACTED)
-        record.msg, record.args = message, None
+        record.msg, record.args = self._redact(record.getMessage()), None
         if record.exc_info:
-            # Tracebacks are only rendered at debug level; render them now so they are
-            # redacted like everything else.
+            # Render the traceback now, so that it is redacted like everything else.
             text = logging.Formatter().formatException(record.exc_info)
-            for secret in self._secrets():
-                if secret:
-                    text = text.replace(secret, REDACTED)
-            record.exc_info, record.exc_text = None, text
+            record.exc_info, record.exc_text = None, self._redact(text)
+        elif record.exc_text:
+            record.exc_text = self._redact(record.exc_text)
         return True
 
 
@@ -78,13 +75,13 @@ def _logfmt_value(value: str) -> str:
 def configure(
     level: str,
     fmt: str,
-    secrets: Callable[[], list[str]],
+    redact: Callable[[str], str],
     stream: TextIO | None = None,
 ) -> logging.Handler:
     """Send the package's logs (and httpx's warnings) to ``stream`` in the chosen format."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else LogfmtFormatter())
-    handler.addFilter(SecretFilter(secrets))
+    handler.addFilter(SecretFilter(redact))
     root = logging.getLogger()
     for existing in list(root.handlers):
         root.removeHandler(existing)

@@ -48,6 +48,7 @@ def make_app(
     exposition: PublishedExposition,
     state: ExporterState,
     telemetry_path: str = "/metrics",
+    redact: Callable[[str], str] = str,
 ) -> Callable[[Environ, StartResponse], Iterable[bytes]]:
     def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
@@ -65,7 +66,7 @@ def make_app(
                 start_response, "503 Service Unavailable", "not ready: no successful poll yet\n"
             )
         if path == "/":
-            return _landing(start_response, state, telemetry_path)
+            return _landing(start_response, state, telemetry_path, redact)
         return _plain(start_response, "404 Not Found", "not found\n")
 
     return app
@@ -95,7 +96,10 @@ def _plain(start_response: StartResponse, status: str, body: str) -> list[bytes]
 
 
 def _landing(
-    start_response: StartResponse, state: ExporterState, telemetry_path: str
+    start_response: StartResponse,
+    state: ExporterState,
+    telemetry_path: str,
+    redact: Callable[[str], str],
 ) -> list[bytes]:
     last = state.last_poll
     if last is None:
@@ -120,7 +124,7 @@ def _landing(
 </ul>
 </body></html>
 """
-    data = page.encode()
+    data = redact(page).encode()
     start_response(
         "200 OK", [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(data)))]
     )

@@ -82,7 +82,7 @@ def test_a_poll_timeout_not_shorter_than_the_interval_is_refused() -> None:
 def test_an_unreadable_key_file_is_refused(tmp_path: Path) -> None:
     result = run("--notte.api-key-file", str(tmp_path / "missing"))
     assert result.returncode == 2
-    assert "--notte.api-key-file: cannot read" in result.stderr
+    assert f"--notte.api-key-file {str(tmp_path / 'missing')!r}: cannot read it" in result.stderr
 
 
 def test_once_prints_the_exposition_and_exits_0(api, account) -> None:

@@ -43,7 +43,7 @@ def test_there_is_no_flag_that_takes_the_key_itself() -> None:
 
 def test_the_log_filter_redacts_a_key_that_slipped_into_a_message() -> None:
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "auth %s failed", (API_KEY,), None)
-    SecretFilter(lambda: [API_KEY]).filter(record)
+    SecretFilter(lambda text: text.replace(API_KEY, "<redacted>")).filter(record)
     assert API_KEY not in LogfmtFormatter().format(record)
     assert "<redacted>" in LogfmtFormatter().format(record)
 
@@ -53,7 +53,7 @@ def test_the_log_filter_redacts_tracebacks_too() -> None:
         raise RuntimeError(f"header Bearer {API_KEY}")
     except RuntimeError:
         record = logging.LogRecord("x", logging.ERROR, __file__, 1, "boom", (), sys.exc_info())
-    SecretFilter(lambda: [API_KEY]).filter(record)
+    SecretFilter(lambda text: text.replace(API_KEY, "<redacted>")).filter(record)
     line = LogfmtFormatter().format(record)
     assert "RuntimeError" in line
     assert API_KEY not in line

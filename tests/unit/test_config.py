@@ -49,14 +49,14 @@ def test_invalid_values_name_the_flag_and_the_problem(overrides: dict, words: st
 
 def test_an_empty_key_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NOTTE_API_KEY", "")
-    with pytest.raises(SettingsError, match="NOTTE_API_KEY is set but empty"):
+    with pytest.raises(SettingsError, match="NOTTE_API_KEY: the key is blank"):
         load_settings({})
 
 
 def test_an_empty_key_file_is_refused(tmp_path) -> None:
     empty = tmp_path / "key"
     empty.write_text("\n")
-    with pytest.raises(SettingsError, match="is empty"):
+    with pytest.raises(SettingsError, match="the key is blank"):
         load_settings({"notte_api_key_file": str(empty)})
 
 
