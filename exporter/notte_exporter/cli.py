@@ -1,5 +1,8 @@
 """Command line: flags in the style of Go exporters, exit codes, signals, --once and --demo.
 
+SIGTERM and SIGINT stop the exporter; SIGHUP re-reads the key file and the web config and
+logs what changed.
+
 Exit codes: 0 success, 1 a failed ``--once`` poll or a failure to start, 2 invalid settings.
 """
 
@@ -199,8 +202,15 @@ def _serve(exporter: Exporter) -> int:
             "cannot listen on %s: %s; choose another --web.listen-address", address, exc.strerror
         )
         return EXIT_FAILURE
+
+    def on_hangup(signum: int, frame: FrameType | None) -> None:
+        log.info("received SIGHUP, reloading")
+        exporter.reload()
+
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    # As Prometheus does: re-read the files, log what changed, keep serving.
+    signal.signal(signal.SIGHUP, on_hangup)
     log.info(
         "notte-exporter %s serving metrics at %s, polling %s every %gs",
         __version__,

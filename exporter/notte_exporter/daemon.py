@@ -59,6 +59,7 @@ class Exporter:
         process_metrics: bool = True,
     ) -> None:
         self.settings = settings
+        self.api_key = api_key
         # The one redaction step (see redaction.py) for every text this exporter serves.
         self.redact = api_key.redact
         # What polls change, rendered once per poll; apart from the per-process series,
@@ -168,6 +169,13 @@ class Exporter:
             next_start = max(next_start, time.monotonic())
             if self._stop.wait(max(next_start - time.monotonic(), 0.0)):
                 break
+
+    def reload(self) -> list[str]:
+        """Re-read the files the exporter runs on (SIGHUP); returns what changed."""
+        changes = [change for change in (self.api_key.reload(),) if change is not None]
+        if not changes:
+            log.info("reload: nothing changed")
+        return changes
 
     def request_stop(self) -> None:
         """Ask the loops to end (safe from a signal handler); ``stop()`` does the rest."""
