@@ -9,29 +9,22 @@ end-to-end test does the same to shrink windows to seconds.
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-_DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
-_UNIT_SECONDS = {
-    "ms": 0.001,
-    "s": 1,
-    "m": 60,
-    "h": 3600,
-    "d": 86400,
-    "w": 604800,
-    "y": 31536000,
-}
+from notte_exporter.durations import prometheus_duration
 
 
 def duration_seconds(duration: str) -> float:
-    """Seconds in a Prometheus duration such as `90s`, `15m` or `1h30m`."""
-    parts = _DURATION_PART.findall(duration)
-    if not parts or "".join(n + u for n, u in parts) != duration:
-        raise ValueError(f"not a Prometheus duration: {duration!r}")
-    return sum(int(number) * _UNIT_SECONDS[unit] for number, unit in parts)
+    """Seconds in a Prometheus duration such as `90s`, `15m` or `1h30m`.
+
+    The project's one duration parser, held to what Prometheus accepts: these durations are
+    written into PromQL and rule files. Whole seconds come back as an int, so that generated
+    JSON and PromQL say `600`, not `600.0`.
+    """
+    seconds = prometheus_duration(duration)
+    return int(seconds) if seconds.is_integer() else seconds
 
 
 def human_duration(duration: str) -> str:

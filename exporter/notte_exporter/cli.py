@@ -12,41 +12,46 @@ import argparse
 import logging
 import os
 import platform
+import re
 import secrets
+import shutil
 import signal
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import FrameType
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from pydantic import SecretStr
+from pydantic.fields import FieldInfo
 
 from . import __version__
-from .config import (
-    DURATION_FIELDS,
-    Settings,
-    SettingsError,
-    env_of,
-    flag_of,
-    key_source,
-    load_settings,
-)
+from .config import Settings, SettingsError, env_name, key_source, load_settings
 from .daemon import Exporter
-from .durations import format_duration
 from .errors import ADVICE
 from .keys import ENV_SOURCE, ApiKey
 from .logs import configure
+from .options import GROUPS, choices_of, default_of, env_of, flag_of, is_switch, option_of
 from .redaction import Secrets
 
 log = logging.getLogger("notte_exporter")
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
-_BOOLEAN_FIELDS = ("notte_only_current_token", "demo")
+HELP_WIDTH = 100
+# A value that starts like a negative number or duration (-5s, -.5): argparse would take it
+# for an unknown flag and say "expected one argument"; it is a value, for the setting's own
+# limit to refuse with a message that says what is allowed.
+_NEGATIVE_VALUE = re.compile(r"^-[\d.]")
 
 
 class _Parser(argparse.ArgumentParser):
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        words = list(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(_attach_negative_values(self, words), namespace)
+
     def error(self, message: str) -> NoReturn:
         # argparse echoes unrecognised arguments, and a key pasted on the command line is
         # one of them: name the unknown flags only.
@@ -59,40 +64,75 @@ class _Parser(argparse.ArgumentParser):
         super().error(message)
 
 
+def _attach_negative_values(parser: argparse.ArgumentParser, words: list[str]) -> list[str]:
+    """``--poll.interval -5s`` -> ``--poll.interval=-5s``, for flags that take a value."""
+    takes_value = {
+        string
+        for action in parser._actions
+        if action.nargs is None and action.option_strings
+        for string in action.option_strings
+    }
+    joined: list[str] = []
+    for word in words:
+        if joined and joined[-1] in takes_value and _NEGATIVE_VALUE.match(word):
+            joined[-1] = f"{joined[-1]}={word}"
+        else:
+            joined.append(word)
+    return joined
+
+
+def _help_of(name: str, field: FieldInfo) -> str:
+    """A flag's help: what it does, then its variable and default."""
+    facts = [env_of(name, field)]
+    default = default_of(field)
+    # A plain switch is off unless given: saying so is noise.
+    if default is not None and not (is_switch(field) and not option_of(field).negatable):
+        facts.append(f"default {default}")
+    # argparse expands %-placeholders in help; descriptions are plain text.
+    return f"{field.description} [{', '.join(facts)}]".replace("%", "%%")
+
+
+def _formatter(prog: str) -> argparse.HelpFormatter:
+    width = min(HELP_WIDTH, shutil.get_terminal_size((HELP_WIDTH, 24)).columns)
+    return argparse.RawDescriptionHelpFormatter(prog, width=width, max_help_position=38)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The command line, built from the settings model: one flag per setting that has one."""
     parser = _Parser(
         prog="notte-exporter",
-        description="Prometheus exporter for the sessions of a Notte cloud-browser account. "
-        "The API key is read from NOTTE_API_KEY or --notte.api-key-file.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Prometheus exporter for the sessions of a Notte cloud-browser account.",
+        formatter_class=_formatter,
         # Abbreviations would let "--notte.api-key SECRET" pass as --notte.api-key-file and
         # echo the secret back in the error about the missing file.
         allow_abbrev=False,
-        epilog="Every flag can also be set by the environment variable shown after it.",
+        epilog="Each flag can also be set by the environment variable in brackets; flags win.\n"
+        "DURATION: 30s, 1m30s, 1.5s, 500ms, 2h (units y w d h m s ms) or plain seconds.\n"
+        "The API key is read from NOTTE_API_KEY or --notte.api-key-file, never from a flag.",
     )
+    groups = {group: parser.add_argument_group(group) for group in GROUPS}
     for name, field in Settings.model_fields.items():
-        if name == "notte_api_key":
+        flag = flag_of(name, field)
+        if flag is None:
             continue
-        env = "NOTTE_API_URL" if name == "notte_api_url" else env_of(name)
-        default = field.default
-        if name in DURATION_FIELDS and default is not None:
-            default = format_duration(default)
-        shown = "" if default is None or name in _BOOLEAN_FIELDS else f" (default {default})"
-        # argparse expands %-placeholders in help; descriptions are plain text.
-        help_text = f"{field.description}{shown} [{env}]".replace("%", "%%")
-        if name in _BOOLEAN_FIELDS:
-            parser.add_argument(
-                flag_of(name),
-                dest=name,
-                action="store_const",
-                const=True,
-                default=argparse.SUPPRESS,
-                help=help_text,
-            )
+        option = option_of(field)
+        group = groups[option.group]
+        common: dict[str, Any] = {
+            "dest": name,
+            "default": argparse.SUPPRESS,
+            "help": _help_of(name, field),
+        }
+        if is_switch(field) and option.negatable:
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, **common)
+        elif is_switch(field):
+            group.add_argument(flag, action="store_const", const=True, **common)
+        elif choices_of(field):
+            # Shown, not enforced here: the settings check reports a wrong choice together
+            # with every other problem.
+            group.add_argument(flag, metavar="{" + ",".join(choices_of(field)) + "}", **common)
         else:
-            parser.add_argument(
-                flag_of(name), dest=name, default=argparse.SUPPRESS, metavar="VALUE", help=help_text
-            )
+            action = "append" if option.repeatable else "store"
+            group.add_argument(flag, action=action, metavar=option.placeholder, **common)
     parser.add_argument(
         "--once",
         action="store_true",
@@ -140,7 +180,7 @@ def _candidate_keys(flags: dict[str, object]) -> Secrets:
     """
     found = Secrets()
     found.remember(os.environ.get(ENV_SOURCE, ""))
-    for path in (flags.get("notte_api_key_file"), os.environ.get(env_of("notte_api_key_file"))):
+    for path in (flags.get("notte_api_key_file"), os.environ.get(env_name("notte_api_key_file"))):
         if isinstance(path, str) and path:
             with suppress(OSError):  # load_settings reports it
                 found.remember(Path(path).read_bytes().decode("utf-8", errors="replace"))

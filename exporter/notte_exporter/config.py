@@ -1,120 +1,158 @@
 """Validated settings: flags and environment variables, checked once at start-up.
 
-Each setting is a flag in the style of Go exporters (``--poll.interval``) and an environment
-variable named after it (``NOTTE_EXPORTER_POLL_INTERVAL``); the Notte SDK's own variables
-``NOTTE_API_URL`` and ``NOTTE_API_KEY`` work too. Flags win over the environment, and that
-includes the key: ``--notte.api-key-file`` on the command line beats ``NOTTE_API_KEY``. The
-key has no flag on purpose: command lines are visible to every user of the machine.
+Each setting is one field of ``Settings`` and everything about it is declared there: type,
+default, limits, description, and (in its ``Option``, see options.py) flag, environment
+variable, placeholder and help group. Flags win over the environment, and that includes
+the key: ``--notte.api-key-file`` on the command line beats ``NOTTE_API_KEY``. The key has
+no flag on purpose: command lines are visible to every user of the machine.
+
+Problems are reported all at once, each under the names the operator can set: a value
+pydantic refuses is mapped back through its field, and a problem between settings
+(``Problem``) names the field it is attached to and the fields it involves, so a conflict
+is reported only when the settings it involves are valid on their own.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from .durations import format_duration, parse_duration
 from .keys import ENV_SOURCE, file_source, key_problem, read_key_file
+from .options import (
+    DURATION,
+    Environment,
+    Option,
+    choices_of,
+    env_of,
+    flag_of,
+    is_duration,
+    names_of,
+    option_of,
+)
 
-ENV_PREFIX = "NOTTE_EXPORTER_"
 DEFAULT_PORT = 10717
 POLL_TIMEOUT_SHARE = 0.8
 
 _LISTEN_ADDRESS = re.compile(r"^(?P<host>\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]*):(?P<port>\d{1,5})$")
 
-DURATION_FIELDS = (
-    "notte_timeout",
-    "poll_interval",
-    "poll_timeout",
-    "sessions_idle_threshold",
-    "sessions_overdue_grace",
-)
-
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX,
-        populate_by_name=True,
-        extra="forbid",
-        frozen=True,
-    )
+    model_config = SettingsConfigDict(extra="forbid", frozen=True)
 
-    web_listen_address: str = Field(
-        f":{DEFAULT_PORT}", description="Address to serve metrics on, host:port (:port = all)."
+    # web
+    web_listen_address: Annotated[str, Option("web", "ADDRESS")] = Field(
+        f":{DEFAULT_PORT}", description="Address to serve on, host:port (:port = all)."
     )
-    web_telemetry_path: str = Field("/metrics", description="Path of the metrics endpoint.")
-    notte_api_url: str = Field(
-        "https://api.notte.cc",
-        validation_alias=AliasChoices("notte_api_url", "NOTTE_API_URL"),
-        description="Base URL of the Notte API (env NOTTE_API_URL).",
+    web_telemetry_path: Annotated[str, Option("web", "PATH")] = Field(
+        "/metrics", description="Path of the metrics endpoint."
     )
-    notte_api_key: SecretStr | None = Field(
-        None,
-        validation_alias=AliasChoices("notte_api_key", "NOTTE_API_KEY"),
-        description="API key (env NOTTE_API_KEY only, never a flag).",
+    web_disable_exporter_metrics: Annotated[bool, Option("web")] = Field(
+        False, description="Leave out the process_*, python_gc_* and python_info metrics."
     )
-    notte_api_key_file: Path | None = Field(
-        None, description="File holding the API key, e.g. a mounted Kubernetes Secret."
+    # Notte API
+    notte_api_url: Annotated[str, Option("Notte API", "URL", env="NOTTE_API_URL")] = Field(
+        "https://api.notte.cc", description="Base URL of the Notte API."
     )
-    notte_page_size: int = Field(100, ge=1, le=100, description="Sessions per page (1-100).")
-    notte_max_pages: int = Field(
+    notte_api_key: Annotated[
+        SecretStr | None, Option("Notte API", flag=None, env="NOTTE_API_KEY")
+    ] = Field(None, description="API key (environment only, never a flag).")
+    notte_api_key_file: Annotated[Path | None, Option("Notte API", "PATH")] = Field(
+        None, description="File holding the API key, e.g. a mounted Secret; re-read on change."
+    )
+    notte_page_size: Annotated[int, Option("Notte API", "N")] = Field(
+        100, ge=1, le=100, description="Sessions per page (1-100)."
+    )
+    notte_max_pages: Annotated[int, Option("Notte API", "N")] = Field(
         50, ge=1, le=10_000, description="Most pages read per listing, so has_next cannot loop."
     )
-    notte_only_current_token: bool = Field(
+    notte_only_current_token: Annotated[bool, Option("Notte API")] = Field(
         False, description="Only watch sessions started with this API key."
     )
-    notte_timeout: float = Field(10.0, gt=0, description="Timeout of one HTTP request.")
-    notte_retries: int = Field(
+    notte_timeout: Annotated[float, Option("Notte API", DURATION)] = Field(
+        10.0, gt=0, description="Timeout of one HTTP request."
+    )
+    notte_retries: Annotated[int, Option("Notte API", "N")] = Field(
         3, ge=0, le=10, description="Retries of a failed request after the first attempt."
     )
-    poll_interval: float = Field(30.0, ge=1, description="How often to poll the Notte API.")
-    poll_timeout: float | None = Field(
+    # polling
+    poll_interval: Annotated[float, Option("polling", DURATION)] = Field(
+        30.0, ge=1, description="How often to poll the Notte API."
+    )
+    poll_timeout: Annotated[float | None, Option("polling", DURATION)] = Field(
         None, gt=0, description="Time budget of one poll (default 80% of --poll.interval)."
     )
-    sessions_limit: int | None = Field(
+    # sessions
+    sessions_limit: Annotated[int | None, Option("sessions", "N")] = Field(
         None, ge=1, description="Plan limit of sessions at once, exposed as notte_sessions_limit."
     )
-    sessions_detail_limit: int = Field(
+    sessions_detail_limit: Annotated[int, Option("sessions", "N")] = Field(
         20, ge=0, le=1000, description="Oldest live sessions exposed by id (0 turns off)."
     )
-    sessions_idle_threshold: float = Field(
+    sessions_idle_threshold: Annotated[float, Option("sessions", DURATION)] = Field(
         60.0, ge=0, description="Idle time after which a live session counts as idle."
     )
-    sessions_overdue_grace: float = Field(
+    sessions_overdue_grace: Annotated[float, Option("sessions", DURATION)] = Field(
         60.0, ge=0, description="Grace past a session's own timeouts before it is overdue."
     )
-    sessions_lookup_budget: int = Field(
+    sessions_lookup_budget: Annotated[int, Option("sessions", "N")] = Field(
         10,
         ge=0,
         le=1000,
         description="API requests per poll to learn how sessions ended; raise it on accounts "
         "with hundreds of live sessions.",
     )
-    log_level: Literal["debug", "info", "warning", "error"] = Field(
-        "info", description="Least severe level logged."
+    # logging
+    log_level: Annotated[
+        Literal["debug", "info", "warn", "warning", "error"], Option("logging")
+    ] = Field("info", description="Least severe level logged.")
+    log_format: Annotated[Literal["logfmt", "json"], Option("logging")] = Field(
+        "logfmt", description="Log line format."
     )
-    log_format: Literal["logfmt", "json"] = Field("logfmt", description="Log line format.")
-    demo: bool = Field(False, description="Watch a built-in simulated Notte API; no key needed.")
-    demo_profile: Literal["steady", "leak"] = Field(
+    # demo
+    demo: Annotated[bool, Option("demo")] = Field(
+        False, description="Watch a built-in simulated Notte API; no key needed."
+    )
+    demo_profile: Annotated[Literal["steady", "leak"], Option("demo")] = Field(
         "steady", description="Simulated account of --demo."
     )
-    demo_seed: int = Field(1, description="Seed of the simulated account.")
-    demo_speed: float = Field(
+    demo_seed: Annotated[int, Option("demo", "N")] = Field(
+        1, description="Seed of the simulated account."
+    )
+    demo_speed: Annotated[float, Option("demo", "FACTOR")] = Field(
         1.0, gt=0, le=10_000, description="How much faster simulated sessions live and die."
     )
 
-    @field_validator(*DURATION_FIELDS, mode="before")
     @classmethod
-    def _duration(cls, value: Any) -> Any:
-        return parse_duration(value) if isinstance(value, str) else value
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Flags (passed as init values) first, then each setting's own variable.
+        return init_settings, Environment(settings_cls)
 
-    @field_validator("log_level", "log_format", "demo_profile", mode="before")
+    @field_validator("*", mode="before")
     @classmethod
-    def _lowercase(cls, value: Any) -> Any:
-        return value.lower() if isinstance(value, str) else value
+    def _as_declared(cls, value: Any, info: ValidationInfo) -> Any:
+        """Read the value in the syntax its Option declares (durations, choices, lists)."""
+        assert info.field_name is not None
+        field = cls.model_fields[info.field_name]
+        if isinstance(value, str) and is_duration(field):
+            return parse_duration(value)
+        if isinstance(value, str) and choices_of(field):
+            return value.lower()
+        if isinstance(value, str) and option_of(field).repeatable:
+            return [value]
+        return value
 
     @field_validator("notte_api_key")
     @classmethod
@@ -163,24 +201,43 @@ class Settings(BaseSettings):
         return match["host"].strip("[]"), int(match["port"])
 
 
-def flag_of(field: str) -> str:
-    """``notte_api_key_file`` -> ``--notte.api-key-file``."""
-    group, _, rest = field.partition("_")
-    return f"--{group}.{rest.replace('_', '-')}" if rest else f"--{group}"
+def names(field: str) -> str:
+    """The documented names of a setting, as messages show them."""
+    return names_of(field, Settings.model_fields[field])
 
 
-def env_of(field: str) -> str:
-    if field == "notte_api_key":
-        return "NOTTE_API_KEY"
-    return ENV_PREFIX + field.upper()
+def flag_name(field: str) -> str:
+    """The flag of a setting (``poll_interval`` -> ``--poll.interval``), for messages."""
+    flag = flag_of(field, Settings.model_fields[field])
+    assert flag is not None, f"{field} has no flag"
+    return flag
+
+
+def env_name(field: str) -> str:
+    """The environment variable of a setting, for messages."""
+    return env_of(field, Settings.model_fields[field])
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something wrong with the settings: attached to ``field``, depending on ``involves``."""
+
+    field: str
+    message: str
+    involves: frozenset[str] = frozenset()
+
+    def __str__(self) -> str:
+        if self.field not in Settings.model_fields:
+            return self.message
+        return f"{names(self.field)}: {self.message}"
 
 
 class SettingsError(Exception):
     """Everything wrong with the settings, as lines fit to print."""
 
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = [str(problem) for problem in problems]
+        super().__init__("\n".join(self.problems))
 
 
 def load_settings(overrides: dict[str, Any]) -> Settings:
@@ -191,25 +248,22 @@ def load_settings(overrides: dict[str, Any]) -> Settings:
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:
-        failing = {_field_of(error) for error in exc.errors()}
         problems = [_describe(error) for error in exc.errors()]
-        raise SettingsError(problems + _problems_besides(overrides, failing)) from None
+        raise SettingsError(problems + _problems_besides(overrides, problems)) from None
     problems = cross_check(settings)
     if problems:
         raise SettingsError(problems)
     return settings
 
 
-def _field_of(error: Any) -> str:
-    field = str(error["loc"][0]) if error["loc"] else ""
-    return {"NOTTE_API_URL": "notte_api_url", "NOTTE_API_KEY": "notte_api_key"}.get(field, field)
-
-
-def _problems_besides(overrides: dict[str, Any], failing: set[str]) -> list[str]:
+def _problems_besides(overrides: dict[str, Any], invalid: list[Problem]) -> list[Problem]:
     """Cross-setting problems among the settings that are valid on their own.
 
-    Reporting them with the field errors spares the operator a second failed start.
+    Reporting them with the field errors spares the operator a second failed start; the
+    invalid settings stand in at their defaults, and a problem that involves one of them
+    is left out (it would be about a value nobody chose).
     """
+    failing = {problem.field for problem in invalid}
     if not failing <= set(Settings.model_fields):
         return []
     valid = {name: value for name, value in overrides.items() if name not in failing}
@@ -218,40 +272,62 @@ def _problems_besides(overrides: dict[str, Any], failing: set[str]) -> list[str]
         settings = Settings(**valid, **defaults)
     except ValidationError:
         return []
-    timing = {"poll_interval", "poll_timeout"}
-    key = {"demo", "notte_api_key", "notte_api_key_file"}
-    return [
-        problem
-        for problem in cross_check(settings)
-        if not (failing & timing and problem.startswith("--poll.timeout"))
-        and not (failing & key and "key" in problem.lower())
-    ]
+    return [p for p in cross_check(settings) if not ({p.field} | p.involves) & failing]
 
 
-def _describe(error: Any) -> str:
-    field = _field_of(error) or "settings"
-    message = str(error["msg"]).removeprefix("Value error, ")
-    if error["type"] == "extra_forbidden":
-        return f"unknown setting {field!r}"
-    where = "NOTTE_API_KEY" if field == "notte_api_key" else f"{flag_of(field)} ({env_of(field)})"
-    return f"{where}: {message}"
+_LIMITS = {
+    "greater_than_equal": ("ge", "must be at least"),
+    "greater_than": ("gt", "must be more than"),
+    "less_than_equal": ("le", "must be at most"),
+    "less_than": ("lt", "must be less than"),
+}
 
 
-def cross_check(settings: Settings) -> list[str]:
+def _describe(error: Any) -> Problem:
+    field = str(error["loc"][0]) if error["loc"] else ""
+    if error["type"] == "extra_forbidden" or field not in Settings.model_fields:
+        return Problem("", f"unknown setting {field!r}")
+    if error["type"] in _LIMITS:
+        key, words = _LIMITS[error["type"]]
+        show = format_duration if is_duration(Settings.model_fields[field]) else _number
+        limit, got = error["ctx"][key], error["input"]
+        # Only numbers have limits, and no secret is a number: the value may be shown.
+        got_text = show(got) if isinstance(got, int | float) else str(got)
+        return Problem(field, f"{words} {show(limit)}, got {got_text}")
+    if error["type"] == "literal_error":
+        allowed = ", ".join(choices_of(Settings.model_fields[field]))
+        return Problem(field, f"must be one of {allowed}")
+    return Problem(field, str(error["msg"]).removeprefix("Value error, "))
+
+
+def _number(value: float) -> str:
+    return f"{value:g}"
+
+
+def cross_check(settings: Settings) -> list[Problem]:
     """Problems that involve several settings at once."""
     problems = []
     if settings.effective_poll_timeout >= settings.poll_interval:
         problems.append(
-            f"--poll.timeout ({format_duration(settings.effective_poll_timeout)}) must be "
-            f"shorter than --poll.interval ({format_duration(settings.poll_interval)}), "
-            "so that polls never overlap"
+            Problem(
+                "poll_timeout",
+                f"{format_duration(settings.effective_poll_timeout)} must be shorter than "
+                f"{flag_name('poll_interval')} ({format_duration(settings.poll_interval)}), "
+                "so that polls never overlap",
+                frozenset({"poll_interval"}),
+            )
         )
     if not settings.demo:
+        key_settings = frozenset({"demo", "notte_api_key_file"})
         if settings.notte_api_key is None and settings.notte_api_key_file is None:
             problems.append(
-                "no API key: set NOTTE_API_KEY, or --notte.api-key-file to a file holding the "
-                "key (create one in the Notte console); or run with --demo to try the exporter "
-                "on simulated data"
+                Problem(
+                    "notte_api_key",
+                    f"no API key; set this variable, or {flag_name('notte_api_key_file')} to a "
+                    "file holding the key (create one in the Notte console), or run with "
+                    f"{flag_name('demo')} to try the exporter on simulated data",
+                    key_settings,
+                )
             )
         elif settings.notte_api_key is None and settings.notte_api_key_file is not None:
             problems.extend(_key_file_problems(settings.notte_api_key_file))
@@ -265,9 +341,13 @@ def key_source(settings: Settings) -> str:
     return ENV_SOURCE
 
 
-def _key_file_problems(path: Path) -> list[str]:
+def _key_file_problems(path: Path) -> list[Problem]:
+    involves = frozenset({"demo", "notte_api_key"})
     try:
         _, problem = read_key_file(path)
     except OSError as exc:
-        return [f"{file_source(path)}: cannot read it: {exc.strerror or exc}"]
-    return [] if problem is None else [f"{file_source(path)}: the key {problem}"]
+        reason = exc.strerror or str(exc)
+        return [Problem("notte_api_key_file", f"{str(path)!r}: cannot read it: {reason}", involves)]
+    if problem is None:
+        return []
+    return [Problem("notte_api_key_file", f"{str(path)!r}: the key {problem}", involves)]

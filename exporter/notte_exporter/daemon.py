@@ -66,7 +66,7 @@ class Exporter:
         # which change all the time and are rendered at each scrape (see exposition.py).
         self.registry = CollectorRegistry(auto_describe=True)
         self.process_registry: CollectorRegistry | None = None
-        if process_metrics:
+        if process_metrics and not settings.web_disable_exporter_metrics:
             self.process_registry = CollectorRegistry(auto_describe=True)
             for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
                 self.process_registry.register(collector)

@@ -13,13 +13,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-
-from .durations import parse_iso8601_duration
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 # Statuses that mean a session is over. A status the API adds later (as it once added
 # "authenticating") is taken for a live one unless the session also has a closed_at.
 END_STATUSES = frozenset({"closed", "error", "timed_out"})
+
+# pydantic reads ISO 8601 durations (PT41.286072S, P1DT5S) as the API sends them.
+_ISO8601_DURATION = TypeAdapter(timedelta)
 
 DEFAULT_IDLE_TIMEOUT_MINUTES = 3
 DEFAULT_MAX_DURATION_MINUTES = 15
@@ -92,9 +93,11 @@ class Session(BaseModel):
         """How long an ended session lived, from ``duration`` or else its timestamps."""
         if self.duration is not None:
             try:
-                return parse_iso8601_duration(self.duration)
-            except ValueError:
-                pass  # fall back on the timestamps
+                lifetime = _ISO8601_DURATION.validate_python(self.duration)
+            except ValidationError:
+                lifetime = None  # fall back on the timestamps
+            if lifetime is not None and lifetime >= timedelta(0):
+                return lifetime
         if self.closed_at is not None:
             return max(self.closed_at - self.created_at, timedelta(0))
         return None

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from notte_exporter import __version__
-from notte_exporter.config import Settings, env_of, flag_of
 from notte_exporter.simulator import Fault
 from support import API_KEY
 
@@ -55,7 +54,7 @@ def test_help_lists_every_flag_with_its_environment_variable() -> None:
 def test_a_missing_key_says_how_to_provide_one_and_exits_2() -> None:
     result = run("--once")
     assert result.returncode == 2
-    assert "no API key: set NOTTE_API_KEY, or --notte.api-key-file" in result.stderr
+    assert "NOTTE_API_KEY: no API key; set this variable, or --notte.api-key-file" in result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -76,13 +75,19 @@ def test_every_invalid_setting_is_listed_in_one_message() -> None:
 def test_a_poll_timeout_not_shorter_than_the_interval_is_refused() -> None:
     result = run("--demo", "--poll.interval", "10s", "--poll.timeout", "10s")
     assert result.returncode == 2
-    assert "--poll.timeout (10s) must be shorter than --poll.interval (10s)" in result.stderr
+    assert (
+        "--poll.timeout (NOTTE_EXPORTER_POLL_TIMEOUT): 10s must be shorter than "
+        "--poll.interval (10s)" in result.stderr
+    )
 
 
 def test_an_unreadable_key_file_is_refused(tmp_path: Path) -> None:
     result = run("--notte.api-key-file", str(tmp_path / "missing"))
     assert result.returncode == 2
-    assert f"--notte.api-key-file {str(tmp_path / 'missing')!r}: cannot read it" in result.stderr
+    assert (
+        "--notte.api-key-file (NOTTE_EXPORTER_NOTTE_API_KEY_FILE): "
+        f"{str(tmp_path / 'missing')!r}: cannot read it"
+    ) in result.stderr
 
 
 def test_once_prints_the_exposition_and_exits_0(api, account) -> None:
@@ -151,10 +156,63 @@ def test_the_daemon_logs_its_url_and_stops_cleanly_on_signal(signum: int) -> Non
             process.stderr.close()
 
 
-def test_the_readme_documents_every_flag_and_its_variable() -> None:
-    readme = (Path(__file__).parents[2] / "README.md").read_text()
-    for name in Settings.model_fields:
-        if name != "notte_api_key":
-            assert f"`{flag_of(name)}`" in readme, name
-            env = "NOTTE_API_URL" if name == "notte_api_url" else env_of(name)
-            assert f"`{env}`" in readme, name
+def test_help_fits_100_columns_even_on_a_wide_terminal() -> None:
+    out = run("--help", env={"COLUMNS": "250"}).stdout
+    assert max(len(line) for line in out.splitlines()) <= 100
+
+
+def test_help_shows_placeholders_choices_groups_and_defaults() -> None:
+    out = run("--help").stdout
+    for words in (
+        "--poll.interval DURATION",
+        "--web.listen-address ADDRESS",
+        "--notte.api-key-file PATH",
+        "--notte.page-size N",
+        "--log.level {debug,info,warn,warning,error}",
+        "--log.format {logfmt,json}",
+        "--demo.profile {steady,leak}",
+        "default 30s",
+        "DURATION: 30s, 1m30s, 1.5s, 500ms",
+    ):
+        assert words in out, words
+    headings = [line for line in out.splitlines() if line and not line.startswith(" ")]
+    for group in ("web:", "Notte API:", "polling:", "sessions:", "logging:", "demo:"):
+        assert group in headings
+
+
+@pytest.mark.parametrize("words", [["--poll.interval", "-5s"], ["--poll.interval=-5s"]])
+def test_a_negative_duration_gets_the_limit_not_an_argparse_error(words: list[str]) -> None:
+    result = run("--demo", "--once", *words)
+    assert result.returncode == 2
+    assert "--poll.interval (NOTTE_EXPORTER_POLL_INTERVAL): must be at least 1s, got -5s" in (
+        result.stderr
+    )
+    assert "expected one argument" not in result.stderr
+
+
+def test_log_level_warn_is_accepted_as_go_exporters_spell_it() -> None:
+    result = run("--demo", "--once", "--log.level", "warn")
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_bad_api_url_variable_is_reported_under_its_documented_name() -> None:
+    result = run("--once", env={"NOTTE_API_URL": "api.notte.cc", "NOTTE_API_KEY": "k"})
+    assert result.returncode == 2
+    assert "--notte.api-url (NOTTE_API_URL): 'api.notte.cc' is not an http(s) URL" in (
+        result.stderr
+    )
+    assert "NOTTE_EXPORTER_NOTTE_API_URL" not in result.stderr
+
+
+def test_exporter_metrics_are_served_by_default() -> None:
+    result = run("--demo", "--once")
+    assert "python_info{" in result.stdout
+    assert "process_" in result.stdout or sys.platform != "linux"
+
+
+def test_disable_exporter_metrics_drops_process_platform_and_gc() -> None:
+    result = run("--demo", "--once", "--web.disable-exporter-metrics")
+    assert result.returncode == 0, result.stderr
+    for prefix in ("process_", "python_info", "python_gc_"):
+        assert prefix not in result.stdout
+    assert "notte_up 1.0" in result.stdout

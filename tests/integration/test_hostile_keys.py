@@ -122,7 +122,10 @@ def test_a_malformed_key_file_is_refused_at_start_up_without_echo(
     monkeypatch.setenv("NOTTE_API_KEY", API_KEY)
     assert cli.main(["--once", "--notte.api-key-file", str(path)]) == cli.EXIT_USAGE
     out, err = capsys.readouterr()
-    assert f"--notte.api-key-file {str(path)!r}: the key {problem}" in err
+    assert (
+        f"--notte.api-key-file (NOTTE_EXPORTER_NOTTE_API_KEY_FILE): {str(path)!r}: the key {problem}"
+        in err
+    )
     assert leaked(key, out, err) == []
 
 

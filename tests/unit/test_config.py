@@ -1,7 +1,10 @@
+import typing
+
 import pytest
 from pydantic import SecretStr
 
-from notte_exporter.config import SettingsError, env_of, flag_of, load_settings
+from notte_exporter.config import Settings, SettingsError, load_settings
+from notte_exporter.options import GROUPS, env_of, flag_of, names_of, option_of
 
 
 def test_flags_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -15,6 +18,11 @@ def test_the_sdk_variables_are_honoured(monkeypatch: pytest.MonkeyPatch) -> None
     settings = load_settings({})
     assert settings.notte_api_url == "http://127.0.0.1:1"
     assert isinstance(settings.notte_api_key, SecretStr)
+
+
+def test_only_the_documented_variable_sets_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NOTTE_EXPORTER_NOTTE_API_URL", "http://127.0.0.1:1")
+    assert load_settings({"demo": True}).notte_api_url == "https://api.notte.cc"
 
 
 def test_the_poll_budget_defaults_to_80_percent_of_the_interval() -> None:
@@ -47,6 +55,54 @@ def test_invalid_values_name_the_flag_and_the_problem(overrides: dict, words: st
     assert words in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("overrides", "problem"),
+    [
+        ({"poll_interval": "500ms"},
+         "--poll.interval (NOTTE_EXPORTER_POLL_INTERVAL): must be at least 1s, got 500ms"),
+        ({"sessions_idle_threshold": "-5s"},
+         "--sessions.idle-threshold (NOTTE_EXPORTER_SESSIONS_IDLE_THRESHOLD): "
+         "must be at least 0s, got -5s"),
+        ({"notte_timeout": "0"},
+         "--notte.timeout (NOTTE_EXPORTER_NOTTE_TIMEOUT): must be more than 0s, got 0s"),
+        ({"notte_page_size": "500"},
+         "--notte.page-size (NOTTE_EXPORTER_NOTTE_PAGE_SIZE): must be at most 100, got 500"),
+    ],
+)  # fmt: skip
+def test_limits_are_stated_in_the_settings_units(overrides: dict, problem: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"demo": True, **overrides})
+    assert caught.value.problems == [problem]
+
+
+@pytest.mark.parametrize("text", ["1.5s", "1m30s", "2h", "90"])
+def test_poll_interval_takes_go_and_prometheus_durations(text: str) -> None:
+    assert load_settings({"demo": True, "poll_interval": text, "poll_timeout": "1s"})
+
+
+def test_a_wrong_choice_lists_the_choices() -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"demo": True, "log_level": "loud"})
+    assert caught.value.problems == [
+        "--log.level (NOTTE_EXPORTER_LOG_LEVEL): must be one of debug, info, warn, warning, error"
+    ]
+
+
+@pytest.mark.parametrize("level", ["warn", "WARN", "warning", "debug"])
+def test_log_levels_in_go_and_python_spelling(level: str) -> None:
+    assert load_settings({"demo": True, "log_level": level}).log_level == level.lower()
+
+
+def test_a_bad_api_url_from_the_environment_is_named_as_documented(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("NOTTE_API_URL", "api.notte.cc")
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"demo": True})
+    assert caught.value.problems[0].startswith("--notte.api-url (NOTTE_API_URL): ")
+    assert "NOTTE_EXPORTER_NOTTE_API_URL" not in str(caught.value)
+
+
 def test_an_empty_key_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NOTTE_API_KEY", "")
     with pytest.raises(SettingsError, match="NOTTE_API_KEY: the key is blank"):
@@ -61,9 +117,49 @@ def test_an_empty_key_file_is_refused(tmp_path) -> None:
 
 
 def test_flag_and_variable_names_follow_one_rule() -> None:
-    assert flag_of("notte_api_key_file") == "--notte.api-key-file"
-    assert flag_of("demo") == "--demo"
-    assert env_of("sessions_lookup_budget") == "NOTTE_EXPORTER_SESSIONS_LOOKUP_BUDGET"
+    fields = Settings.model_fields
+    assert flag_of("notte_api_key_file", fields["notte_api_key_file"]) == "--notte.api-key-file"
+    assert flag_of("demo", fields["demo"]) == "--demo"
+    assert env_of("sessions_lookup_budget", fields["sessions_lookup_budget"]) == (
+        "NOTTE_EXPORTER_SESSIONS_LOOKUP_BUDGET"
+    )
+
+
+def test_the_sdk_names_are_declared_on_their_fields() -> None:
+    fields = Settings.model_fields
+    assert names_of("notte_api_url", fields["notte_api_url"]) == "--notte.api-url (NOTTE_API_URL)"
+    assert names_of("notte_api_key", fields["notte_api_key"]) == "NOTTE_API_KEY"
+
+
+def test_every_setting_declares_one_option_in_a_known_group() -> None:
+    for field in Settings.model_fields.values():
+        assert option_of(field).group in GROUPS
+        assert field.description
+
+
+def test_repeatable_and_negatable_settings_are_expressible(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from typing import Annotated
+
+    from pydantic import Field
+
+    from notte_exporter.options import Option
+
+    class Extended(Settings):
+        web_extra_address: Annotated[list[str], Option("web", "ADDRESS", repeatable=True)] = Field(
+            default_factory=list, description="Repeatable."
+        )
+        collector_extra: Annotated[bool, Option("web", negatable=True)] = Field(
+            True, description="Negatable."
+        )
+
+    monkeypatch.setenv("NOTTE_EXPORTER_WEB_EXTRA_ADDRESS", ":1, :2")
+    monkeypatch.setenv("NOTTE_EXPORTER_COLLECTOR_EXTRA", "false")
+    settings = Extended(demo=True)
+    assert settings.web_extra_address == [":1", ":2"]
+    assert settings.collector_extra is False
+    assert typing.get_origin(Extended.model_fields["web_extra_address"].annotation) is list
 
 
 def test_a_missing_key_is_reported_along_with_invalid_values() -> None:
@@ -73,7 +169,7 @@ def test_a_missing_key_is_reported_along_with_invalid_values() -> None:
     assert len(problems) == 3
     assert any(p.startswith("--poll.interval") for p in problems)
     assert any(p.startswith("--log.level") for p in problems)
-    assert any(p.startswith("no API key") for p in problems)
+    assert any(p.startswith("NOTTE_API_KEY: no API key") for p in problems)
 
 
 def test_a_timing_conflict_is_reported_along_with_invalid_values() -> None:
@@ -81,3 +177,10 @@ def test_a_timing_conflict_is_reported_along_with_invalid_values() -> None:
         load_settings({"demo": True, "poll_timeout": "1m", "log_format": "xml"})
     assert len(caught.value.problems) == 2
     assert "must be shorter than --poll.interval" in str(caught.value)
+
+
+def test_a_conflict_involving_an_invalid_value_is_left_out() -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"demo": True, "poll_timeout": "1m", "poll_interval": "soon"})
+    assert len(caught.value.problems) == 1
+    assert caught.value.problems[0].startswith("--poll.interval")

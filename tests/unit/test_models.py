@@ -33,6 +33,23 @@ def test_iso8601_duration_gives_the_lifetime() -> None:
     assert parsed(duration="PT1H2M3.5S").lifetime() == timedelta(hours=1, minutes=2, seconds=3.5)
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("PT41.286072S", timedelta(seconds=41.286072)), ("P1DT5S", timedelta(days=1, seconds=5)),
+     ("PT0S", timedelta(0)), ("P2W", timedelta(weeks=2))],
+)  # fmt: skip
+def test_iso8601_durations_from_the_api_are_read_by_pydantic(
+    text: str, expected: timedelta
+) -> None:
+    assert parsed(duration=text).lifetime() == expected
+
+
+@pytest.mark.parametrize("text", ["P", "PT", "1H", "PT1H2", "-PT5S"])
+def test_a_broken_or_negative_duration_falls_back_on_the_timestamps(text: str) -> None:
+    session = parsed(duration=text, closed_at="2026-05-01T10:01:00Z")
+    assert session.lifetime() == timedelta(minutes=1)
+
+
 def test_a_malformed_duration_falls_back_on_the_timestamps() -> None:
     session = parsed(duration="about a minute", closed_at="2026-05-01T10:01:00Z")
     assert session.lifetime() == timedelta(minutes=1)

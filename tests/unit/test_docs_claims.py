@@ -1,0 +1,52 @@
+"""The docs' claims checked against the code: a claim nobody checks drifts."""
+
+import re
+from pathlib import Path
+
+from notte_exporter.config import Settings
+from notte_exporter.durations import parse_duration
+from notte_exporter.options import choices_of, default_of, env_of, flag_of, is_duration
+
+ROOT = Path(__file__).parents[2]
+# Command-line words that are not settings.
+NOT_SETTINGS = {"--once", "--version", "--help"}
+
+
+def readme_settings_rows() -> dict[str, list[str]]:
+    """The README's settings table: flag (or env for a setting without flag) -> cells."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Settings", 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for line in section.splitlines():
+        if not line.startswith("| `--") and not line.startswith("| (none)"):
+            continue
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        flags = re.findall(r"`(--[^`]+)`", cells[0])
+        key = flags[0] if flags else cells[1].strip("`")
+        rows[key] = cells
+    return rows
+
+
+def test_the_readme_has_a_row_for_every_setting_with_its_variable_and_default() -> None:
+    rows = readme_settings_rows()
+    for name, field in Settings.model_fields.items():
+        flag = flag_of(name, field)
+        row = rows.get(flag or env_of(name, field))
+        assert row is not None, f"README lacks a row for {name}"
+        assert row[1] == f"`{env_of(name, field)}`", name
+        default = default_of(field)
+        if default in ("on", "off"):
+            assert row[2] == default, name
+        elif is_duration(field) and default is not None:
+            assert parse_duration(row[2].strip("`")) == field.default, name
+        elif default is not None:
+            assert row[2] == f"`{default}`", name
+        for choice in choices_of(field):
+            assert f"`{choice}`" in row[3], (name, choice)
+
+
+def test_the_readme_lists_no_flag_that_does_not_exist() -> None:
+    flags = {flag_of(name, field) for name, field in Settings.model_fields.items()}
+    for key in readme_settings_rows():
+        if key.startswith("--"):
+            assert key in flags | NOT_SETTINGS, key
