@@ -123,8 +123,8 @@ def test_a_malformed_key_file_is_refused_at_start_up_without_echo(
     assert cli.main(["--once", "--notte.api-key-file", str(path)]) == cli.EXIT_USAGE
     out, err = capsys.readouterr()
     assert (
-        f"--notte.api-key-file (NOTTE_EXPORTER_NOTTE_API_KEY_FILE): {str(path)!r}: the key {problem}"
-        in err
+        "--notte.api-key-file (NOTTE_EXPORTER_NOTTE_API_KEY_FILE): "
+        f"{str(path)!r}: the key {problem}" in err
     )
     assert leaked(key, out, err) == []
 
