@@ -26,7 +26,15 @@ from . import __version__
 from .errors import ApiError, FailureReason
 from .instrumentation import ENDPOINT_GET, ENDPOINT_LIST, ExporterMetrics, RateLimit
 from .logs import REDACTED
-from .models import InvalidItem, Session, SessionPage, first_problem, parse_session
+from .models import (
+    InvalidItem,
+    NotJsonError,
+    Session,
+    SessionPage,
+    first_problem,
+    parse_page,
+    parse_session,
+)
 
 USER_AGENT = f"notte-exporter/{__version__}"
 REQUEST_ORIGIN = "notte-exporter"
@@ -94,9 +102,11 @@ class NotteClient:
             "only_active": str(only_active).lower(),
             "only_current_token": str(only_current_token).lower(),
         }
-        body = self._request(ENDPOINT_LIST, "/sessions", params, deadline, retries)
+        response = self._request(ENDPOINT_LIST, "/sessions", params, deadline, retries)
         try:
-            return SessionPage.model_validate(body)
+            return parse_page(response.content)
+        except NotJsonError:
+            raise _not_json(ENDPOINT_LIST, response) from None
         except ValidationError as exc:
             raise ApiError(
                 FailureReason.INVALID_RESPONSE,
@@ -108,14 +118,17 @@ class NotteClient:
     ) -> Session | InvalidItem | None:
         """Return one session's current or final state, or None when the API does not know it."""
         try:
-            body = self._request(
+            response = self._request(
                 ENDPOINT_GET, f"/sessions/{quote(session_id, safe='')}", {}, deadline, retries
             )
         except ApiError as exc:
             if exc.status == 404:
                 return None
             raise
-        return parse_session(body)
+        try:
+            return parse_session(response.json())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise _not_json(ENDPOINT_GET, response) from None
 
     def _request(
         self,
@@ -124,7 +137,8 @@ class NotteClient:
         params: Mapping[str, Any],
         deadline: float,
         retries: int | None,
-    ) -> Any:
+    ) -> httpx.Response:
+        """GET ``path`` with retries; returns only a 200 response, else raises ApiError."""
         attempts = (self._retries if retries is None else retries) + 1
 
         def count_retry(state: RetryCallState) -> None:
@@ -140,7 +154,9 @@ class NotteClient:
         )
         return retrying(self._attempt, endpoint, path, params, deadline)
 
-    def _attempt(self, endpoint: str, path: str, params: Mapping[str, Any], deadline: float) -> Any:
+    def _attempt(
+        self, endpoint: str, path: str, params: Mapping[str, Any], deadline: float
+    ) -> httpx.Response:
         remaining = deadline - self._monotonic()
         if remaining <= 0:
             raise ApiError(FailureReason.TIMEOUT, "the poll's time budget ran out (--poll.timeout)")
@@ -167,15 +183,7 @@ class NotteClient:
         self._record_rate_limit(response.headers)
         if response.status_code != 200:
             raise self._status_error(endpoint, response)
-        try:
-            return response.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise ApiError(
-                FailureReason.INVALID_RESPONSE,
-                f"GET {endpoint} answered 200 with a body that is not JSON "
-                f"({len(response.content)} bytes)",
-                status=200,
-            ) from None
+        return response
 
     def _observe(self, endpoint: str, code: str, started: float) -> None:
         self._metrics.api_requests.labels(endpoint=endpoint, code=code).inc()
@@ -249,6 +257,14 @@ class NotteClient:
             # Waiting would only end in the budget running out: report the real cause now.
             raise error
         return delay
+
+
+def _not_json(endpoint: str, response: httpx.Response) -> ApiError:
+    return ApiError(
+        FailureReason.INVALID_RESPONSE,
+        f"GET {endpoint} answered 200 with a body that is not JSON ({len(response.content)} bytes)",
+        status=200,
+    )
 
 
 def _is_transient(error: BaseException) -> bool:

@@ -19,7 +19,7 @@ from .errors import ADVICE, ApiError, FailureReason
 from .instrumentation import ExporterMetrics
 from .labels import BoundedLabel
 from .lifecycle import LifecycleTracker
-from .models import InvalidItem, Session, parse_session
+from .models import InvalidItem, Session
 from .snapshot import summarise
 from .state import ExporterState, PollStatus
 
@@ -134,18 +134,16 @@ class Poller:
                 only_current_token=self._config.only_current_token,
                 deadline=deadline,
             )
-            for raw in result.items:
-                item = parse_session(raw)
-                if isinstance(item, InvalidItem):
-                    invalid.append(item)
-                elif item.is_live:
+            invalid.extend(result.invalid)
+            for item in result.sessions:
+                if item.is_live:
                     # The list can shift while it is paged: a session seen twice is one
                     # session, and the later sighting is the fresher one.
                     sessions[item.session_id] = item
             if not result.has_next:
                 self._report_invalid(invalid)
                 return list(sessions.values())
-            if not result.items:
+            if result.is_empty:
                 raise ApiError(
                     FailureReason.INVALID_RESPONSE,
                     f"GET /sessions page {page} is empty but says has_next",
@@ -210,10 +208,7 @@ class Poller:
                 retries=0,
             )
             fresh = False
-            for raw in result.items:
-                item = parse_session(raw)
-                if not isinstance(item, Session):
-                    continue
+            for item in result.sessions:
                 fresh = fresh or item.created_at > since
                 if not item.is_live:
                     self._tracker.observe_final(item, now)

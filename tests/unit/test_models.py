@@ -1,8 +1,10 @@
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from pydantic import ValidationError
 
-from notte_exporter.models import InvalidItem, Session, parse_session
+from notte_exporter.models import InvalidItem, NotJsonError, Session, parse_page, parse_session
 from support import session_json
 
 
@@ -109,3 +111,40 @@ def test_lifetime_prefers_the_reported_duration_then_the_timestamps() -> None:
         minutes=2
     )
     assert parsed(duration=None).lifetime() is None
+
+
+def page_bytes(*items: object, has_next: bool = False) -> bytes:
+    body = {"items": list(items), "page": 1, "page_size": 100, "has_next": has_next}
+    return json.dumps(body).encode()
+
+
+def test_a_page_is_read_from_its_bytes() -> None:
+    page = parse_page(page_bytes(session_json("a"), session_json("b"), has_next=True))
+    assert [s.session_id for s in page.sessions] == ["a", "b"]
+    assert page.invalid == []
+    assert page.has_next
+
+
+def test_a_broken_item_costs_only_itself() -> None:
+    broken = session_json("bad", created_at="yesterday")
+    page = parse_page(page_bytes(session_json("a"), broken, ["not", "an", "object"]))
+    assert [s.session_id for s in page.sessions] == ["a"]
+    assert [item.session_id for item in page.invalid] == ["bad", None]
+    assert "created_at" in page.invalid[0].problem
+
+
+def test_both_paths_read_a_session_alike() -> None:
+    odd = session_json("odd", created_at="2026-05-01T12:00:00+02:00", headless=None, proxies=None)
+    fast = parse_page(page_bytes(odd)).sessions
+    slow = parse_page(page_bytes(odd, {"broken": True})).sessions
+    assert fast == slow
+    assert fast[0].created_at == datetime(2026, 5, 1, 10, 0, tzinfo=UTC)
+    assert fast[0].created_at.tzinfo is UTC
+    assert (fast[0].headless, fast[0].proxies) == (True, False)
+
+
+def test_a_body_that_is_not_json_is_told_apart_from_one_that_is_not_a_listing() -> None:
+    with pytest.raises(NotJsonError):
+        parse_page(b"<html>proxy</html>")
+    with pytest.raises(ValidationError):
+        parse_page(b'{"sessions": []}')
