@@ -34,6 +34,9 @@ RUN python -m pip wheel --wheel-dir /wheels . \
 
 FROM ${PYTHON_IMAGE}
 
+# Re-declared so that the base.name label can name it (an ARG before FROM is out of scope
+# inside a stage).
+ARG PYTHON_IMAGE
 ARG VERSION=dev
 ARG REVISION=unknown
 ARG CREATED=unknown
