@@ -53,6 +53,10 @@ class Config:
     # descriptions. Aggregations drop only the metric's own labels (`without`), so target
     # labels such as namespace or pod survive into alerts for routing.
     instance_label: str = "instance"
+    # Label naming the Notte account an exporter watches, when the scrape adds one (the Helm
+    # chart's `account` value, or a static label in the scrape config). Dashboards filter on
+    # it and alert descriptions name it; without it everything works the same.
+    account_label: str = "account"
     # Every alert links to `<runbook_url_base>#<alertname in lower case>`.
     runbook_url_base: str = (
         "https://github.com/notte-exporter/notte-exporter/blob/main/docs/alerts.md"

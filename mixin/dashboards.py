@@ -1,8 +1,13 @@
 """The two Grafana dashboards: "Notte sessions" (the fleet) and "Notte exporter" (its health).
 
-Queries select `job="$job"` and the chosen instance. One exporter watches one account, so
-the instance variable is single-valued: summing two exporters that watch the same account
-would count its sessions twice.
+Invariants, so that the dashboards work however they are installed:
+- Panels query the exporter's raw series, never the bundle's recording rules: a dashboard
+  imported by hand into a Prometheus without the rules shows the same numbers.
+- `job`, `account` and `instance` are multi-value variables with "All". One exporter watches
+  one account (one chart release each), so summing across the selected exporters is the
+  total of those accounts; every panel either sums (counts, rates, ratios as sum over sum)
+  or keeps one series per exporter (states, ages, rate-limit budgets, which must not add up).
+- Firing Notte alerts (ALERTS) mark every time series panel.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from mixin.grafana import (
     Json,
     Panel,
     Target,
+    alert_annotation,
     dashboard,
     datasource_variable,
     gauge,
@@ -21,7 +27,6 @@ from mixin.grafana import (
     table,
     timeseries,
 )
-from mixin.rules import record_names
 
 RATE = "$__rate_interval"
 PER_MINUTE = "suffix: /min"
@@ -37,20 +42,63 @@ UP_MAPPINGS: list[Json] = [
 
 
 def _selector(config: Config) -> str:
-    return f'job="$job", {config.instance_label}="${config.instance_label}"'
+    return (
+        f'job=~"$job", {config.account_label}=~"$account", '
+        f'{config.instance_label}=~"${config.instance_label}"'
+    )
+
+
+def _per_exporter(config: Config, what: str = "") -> str:
+    """Legend of a series kept per exporter: its account (when labelled) and instance."""
+    return f"{what}{{{{{config.account_label}}}}} {{{{{config.instance_label}}}}}".strip()
 
 
 def _variables(config: Config) -> list[Json]:
-    inst = config.instance_label
+    inst, account = config.instance_label, config.account_label
     return [
         datasource_variable(),
-        query_variable("job", "Job", "label_values(notte_exporter_build_info, job)"),
+        query_variable("job", "Job", "label_values(notte_exporter_build_info, job)", multi=True),
+        # "All" is any value or none: exporters scraped without an account label still show.
+        query_variable(
+            "account",
+            "Account",
+            f'label_values(notte_exporter_build_info{{job=~"$job"}}, {account})',
+            multi=True,
+            all_value=".*",
+        ),
         query_variable(
             inst,
             "Instance",
-            f'label_values(notte_exporter_build_info{{job="$job"}}, {inst})',
+            f'label_values(notte_exporter_build_info{{job=~"$job", {account}=~"$account"}}, '
+            f"{inst})",
+            multi=True,
         ),
     ]
+
+
+def _annotations(config: Config) -> list[Json]:
+    # `|` also matches an empty label: absent()-based alerts have no instance, and
+    # exporters scraped without an account label have no account.
+    return [
+        alert_annotation(
+            "Notte alerts",
+            'ALERTS{alertname=~"Notte.+", alertstate="firing", job=~"$job", '
+            f'{config.account_label}=~"$account|", '
+            f'{config.instance_label}=~"${config.instance_label}|"}}',
+        )
+    ]
+
+
+def _ended_share(config: Config, sel: str, label: str, value: str) -> str:
+    """Share of the sessions ended in the window whose `label` is `value`, among those whose
+    `label` is known, summed over the selected exporters before dividing (what the
+    alert's recording rule computes per exporter, from the raw counter)."""
+    window = config.sessions_ended_window
+    closed = "notte_sessions_closed_total"
+    return (
+        f'sum(increase({closed}{{{sel}, {label}="{value}"}}[{window}]))\n'
+        f'/\nsum(increase({closed}{{{sel}, {label}!="unknown"}}[{window}]))'
+    )
 
 
 def _quantiles(metric: str, sel: str, by: str = "", legend_suffix: str = "") -> list[Target]:
@@ -66,10 +114,17 @@ def _quantiles(metric: str, sel: str, by: str = "", legend_suffix: str = "") -> 
 
 def sessions_dashboard(config: Config) -> Json:
     s = _selector(config)
-    names = record_names(config)
     window = config.sessions_ended_window
     live = f"sum(notte_sessions_active{{{s}}})"
-    utilisation = f"{live} / sum(notte_sessions_limit{{{s}}})"
+    target = f"job, {config.instance_label}"
+    # Only exporters that know their plan limit count in the utilisation, on both sides.
+    utilisation = (
+        f"sum(sum by ({target}) (notte_sessions_active{{{s}}})\n"
+        f"  and on ({target}) notte_sessions_limit{{{s}}} > 0)\n"
+        f"/\nsum(notte_sessions_limit{{{s}}} > 0)"
+    )
+    leak_share = _ended_share(config, s, "close_reason", "idle_timeout")
+    error_share = _ended_share(config, s, "status", "error")
     limit_steps = (
         (config.near_limit_warning_share, "orange"),
         (config.near_limit_critical_share, "red"),
@@ -79,8 +134,8 @@ def sessions_dashboard(config: Config) -> Json:
         stat("Live sessions", "Sessions live at the last successful poll.", Target(live)),
         gauge(
             "Plan utilisation",
-            "Live sessions as a share of the plan limit (--sessions.limit). "
-            "Empty when the exporter runs without --sessions.limit.",
+            "Live sessions as a share of the plan limit (--sessions.limit), over the selected "
+            "exporters that know their limit. Empty when none runs with --sessions.limit.",
             Target(utilisation),
             unit="percentunit",
             max_value=1,
@@ -112,8 +167,9 @@ def sessions_dashboard(config: Config) -> Json:
             f"Leak share ({window})",
             f"Share of the sessions ended in the last {window} (with a known close reason) "
             "that the platform closed by idle timeout: clients did not stop them. "
-            "What NotteSessionLeak alerts on.",
-            Target(f"{names.idle_timeout_ratio}{{{s}}}"),
+            "What NotteSessionLeak alerts on (per exporter, through its recording rule); "
+            "computed here from the raw counter, so it works without the bundle's rules.",
+            Target(leak_share),
             unit="percentunit",
             threshold_steps=((config.leak_share, "red"),),
             width=3,
@@ -121,8 +177,9 @@ def sessions_dashboard(config: Config) -> Json:
         stat(
             f"Error share ({window})",
             f"Share of the sessions ended in the last {window} (with a known status) "
-            "whose final status is error. What NotteSessionErrorsHigh alerts on.",
-            Target(f"{names.error_ratio}{{{s}}}"),
+            "whose final status is error. What NotteSessionErrorsHigh alerts on (per "
+            "exporter); computed here from the raw counter.",
+            Target(error_share),
             unit="percentunit",
             threshold_steps=((config.errors_share, "red"),),
             width=3,
@@ -217,10 +274,7 @@ def sessions_dashboard(config: Config) -> Json:
             f"(leak; alert above {config.leak_share:.0%}) and the share ended in error "
             f"(alert above {config.errors_share:.0%}). Both alerts also need a minimum number "
             "of ended sessions. The dashed line is the leak threshold.",
-            [
-                Target(f"{names.idle_timeout_ratio}{{{s}}}", "idle timeout (leak)"),
-                Target(f"{names.error_ratio}{{{s}}}", "error"),
-            ],
+            [Target(leak_share, "idle timeout (leak)"), Target(error_share, "error")],
             unit="percentunit",
             threshold_steps=((config.leak_share, "red"),),
         ),
@@ -272,11 +326,12 @@ def sessions_dashboard(config: Config) -> Json:
             width=8,
         ),
         row("Oldest live sessions"),
-        _oldest_sessions_table(s),
+        _oldest_sessions_table(config, s),
         row("Plan limit"),
         timeseries(
             "Live sessions and plan limit",
-            "Live sessions against --sessions.limit (empty without it).",
+            "Live sessions against --sessions.limit (empty without it), summed over the "
+            "selected exporters.",
             [
                 Target(live, "live"),
                 Target(f"sum(notte_sessions_limit{{{s}}})", "limit"),
@@ -302,10 +357,11 @@ def sessions_dashboard(config: Config) -> Json:
         panels=panels,
         refresh=config.dashboard_refresh,
         time_from=config.dashboard_time_from,
+        annotations=_annotations(config),
     )
 
 
-def _oldest_sessions_table(s: str) -> Panel:
+def _oldest_sessions_table(config: Config, s: str) -> Panel:
     # Four instant queries joined on their shared labels by the merge transformation: one
     # row per session (the exporter exposes the --sessions.detail-limit oldest ones).
     targets = [
@@ -321,6 +377,8 @@ def _oldest_sessions_table(s: str) -> Panel:
         Target(f"notte_session_created_timestamp_seconds{{{s}}} * 1000", instant=True, table=True),
     ]
     renames = {
+        config.account_label: "Account",
+        config.instance_label: "Exporter",
         "session_id": "Session",
         "browser_type": "Browser",
         "status": "Status",
@@ -333,7 +391,12 @@ def _oldest_sessions_table(s: str) -> Panel:
         {
             "id": "organize",
             "options": {
-                "excludeByName": {"Time": True, "__name__": True, "Value #A": True},
+                "excludeByName": {
+                    "Time": True,
+                    "__name__": True,
+                    "Value #A": True,
+                    "job": True,
+                },
                 "indexByName": {
                     "session_id": 0,
                     "browser_type": 1,
@@ -341,6 +404,8 @@ def _oldest_sessions_table(s: str) -> Panel:
                     "Value #B": 3,
                     "Value #C": 4,
                     "Value #D": 5,
+                    config.account_label: 6,
+                    config.instance_label: 7,
                 },
                 "renameByName": renames,
             },
@@ -360,8 +425,9 @@ def _oldest_sessions_table(s: str) -> Panel:
     ]
     return table(
         "Oldest live sessions",
-        "The oldest live sessions (--sessions.detail-limit of them) with their age and how "
-        "long since they were last used. The session id is what to stop or investigate.",
+        "The oldest live sessions (--sessions.detail-limit of them per exporter) with their "
+        "age and how long since they were last used, and the account and exporter that "
+        "report them. The session id is what to stop or investigate.",
         targets,
         transformations=transformations,
         overrides=overrides,
@@ -374,31 +440,34 @@ def exporter_dashboard(config: Config) -> Json:
         row("Health"),
         stat(
             "Scrape",
-            "Whether Prometheus could scrape the exporter (up).",
-            Target(f"up{{{s}}}"),
+            "Whether Prometheus could scrape each selected exporter (up).",
+            Target(f"up{{{s}}}", _per_exporter(config)),
             mappings=UP_MAPPINGS,
             threshold_steps=((1, "green"),),
             base_color="red",
         ),
         stat(
             "Notte API",
-            "Whether the exporter's last poll of the Notte API succeeded (notte_up).",
-            Target(f"notte_up{{{s}}}"),
+            "Whether each exporter's last poll of the Notte API succeeded (notte_up).",
+            Target(f"notte_up{{{s}}}", _per_exporter(config)),
             mappings=UP_MAPPINGS,
             threshold_steps=((1, "green"),),
             base_color="red",
         ),
         stat(
             "Last successful poll",
-            "Time since the last successful poll; NotteExporterStale fires after "
+            "Time since each exporter's last successful poll; NotteExporterStale fires after "
             f"{config.stale_after}.",
-            Target(f"time() - notte_exporter_last_poll_success_timestamp_seconds{{{s}}}"),
+            Target(
+                f"time() - notte_exporter_last_poll_success_timestamp_seconds{{{s}}}",
+                _per_exporter(config),
+            ),
             unit="s",
             threshold_steps=((duration_seconds(config.stale_after), "red"),),
         ),
         stat(
             "Polls",
-            "Polls per minute.",
+            "Polls per minute, all selected exporters together.",
             Target(f"sum(rate(notte_exporter_polls_total{{{s}}}[{RATE}])) * 60"),
             unit=PER_MINUTE,
         ),
@@ -410,10 +479,10 @@ def exporter_dashboard(config: Config) -> Json:
         ),
         stat(
             "Version",
-            "Exporter and Python versions.",
+            "Exporter and Python versions of each selected exporter.",
             Target(
                 f"notte_exporter_build_info{{{s}}}",
-                "{{version}} (Python {{python_version}})",
+                _per_exporter(config, "{{version}} (Python {{python_version}}) "),
             ),
             text_mode="name",
             base_color="text",
@@ -443,7 +512,10 @@ def exporter_dashboard(config: Config) -> Json:
         timeseries(
             "Scrape and poll status",
             "up: Prometheus scrapes the exporter; notte_up: the exporter's last poll worked.",
-            [Target(f"up{{{s}}}", "up"), Target(f"notte_up{{{s}}}", "notte_up")],
+            [
+                Target(f"up{{{s}}}", _per_exporter(config, "up ")),
+                Target(f"notte_up{{{s}}}", _per_exporter(config, "notte_up ")),
+            ],
             width=8,
             min_value=0,
         ),
@@ -482,12 +554,14 @@ def exporter_dashboard(config: Config) -> Json:
         ),
         timeseries(
             "Rate-limit budget",
-            "The API key's rate limit and what is left of it, from the headers of the last "
+            "Each API key's rate limit and what is left of it, from the headers of the last "
             "response (empty when the API sends none). The budget is shared with your own "
             "automation.",
             [
-                Target(f"notte_api_rate_limit_remaining{{{s}}}", "remaining"),
-                Target(f"notte_api_rate_limit_limit{{{s}}}", "limit"),
+                Target(
+                    f"notte_api_rate_limit_remaining{{{s}}}", _per_exporter(config, "remaining ")
+                ),
+                Target(f"notte_api_rate_limit_limit{{{s}}}", _per_exporter(config, "limit ")),
             ],
             width=8,
         ),
@@ -498,7 +572,7 @@ def exporter_dashboard(config: Config) -> Json:
             [
                 Target(
                     f"notte_api_rate_limit_remaining{{{s}}} / notte_api_rate_limit_limit{{{s}}}",
-                    "left",
+                    _per_exporter(config),
                 )
             ],
             unit="percentunit",
@@ -511,7 +585,7 @@ def exporter_dashboard(config: Config) -> Json:
             [
                 Target(
                     f"notte_api_rate_limit_reset_timestamp_seconds{{{s}}} - time()",
-                    "reset in",
+                    _per_exporter(config),
                 )
             ],
             unit="s",
@@ -529,6 +603,7 @@ def exporter_dashboard(config: Config) -> Json:
         panels=panels,
         refresh=config.dashboard_refresh,
         time_from=config.dashboard_time_from,
+        annotations=_annotations(config),
     )
 
 

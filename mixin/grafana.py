@@ -239,22 +239,45 @@ def datasource_variable() -> Json:
     }
 
 
-def query_variable(name: str, label: str, query: str) -> Json:
-    return {
+def query_variable(
+    name: str, label: str, query: str, *, multi: bool = False, all_value: str | None = None
+) -> Json:
+    """A variable filled from a query. `multi` adds several selections and "All"; without
+    `all_value`, "All" means every value the query found (a regex of them), so a broad
+    regex never reaches other jobs' series."""
+    variable: Json = {
         "name": name,
         "label": label,
         "type": "query",
         "datasource": DATASOURCE,
         "definition": query,
         "query": {"query": query, "refId": f"{name}-variable"},
-        "current": {},
+        "current": {"selected": True, "text": ["All"], "value": ["$__all"]} if multi else {},
         "hide": 0,
-        "includeAll": False,
-        "multi": False,
+        "includeAll": multi,
+        "multi": multi,
         "options": [],
         "refresh": 2,
         "regex": "",
         "sort": 1,
+    }
+    if all_value is not None:
+        variable["allValue"] = all_value
+    return variable
+
+
+def alert_annotation(name: str, expr: str) -> Json:
+    """Marks on every time series panel where a Prometheus alert was firing (from ALERTS)."""
+    return {
+        "datasource": DATASOURCE,
+        "enable": True,
+        "expr": expr,
+        "iconColor": "red",
+        "name": name,
+        "step": "1m",
+        "titleFormat": "{{alertname}}",
+        "textFormat": "{{severity}}: {{instance}} {{account}}",
+        "useValueForTime": False,
     }
 
 
@@ -268,9 +291,10 @@ def dashboard(
     panels: list[Panel],
     refresh: str,
     time_from: str,
+    annotations: list[Json] | None = None,
 ) -> Json:
     return {
-        "annotations": {"list": []},
+        "annotations": {"list": annotations or []},
         "description": description,
         "editable": True,
         "fiscalYearStartMonth": 0,

@@ -140,6 +140,15 @@ def _failure_reasons(config: Config) -> str:
     )
 
 
+def _target_name(config: Config) -> str:
+    """Template text naming the alert's exporter, and its account when the scrape labels it
+    (one exporter per account: the chart's `account` value)."""
+    return (
+        f"{{{{ $labels.{config.instance_label} }}}}"
+        f"{{{{ with $labels.{config.account_label} }}}} (account {{{{ . }}}}){{{{ end }}}}"
+    )
+
+
 def _target_filter(config: Config) -> str:
     return f"job=%q,{config.instance_label}=%q"
 
@@ -147,7 +156,7 @@ def _target_filter(config: Config) -> str:
 def exporter_alerts(config: Config) -> list[Alert]:
     """Group `notte-exporter`: the exporter itself, its polls and the API's rate limit."""
     c = config
-    inst = f"{{{{ $labels.{c.instance_label} }}}}"
+    inst = _target_name(c)
     result: list[Alert] = []
 
     result.append(
@@ -267,7 +276,7 @@ def exporter_alerts(config: Config) -> list[Alert]:
 def session_alerts(config: Config) -> list[Alert]:
     """Group `notte-sessions`: leaks, errors and the sessions live on the account."""
     c = config
-    inst = f"{{{{ $labels.{c.instance_label} }}}}"
+    inst = _target_name(c)
     names = record_names(c)
     ended_window = human_duration(c.sessions_ended_window)
     target = _target_filter(c)

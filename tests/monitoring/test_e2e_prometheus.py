@@ -264,6 +264,7 @@ def test_dashboard_panel_query_returns_data_from_live_prometheus(stack, leaking,
     now = time.time()
     variables = {
         "job": JOB,
+        "account": ".*",
         "instance": stack.instance,
         # Grafana's $__rate_interval for a 1s scrape interval would be 4s; 10s smooths the
         # demo's bursts without hiding anything.

@@ -24,6 +24,7 @@ from monitoring_helpers import (
 # What Grafana would substitute; any valid values do for parsing.
 STATIC_VARIABLES = {
     "job": JOB,
+    "account": ".*",
     "instance": "exporter:10717",
     "datasource": "prometheus",
     "__rate_interval": "1m",
@@ -82,8 +83,10 @@ def test_both_dashboards_exist():
 @pytest.mark.parametrize("name", sorted(DASHBOARDS))
 def test_dashboard_has_no_hard_coded_datasource_uid(name):
     dashboard = DASHBOARDS[name]
-    datasources = walk(dashboard["panels"], "datasource") + walk(
-        dashboard["templating"], "datasource"
+    datasources = (
+        walk(dashboard["panels"], "datasource")
+        + walk(dashboard["templating"], "datasource")
+        + walk(dashboard["annotations"], "datasource")
     )
     assert datasources
     assert all(ds == {"type": "prometheus", "uid": "${datasource}"} for ds in datasources)
@@ -93,12 +96,44 @@ def test_dashboard_has_no_hard_coded_datasource_uid(name):
 
 
 @pytest.mark.parametrize("name", sorted(DASHBOARDS))
-def test_dashboard_has_datasource_job_and_instance_variables(name):
+def test_dashboard_has_datasource_job_account_and_instance_variables(name):
     variables = {v["name"]: v for v in DASHBOARDS[name]["templating"]["list"]}
     assert variables["datasource"]["type"] == "datasource"
     assert variables["datasource"]["query"] == "prometheus"
     assert variables["job"]["type"] == "query"
+    assert "$job" in variables["account"]["definition"]
     assert "$job" in variables["instance"]["definition"]
+    assert "$account" in variables["instance"]["definition"]
+
+
+@pytest.mark.parametrize("name", sorted(DASHBOARDS))
+@pytest.mark.parametrize("variable", ["job", "account", "instance"])
+def test_exporter_variables_are_multi_value_with_all_selected(name, variable):
+    (found,) = [v for v in DASHBOARDS[name]["templating"]["list"] if v["name"] == variable]
+    assert found["multi"] is True
+    assert found["includeAll"] is True
+    assert found["current"]["value"] == ["$__all"]
+
+
+@pytest.mark.parametrize("name", sorted(DASHBOARDS))
+def test_all_accounts_also_matches_exporters_without_an_account_label(name):
+    (account,) = [v for v in DASHBOARDS[name]["templating"]["list"] if v["name"] == "account"]
+    assert account["allValue"] == ".*"
+
+
+@pytest.mark.parametrize("name", sorted(DASHBOARDS))
+def test_firing_notte_alerts_annotate_the_time_series_panels(name):
+    (annotation,) = DASHBOARDS[name]["annotations"]["list"]
+    assert annotation["enable"] is True
+    assert annotation["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+    assert annotation["expr"].startswith('ALERTS{alertname=~"Notte.+", alertstate="firing"')
+    assert 'job=~"$job"' in annotation["expr"]
+
+
+@pytest.mark.parametrize("query", all_panel_queries(), ids=lambda q: q.label)
+def test_panel_query_reads_no_recording_rule(query):
+    # Dashboards imported by hand into a Prometheus without the bundle's rules still work.
+    assert not referenced_series(query.expr) & recorded_names()
 
 
 @pytest.mark.parametrize("name", sorted(DASHBOARDS))
@@ -201,7 +236,7 @@ def test_panel_query_reads_only_catalogue_metrics_and_bundle_recording_rules(que
 
 
 @pytest.mark.parametrize("query", all_panel_queries(), ids=lambda q: q.label)
-def test_panel_query_is_scoped_to_the_selected_job_and_instance(query):
-    assert query.expr.count('job="$job", instance="$instance"') >= len(
+def test_panel_query_is_scoped_to_the_selected_job_account_and_instance(query):
+    assert query.expr.count('job=~"$job", account=~"$account", instance=~"$instance"') >= len(
         referenced_series(query.expr)
     )
