@@ -70,7 +70,8 @@ def test_config_overrides_change_rules_dashboards_and_runbook_together(tmp_path)
     rules = (tmp_path / "out/prometheus/rules/notte-exporter.rules.yaml").read_text()
     assert "instance:notte_sessions_closed_idle_timeout:ratio2h > 0.5" in rules
     dashboard = (tmp_path / "out/grafana/dashboards/notte-sessions.json").read_text()
-    assert "[2h]" in dashboard and "Leak share (2h)" in dashboard
+    assert "[2h]" in dashboard
+    assert "Leak share (2h)" in dashboard
     runbook = (tmp_path / "out/docs/alerts.md").read_text()
     assert "> 50% of sessions ended in 2h closed by idle timeout" in runbook
 
