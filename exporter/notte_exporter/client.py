@@ -6,12 +6,17 @@ Transient failures (connection errors, timeouts, 429, 500, 502, 503, 504, 529) a
 with exponential backoff and full jitter, or after the delay the API asked for through
 ``Retry-After`` or ``X-RateLimit-Reset``; anything else fails at once, because repeating a
 401 or a 422 only burns the rate limit the account shares with its agents.
+
+tenacity does the waiting: ``wait_random_exponential`` unless the API asked for a delay
+(``wait_requested``), and a stop before a wait that would end past the deadline
+(``stop_at_deadline``), which re-raises the real cause instead of a timeout. Every request
+goes through ``NotteClient.get``, so any endpoint gets the same retries, metrics and
+classification by naming itself there.
 """
 
 from __future__ import annotations
 
 import json
-import random
 import time
 from collections.abc import Callable, Mapping
 from email.utils import parsedate_to_datetime
@@ -20,7 +25,15 @@ from urllib.parse import quote
 
 import httpx
 from pydantic import ValidationError
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+from tenacity.stop import stop_base
+from tenacity.wait import wait_base
 
 from . import __version__
 from .errors import ApiError, FailureReason
@@ -62,7 +75,6 @@ class NotteClient:
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
-        rng: random.Random | None = None,
     ) -> None:
         self._api_key = api_key
         self._metrics = metrics
@@ -71,7 +83,6 @@ class NotteClient:
         self._sleep = sleep
         self._monotonic = monotonic
         self._wall_clock = wall_clock
-        self._rng = rng or random.Random()
         self._http = httpx.Client(
             base_url=base_url.rstrip("/"),
             transport=transport,
@@ -102,7 +113,9 @@ class NotteClient:
             "only_active": str(only_active).lower(),
             "only_current_token": str(only_current_token).lower(),
         }
-        response = self._request(ENDPOINT_LIST, "/sessions", params, deadline, retries)
+        response = self.get(
+            ENDPOINT_LIST, "/sessions", params=params, deadline=deadline, retries=retries
+        )
         try:
             return parse_page(response.content)
         except NotJsonError:
@@ -118,8 +131,11 @@ class NotteClient:
     ) -> Session | InvalidItem | None:
         """Return one session's current or final state, or None when the API does not know it."""
         try:
-            response = self._request(
-                ENDPOINT_GET, f"/sessions/{quote(session_id, safe='')}", {}, deadline, retries
+            response = self.get(
+                ENDPOINT_GET,
+                f"/sessions/{quote(session_id, safe='')}",
+                deadline=deadline,
+                retries=retries,
             )
         except ApiError as exc:
             if exc.status == 404:
@@ -130,29 +146,36 @@ class NotteClient:
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise _not_json(ENDPOINT_GET, response) from None
 
-    def _request(
+    def get(
         self,
         endpoint: str,
         path: str,
-        params: Mapping[str, Any],
+        *,
+        params: Mapping[str, Any] | None = None,
         deadline: float,
-        retries: int | None,
+        retries: int | None = None,
     ) -> httpx.Response:
-        """GET ``path`` with retries; returns only a 200 response, else raises ApiError."""
+        """GET ``path``, retrying transient failures; a 200 response or an ApiError.
+
+        ``endpoint`` is the metrics label of the request (a route, never an id);
+        ``retries`` overrides the client's default number of retries.
+        """
         attempts = (self._retries if retries is None else retries) + 1
 
         def count_retry(state: RetryCallState) -> None:
             self._metrics.api_retries.labels(endpoint=endpoint).inc()
 
         retrying = Retrying(
-            stop=stop_after_attempt(attempts),
-            wait=lambda state: self._backoff(state, deadline),
+            stop=stop_after_attempt(attempts) | stop_at_deadline(deadline, self._monotonic),
+            wait=wait_requested(
+                wait_random_exponential(multiplier=BACKOFF_BASE_SECONDS, max=BACKOFF_MAX_SECONDS)
+            ),
             retry=retry_if_exception(_is_transient),
             sleep=self._sleep,
             before_sleep=count_retry,
             reraise=True,
         )
-        return retrying(self._attempt, endpoint, path, params, deadline)
+        return retrying(self._attempt, endpoint, path, params or {}, deadline)
 
     def _attempt(
         self, endpoint: str, path: str, params: Mapping[str, Any], deadline: float
@@ -242,21 +265,33 @@ class NotteClient:
                 return max(reset - self._wall_clock(), 0.0)
         return None
 
-    def _backoff(self, state: RetryCallState, deadline: float) -> float:
-        """Delay before the next attempt; gives up early when it would overrun the deadline."""
-        error = state.outcome.exception() if state.outcome else None
-        requested = error.retry_after if isinstance(error, ApiError) else None
-        if requested is not None:
-            delay = requested
-        else:
-            ceiling = min(
-                BACKOFF_MAX_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (state.attempt_number - 1)
-            )
-            delay = self._rng.uniform(0, ceiling)
-        if self._monotonic() + delay >= deadline and error is not None:
-            # Waiting would only end in the budget running out: report the real cause now.
-            raise error
-        return delay
+
+class wait_requested(wait_base):  # noqa: N801 - named like tenacity's own waits
+    """The delay the API asked for (``ApiError.retry_after``), else ``fallback``'s."""
+
+    def __init__(self, fallback: wait_base) -> None:
+        self._fallback = fallback
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        outcome = retry_state.outcome
+        error = outcome.exception() if outcome is not None else None
+        if isinstance(error, ApiError) and error.retry_after is not None:
+            return error.retry_after
+        return self._fallback(retry_state)
+
+
+class stop_at_deadline(stop_base):  # noqa: N801 - named like tenacity's own stops
+    """Stop when the next wait would end at or past ``deadline`` (a ``monotonic`` value).
+
+    Waiting would only end in the budget running out: better report the real cause now.
+    """
+
+    def __init__(self, deadline: float, monotonic: Callable[[], float]) -> None:
+        self._deadline = deadline
+        self._monotonic = monotonic
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return self._monotonic() + retry_state.upcoming_sleep >= self._deadline
 
 
 def _not_json(endpoint: str, response: httpx.Response) -> ApiError:

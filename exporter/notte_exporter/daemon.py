@@ -25,6 +25,7 @@ from prometheus_client import (
 from .client import NotteClient
 from .collector import SessionCollector
 from .config import Settings
+from .errors import ShutdownRequested
 from .exposition import PublishedExposition
 from .instrumentation import ExporterMetrics
 from .keys import ApiKey
@@ -126,7 +127,7 @@ class Exporter:
 
     def _interruptible_sleep(self, seconds: float) -> None:
         if self._stop.wait(seconds):
-            raise InterruptedError("exporter is stopping")
+            raise ShutdownRequested
 
     def poll_once(self) -> PollStatus:
         """Poll, then publish what it found (or how it failed) to scrapes."""
@@ -162,7 +163,7 @@ class Exporter:
         while not self._stop.is_set():
             try:
                 self.poll_once()
-            except InterruptedError:
+            except ShutdownRequested:
                 break
             next_start += interval
             # After a stall (a suspended VM, say) skip missed polls rather than bursting.

@@ -76,3 +76,11 @@ class ApiError(Exception):
 
     def __str__(self) -> str:
         return f"{self.reason}: {self.message}"
+
+
+class ShutdownRequested(Exception):  # noqa: N818 - not an error: the operator asked to stop
+    """Raised out of a wait (a retry's backoff) when the exporter is stopping.
+
+    Not an ``ApiError`` and not an ``OSError``: nothing failed, so the poll is neither
+    counted as failed nor logged as one; the poll loop ends.
+    """

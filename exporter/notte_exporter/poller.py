@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from .client import NotteClient
-from .errors import ADVICE, ApiError, FailureReason
+from .errors import ADVICE, ApiError, FailureReason, ShutdownRequested
 from .instrumentation import ExporterMetrics
 from .labels import BoundedLabel
 from .lifecycle import LifecycleTracker
@@ -91,7 +91,7 @@ class Poller:
             )
         except ApiError as exc:
             return self._fail(exc.reason, exc.message, started)
-        except InterruptedError:
+        except ShutdownRequested:
             raise  # shutdown interrupted a backoff wait: not the API's fault
         except Exception as exc:
             log.debug("unexpected error during poll", exc_info=True)

@@ -1,13 +1,17 @@
 """Talking to the API over loopback: headers, paging, retry classification and backoff."""
 
-import random
 import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
+from pydantic import SecretStr
 
 from notte_exporter import __version__
+from notte_exporter.config import Settings
+from notte_exporter.daemon import Exporter
+from notte_exporter.errors import FailureReason
+from notte_exporter.keys import ApiKey
 from notte_exporter.simulator import Fault
 from support import API_KEY, sample
 
@@ -113,7 +117,6 @@ def test_a_wait_longer_than_the_poll_budget_fails_at_once(api, make_exporter, sl
 def test_backoff_grows_exponentially_with_full_jitter(api, make_exporter, sleeps) -> None:
     api.faults.push(Fault.status(500, times=4))
     exporter = make_exporter(sessions_lookup_budget=0, notte_retries=3)
-    exporter.client._rng = random.Random(7)
     exporter.poll_once()
     assert len(sleeps) == 3
     ceilings = (0.5, 1.0, 2.0)
@@ -143,3 +146,30 @@ def test_rate_limit_gauges_are_absent_when_the_api_sends_no_headers(make_exporte
     exporter = make_exporter(sessions_lookup_budget=0)
     exporter.poll_once()
     assert sample(exporter, "notte_api_rate_limit_limit") is None
+
+
+def test_stopping_ends_a_retry_wait_at_once_without_failing_the_poll(api, clock) -> None:
+    api.faults.push(Fault.status(503, headers={"Retry-After": "20"}))
+    settings = Settings(
+        notte_api_url=api.url,
+        notte_api_key=SecretStr(API_KEY),
+        web_listen_address="127.0.0.1:0",
+        sessions_lookup_budget=0,
+    )
+    exporter = Exporter(settings, ApiKey(settings.notte_api_key), clock=clock.now,
+                        process_metrics=False)  # fmt: skip
+    exporter.start()
+    try:
+        for _ in range(1000):  # bounded: until the poll is in its 20 s wait
+            if sample(exporter, "notte_api_retries_total", endpoint="/sessions") == 1:
+                break
+            time.sleep(0.01)
+        else:
+            pytest.fail("the poll never began to wait")
+    finally:
+        exporter.stop(grace=5.0)
+    assert exporter._poll_thread is not None
+    assert not exporter._poll_thread.is_alive()
+    assert sample(exporter, "notte_exporter_polls_total") == 1
+    for reason in FailureReason:
+        assert sample(exporter, "notte_exporter_poll_failures_total", reason=reason.value) == 0
