@@ -220,7 +220,7 @@ def _run_once(exporter: Exporter) -> int:
         print(
             redact(
                 f"notte-exporter: poll failed: {status.reason.value}: {status.message}; "
-                f"{ADVICE[status.reason]}"
+                f"{status.advice or ADVICE[status.reason]}"
             ),
             file=sys.stderr,
         )

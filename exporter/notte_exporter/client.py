@@ -36,7 +36,7 @@ from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
 from . import __version__
-from .errors import ApiError, FailureReason
+from .errors import ApiError, FailureReason, display_url, wrong_url_advice
 from .instrumentation import ENDPOINT_GET, ENDPOINT_LIST, ExporterMetrics, RateLimit
 from .logs import REDACTED
 from .models import (
@@ -83,6 +83,7 @@ class NotteClient:
         self._sleep = sleep
         self._monotonic = monotonic
         self._wall_clock = wall_clock
+        self._base_url = base_url
         self._http = httpx.Client(
             base_url=base_url.rstrip("/"),
             transport=transport,
@@ -124,6 +125,11 @@ class NotteClient:
             raise ApiError(
                 FailureReason.INVALID_RESPONSE,
                 f"GET /sessions page {page} is not a session listing: {first_problem(exc, 'body')}",
+                # A listing with a field wrong is Notte's drift; JSON without any of its
+                # fields is some other service.
+                advice=None
+                if _looks_like_a_listing(response.content)
+                else wrong_url_advice(self._base_url),
             ) from None
 
     def get_session(
@@ -201,11 +207,20 @@ class NotteClient:
                 FailureReason.NETWORK,
                 f"GET {endpoint} failed: {type(exc).__name__}: {exc}",
                 transient=True,
+                advice=f"cannot reach {display_url(self._base_url)}; check --notte.api-url, "
+                "DNS and egress",
             ) from None
         self._observe(endpoint, str(response.status_code), started)
         self._record_rate_limit(response.headers)
         if response.status_code != 200:
             raise self._status_error(endpoint, response)
+        if _is_html(response):
+            raise ApiError(
+                FailureReason.INVALID_RESPONSE,
+                f"GET {endpoint} answered 200 with an HTML page, not JSON",
+                status=200,
+                advice=wrong_url_advice(self._base_url),
+            )
         return response
 
     def _observe(self, endpoint: str, code: str, started: float) -> None:
@@ -245,6 +260,8 @@ class NotteClient:
             status=status,
             transient=status in TRANSIENT_STATUSES,
             retry_after=self._requested_delay(response),
+            # The session endpoints always exist: a 404 for them means another server.
+            advice=wrong_url_advice(self._base_url) if status == 404 else None,
         )
 
     def _requested_delay(self, response: httpx.Response) -> float | None:
@@ -300,6 +317,19 @@ def _not_json(endpoint: str, response: httpx.Response) -> ApiError:
         f"GET {endpoint} answered 200 with a body that is not JSON ({len(response.content)} bytes)",
         status=200,
     )
+
+
+def _is_html(response: httpx.Response) -> bool:
+    content_type = response.headers.get("Content-Type", "").lower()
+    return "html" in content_type or response.content.lstrip()[:1] == b"<"
+
+
+def _looks_like_a_listing(content: bytes) -> bool:
+    try:
+        body = json.loads(content)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return False
+    return isinstance(body, dict) and bool({"items", "has_next"} & body.keys())
 
 
 def _is_transient(error: BaseException) -> bool:

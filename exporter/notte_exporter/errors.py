@@ -15,11 +15,17 @@ operator can go from an alert to the cause without reading code.
       reason=network           connection refused/reset, DNS, TLS, truncated bodies
       reason=invalid_response  not JSON, not the documented shape, or a runaway has_next
       reason=other             any other status (e.g. 404, 422) or unexpected error
+
+Advice goes with the reason (``ADVICE``) unless the error knows better: a 404, an HTML page
+or JSON that is no session listing at all means the URL is probably not the Notte API, and
+the error then carries ``wrong_url_advice`` instead, naming the flag and the URL. Advice says
+what to do; "please report it" is kept for answers that look like Notte's but are not right.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
+from urllib.parse import urlsplit, urlunsplit
 
 
 class FailureReason(StrEnum):
@@ -48,9 +54,27 @@ ADVICE: dict[FailureReason, str] = {
     "--notte.timeout",
     FailureReason.NETWORK: "cannot reach the Notte API; check --notte.api-url, DNS and egress",
     FailureReason.INVALID_RESPONSE: "the API answered something the exporter cannot read; "
-    "please report it",
+    "please report it to the exporter's maintainers",
     FailureReason.OTHER: "unexpected answer from the Notte API; see the message",
 }
+
+
+def display_url(url: str) -> str:
+    """A URL fit for a message: no user:password, query or fragment, which may hold secrets."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{parts.port}" if parts.port is not None else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def wrong_url_advice(base_url: str) -> str:
+    """Advice for an answer that cannot have come from the Notte API."""
+    return (
+        f"{display_url(base_url)} does not look like the Notte API; check --notte.api-url "
+        "(the API's base URL, e.g. https://api.notte.cc, without /sessions)"
+    )
 
 
 class ApiError(Exception):
@@ -64,10 +88,13 @@ class ApiError(Exception):
         status: int | None = None,
         transient: bool = False,
         retry_after: float | None = None,
+        advice: str | None = None,
     ) -> None:
         super().__init__(message)
         self.reason = reason
         self.message = message
+        # What to do, when this error knows better than its reason's ADVICE.
+        self.advice = advice if advice is not None else ADVICE[reason]
         self.status = status
         # Worth another attempt (connection trouble, 429, 5xx), and after how long if the
         # API said so.

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from .client import NotteClient
+from .config import flag_name
 from .errors import ADVICE, ApiError, FailureReason, ShutdownRequested
 from .instrumentation import ExporterMetrics
 from .labels import BoundedLabel
@@ -90,7 +91,7 @@ class Poller:
                 detail_limit=self._config.detail_limit,
             )
         except ApiError as exc:
-            return self._fail(exc.reason, exc.message, started)
+            return self._fail(exc.reason, exc.message, started, exc.advice)
         except ShutdownRequested:
             raise  # shutdown interrupted a backoff wait: not the API's fault
         except Exception as exc:
@@ -103,7 +104,10 @@ class Poller:
         log.debug("poll succeeded: %d live sessions in %.3fs", len(sessions), duration)
         return status
 
-    def _fail(self, reason: FailureReason, message: str, started: float) -> PollStatus:
+    def _fail(
+        self, reason: FailureReason, message: str, started: float, advice: str | None = None
+    ) -> PollStatus:
+        advice = advice if advice is not None else ADVICE[reason]
         duration = self._finish(started)
         self._metrics.poll_failures.labels(reason=reason.value).inc()
         status = PollStatus(
@@ -112,9 +116,10 @@ class Poller:
             duration_seconds=duration,
             reason=reason,
             message=message,
+            advice=advice,
         )
         self._state.record_failure(status)
-        log.warning("poll failed: %s: %s; %s", reason.value, message, ADVICE[reason])
+        log.warning("poll failed: %s: %s; %s", reason.value, message, advice)
         return status
 
     def _finish(self, started: float) -> float:
@@ -148,11 +153,13 @@ class Poller:
                     FailureReason.INVALID_RESPONSE,
                     f"GET /sessions page {page} is empty but says has_next",
                 )
+        most = self._config.max_pages * self._config.page_size
         raise ApiError(
             FailureReason.INVALID_RESPONSE,
             f"GET /sessions still had has_next after {self._config.max_pages} pages of "
-            f"{self._config.page_size}; raise --notte.max-pages if the account really has "
-            "that many live sessions",
+            f"{self._config.page_size}",
+            advice=f"raise {flag_name('notte_max_pages')} if the account has more than {most} "
+            "live sessions at once",
         )
 
     def _report_invalid(self, invalid: list[InvalidItem]) -> None:

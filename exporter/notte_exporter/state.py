@@ -21,6 +21,8 @@ class PollStatus:
     duration_seconds: float
     reason: FailureReason | None = None
     message: str = ""
+    # What to do about a failure (errors.ADVICE, or the error's own better advice).
+    advice: str = ""
 
 
 class ExporterState:

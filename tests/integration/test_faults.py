@@ -10,6 +10,7 @@ import threading
 
 import pytest
 
+from notte_exporter.errors import wrong_url_advice
 from notte_exporter.simulator import Fault
 from support import sample
 
@@ -39,12 +40,30 @@ CASES = [
     pytest.param([Fault.status(501)], "server_error", "answered 501", id="501"),
     pytest.param([Fault.status(422)], "other", "answered 422", id="422"),
     pytest.param([Fault.status(404)], "other", "answered 404", id="404"),
+    pytest.param(
+        [Fault.status(404, body="<html>Not Found</html>", content_type="text/html")], "other",
+        "answered 404", id="404-html",
+    ),
     pytest.param([Fault.reset(times=2)], "network", "cannot reach", id="reset"),
     pytest.param([Fault.truncated(times=2)], "network", "cannot reach", id="truncated"),
     pytest.param([Fault.malformed_json()], "invalid_response", NOT_JSON, id="malformed-json"),
     pytest.param(
         [Fault.status(200, body="<html>proxy</html>", content_type="text/html")],
         "invalid_response", "not JSON", id="html-instead-of-json",
+    ),
+    pytest.param(
+        [Fault.status(200, body="<!doctype html><title>Login</title>", content_type="")],
+        "invalid_response", "an HTML page", id="html-without-content-type",
+    ),
+    pytest.param(
+        [Fault.payload({"status": "ok", "version": "1.0"})], "invalid_response",
+        "not a session listing", id="other-service-json",
+    ),
+    pytest.param([Fault.payload([1, 2])], "invalid_response", "not a session listing",
+                 id="json-list"),
+    pytest.param(
+        [Fault.payload({"items": "none", "has_next": False, **PAGE})], "invalid_response",
+        "not a session listing", id="listing-with-a-broken-field",
     ),
     pytest.param(
         [Fault.payload({"sessions": []})], "invalid_response", "not a session listing",
@@ -55,6 +74,62 @@ CASES = [
         "empty but says has_next", id="empty-page-with-has-next",
     ),
 ]  # fmt: skip
+
+
+WRONG_URL = "does not look like the Notte API; check --notte.api-url"
+REPORT = "please report it"
+# What each case of the matrix tells the operator to do: the advice is pinned per case, so
+# a new case cannot be added without deciding what it should say.
+ADVICE_BY_CASE = {
+    "401": "check that NOTTE_API_KEY (or --notte.api-key-file) holds a current key",
+    "403": "use a key of the account",
+    "429": "raise --poll.interval or lower --sessions.lookup-budget",
+    "500": "the exporter keeps retrying",
+    "502": "the exporter keeps retrying",
+    "503": "the exporter keeps retrying",
+    "504": "the exporter keeps retrying",
+    "529": "the exporter keeps retrying",
+    "501": "the exporter keeps retrying",
+    "422": "see the message",
+    "404": WRONG_URL,
+    "404-html": WRONG_URL,
+    "reset": "; check --notte.api-url, DNS and egress",
+    "truncated": "; check --notte.api-url, DNS and egress",
+    "malformed-json": REPORT,
+    "html-instead-of-json": WRONG_URL,
+    "html-without-content-type": WRONG_URL,
+    "wrong-shape": WRONG_URL,
+    "other-service-json": WRONG_URL,
+    "json-list": WRONG_URL,
+    "listing-with-a-broken-field": REPORT,
+    "empty-page-with-has-next": REPORT,
+}
+
+
+def test_every_case_of_the_matrix_has_its_advice_pinned() -> None:
+    assert {case.id for case in CASES} == set(ADVICE_BY_CASE)
+
+
+@pytest.mark.parametrize(("faults", "reason", "words"), CASES)
+def test_each_failure_gives_the_advice_that_fits_it(
+    api, watched, request, faults, reason: str, words: str
+) -> None:
+    api.faults.push(*faults)
+    status = watched.poll_once()
+    advice = ADVICE_BY_CASE[request.node.callspec.id]
+    assert advice in status.advice
+    if advice == WRONG_URL:
+        assert f"{api.url} does not look like the Notte API" in status.advice
+        assert REPORT not in status.advice
+    if "check --notte.api-url, DNS" in advice:
+        assert f"cannot reach {api.url};" in status.advice
+
+
+def test_the_url_in_advice_has_no_query_or_credentials() -> None:
+    advice = wrong_url_advice("https://user:pw@example.com:8443/api?token=s3cret#x")
+    assert advice.startswith("https://example.com:8443/api does not look like the Notte API")
+    assert "s3cret" not in advice
+    assert "pw" not in advice
 
 
 @pytest.mark.parametrize(("faults", "reason", "words"), CASES)
@@ -95,7 +170,10 @@ def test_a_runaway_has_next_stops_at_the_page_cap(api, account, make_exporter) -
     status = exporter.poll_once()
     assert status.reason is not None
     assert status.reason.value == "invalid_response"
-    assert "--notte.max-pages" in status.message
+    assert status.message == "GET /sessions still had has_next after 4 pages of 100"
+    assert status.advice == (
+        "raise --notte.max-pages if the account has more than 400 live sessions at once"
+    )
     assert len(api.requests) == 4
 
 
