@@ -70,10 +70,11 @@ ENV PATH=/opt/venv/bin:$PATH \
 USER 65532:65532
 EXPOSE 10717
 
-# The slim image has no curl: ask /healthz with the standard library. The port follows
-# NOTTE_EXPORTER_WEB_LISTEN_ADDRESS when the listen address is changed by environment.
+# The slim image has no curl, and a HEALTHCHECK gets none of the entrypoint's arguments: the
+# packaged check reads the exporter's flags from PID 1's command line and the environment,
+# and asks /healthz over HTTPS when the web config turns TLS on.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; port = os.environ.get('NOTTE_EXPORTER_WEB_LISTEN_ADDRESS', ':10717').rsplit(':', 1)[1]; urllib.request.urlopen('http://127.0.0.1:' + port + '/healthz', timeout=4)"]
+    CMD ["notte-exporter-healthcheck"]
 
 # Flags pass straight through: `docker run IMAGE --poll.interval=1m`. Setting ENTRYPOINT
 # clears the base image's CMD, so no arguments are added by default.

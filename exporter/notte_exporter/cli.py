@@ -237,9 +237,11 @@ def _serve(exporter: Exporter) -> int:
     try:
         url = exporter.start()
     except OSError as exc:
-        address = exporter.settings.web_listen_address
+        address = ", ".join(exporter.settings.web_listen_address)
         log.error(
-            "cannot listen on %s: %s; choose another --web.listen-address", address, exc.strerror
+            "cannot listen on %s: %s; choose another --web.listen-address",
+            address,
+            exc.strerror or exc,
         )
         return EXIT_FAILURE
 

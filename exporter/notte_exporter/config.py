@@ -46,8 +46,24 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(extra="forbid", frozen=True)
 
     # web
-    web_listen_address: Annotated[str, Option("web", "ADDRESS")] = Field(
-        f":{DEFAULT_PORT}", description="Address to serve on, host:port (:port = all)."
+    web_listen_address: Annotated[list[str], Option("web", "ADDRESS", repeatable=True)] = Field(
+        [f":{DEFAULT_PORT}"],
+        description="Address to serve on, host:port (:port = all); repeat the flag (or "
+        "separate by commas) to listen on several.",
+    )
+    web_max_requests: Annotated[int, Option("web", "N")] = Field(
+        40,
+        ge=1,
+        le=10_000,
+        description="Requests served at once; more wait their turn rather than each getting "
+        "a thread.",
+    )
+    web_config_file: Annotated[Path | None, Option("web", "PATH", flag="--web.config.file")] = (
+        Field(
+            None,
+            description="Web config in exporter-toolkit's format (TLS, basic auth, headers); "
+            "re-read when it changes and on SIGHUP.",
+        )
     )
     web_telemetry_path: Annotated[str, Option("web", "PATH")] = Field(
         "/metrics", description="Path of the metrics endpoint."
@@ -168,10 +184,15 @@ class Settings(BaseSettings):
 
     @field_validator("web_listen_address")
     @classmethod
-    def _listen_address(cls, value: str) -> str:
-        match = _LISTEN_ADDRESS.match(value)
-        if match is None or not 0 <= int(match["port"]) <= 65535:
-            raise ValueError(f"{value!r} is not host:port (e.g. :{DEFAULT_PORT} or 127.0.0.1:80)")
+    def _listen_address(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError(f"give at least one host:port (e.g. :{DEFAULT_PORT})")
+        for address in value:
+            match = _LISTEN_ADDRESS.match(address)
+            if match is None or not 0 <= int(match["port"]) <= 65535:
+                raise ValueError(
+                    f"{address!r} is not host:port (e.g. :{DEFAULT_PORT} or 127.0.0.1:80)"
+                )
         return value
 
     @field_validator("web_telemetry_path")
@@ -195,10 +216,18 @@ class Settings(BaseSettings):
         return self.poll_interval * POLL_TIMEOUT_SHARE
 
     @property
+    def listen_addresses(self) -> list[tuple[str, int]]:
+        """Every (host, port) to listen on; host "" means every interface."""
+        pairs = []
+        for address in self.web_listen_address:
+            match = _LISTEN_ADDRESS.match(address)
+            assert match is not None  # validated above
+            pairs.append((match["host"].strip("[]"), int(match["port"])))
+        return pairs
+
+    @property
     def listen_host_port(self) -> tuple[str, int]:
-        match = _LISTEN_ADDRESS.match(self.web_listen_address)
-        assert match is not None  # validated above
-        return match["host"].strip("[]"), int(match["port"])
+        return self.listen_addresses[0]
 
 
 def names(field: str) -> str:

@@ -33,7 +33,8 @@ from .labels import BROWSER_TYPES, BoundedLabel
 from .lifecycle import LifecycleMetrics, LifecycleTracker
 from .poller import PollConfig, Poller, utc_now
 from .state import ExporterState, PollStatus
-from .web import MetricsServer, make_app
+from .server import WebServer
+from .web import make_app
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +124,7 @@ class Exporter:
         # Rendered now too, so that scrapes before the first poll ends see notte_up 0.
         self.published = PublishedExposition(self.registry, self.process_registry)
         self._poll_thread: threading.Thread | None = None
-        self._server: MetricsServer | None = None
+        self._server: WebServer | None = None
 
     def _interruptible_sleep(self, seconds: float) -> None:
         if self._stop.wait(seconds):
@@ -141,11 +142,10 @@ class Exporter:
 
     def start(self) -> str:
         """Start serving and polling in the background; returns the metrics URL."""
-        host, port = self.settings.listen_host_port
-        self._server = MetricsServer(
+        self._server = WebServer(
             make_app(self.published, self.state, self.settings.web_telemetry_path, self.redact),
-            host,
-            port,
+            self.settings.listen_addresses,
+            max_requests=self.settings.web_max_requests,
         )
         self._server.start()
         self._poll_thread = threading.Thread(target=self._poll_loop, name="poll", daemon=True)
@@ -156,6 +156,12 @@ class Exporter:
     def port(self) -> int:
         assert self._server is not None, "start() first"
         return self._server.port
+
+    @property
+    def urls(self) -> list[str]:
+        """The base URL of every listen address."""
+        assert self._server is not None, "start() first"
+        return self._server.urls
 
     def _poll_loop(self) -> None:
         interval = self.settings.poll_interval

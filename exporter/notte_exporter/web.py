@@ -1,20 +1,18 @@
-"""The HTTP side: /metrics, /healthz, /readyz and a landing page, on a threaded server.
+"""The WSGI app: /metrics, /healthz, /readyz and a landing page, routed by path.
 
 Serving reads only the state the poll thread published, so a slow or failing API never
 slows a scrape. ``/metrics`` serves the bytes rendered when the last poll ended
-(``exposition.py`` negotiates the format and gzip with the scraper).
+(``exposition.py`` negotiates the format and gzip with the scraper). The server that runs
+this app is ``server.py``; the web config's TLS, authentication and headers wrap it in
+``access.py``. HEAD is answered like GET, with the headers only.
 """
 
 from __future__ import annotations
 
 import html
 import logging
-import socket
-import threading
 from collections.abc import Callable, Iterable
-from socketserver import ThreadingMixIn
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from . import __version__
 from .exposition import PublishedExposition
@@ -26,24 +24,6 @@ StartResponse = Callable[..., Any]
 Environ = dict[str, Any]
 
 
-class _ThreadingServer(ThreadingMixIn, WSGIServer):
-    daemon_threads = True  # a stuck scraper must not hold up shutdown
-    allow_reuse_address = True
-
-
-class _QuietHandler(WSGIRequestHandler):
-    # Headers and body leave in separate writes; without this, Nagle plus delayed ACKs can
-    # add 40 ms to a response on a kept-alive connection.
-    disable_nagle_algorithm = True
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("http: " + format, *args)
-
-
-class _IPv6ThreadingServer(_ThreadingServer):
-    address_family = socket.AF_INET6
-
-
 def make_app(
     exposition: PublishedExposition,
     state: ExporterState,
@@ -51,6 +31,12 @@ def make_app(
     redact: Callable[[str], str] = str,
 ) -> Callable[[Environ, StartResponse], Iterable[bytes]]:
     def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        body = route(environ, start_response)
+        if environ.get("REQUEST_METHOD") == "HEAD":
+            return []  # Content-Length still says what GET would send
+        return body
+
+    def route(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
         method = environ.get("REQUEST_METHOD", "GET")
         if method not in ("GET", "HEAD"):
@@ -129,41 +115,3 @@ def _landing(
         "200 OK", [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(data)))]
     )
     return [data]
-
-
-class MetricsServer:
-    """Runs the WSGI app on a background thread until ``stop()``."""
-
-    def __init__(
-        self, app: Callable[[Environ, StartResponse], Iterable[bytes]], host: str, port: int
-    ) -> None:
-        server_class = _IPv6ThreadingServer if ":" in host else _ThreadingServer
-        self._server = make_server(
-            host or "0.0.0.0",  # noqa: S104 - ":port" means every interface, as in Go exporters
-            port,
-            app,
-            server_class=server_class,
-            handler_class=_QuietHandler,
-        )
-        self._thread = threading.Thread(target=self._server.serve_forever, name="http", daemon=True)
-
-    @property
-    def port(self) -> int:
-        return int(self._server.server_address[1])
-
-    @property
-    def url(self) -> str:
-        host = str(self._server.server_address[0])
-        if host in ("0.0.0.0", "::"):  # noqa: S104
-            host = "localhost"
-        elif ":" in host:
-            host = f"[{host}]"
-        return f"http://{host}:{self.port}"
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)

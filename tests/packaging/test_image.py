@@ -139,11 +139,10 @@ def _healthcheck_command(dockerfile: ParsedDockerfile) -> list[str]:
     return command
 
 
-def test_healthcheck_asks_healthz_with_the_standard_library(dockerfile: ParsedDockerfile) -> None:
-    command = _healthcheck_command(dockerfile)
-    assert command[:2] == ["python", "-c"]
-    assert "/healthz" in command[2]
-    assert "urllib.request" in command[2]
+def test_healthcheck_is_the_packaged_entry_point(dockerfile: ParsedDockerfile) -> None:
+    # It reads the exporter's own settings (PID 1's flags, the environment, the web config),
+    # so it follows a port set by --web.listen-address and TLS turned on by the web config.
+    assert _healthcheck_command(dockerfile) == ["notte-exporter-healthcheck"]
 
 
 # --- What the image would do ----------------------------------------------------------------
@@ -267,11 +266,11 @@ def test_healthcheck_passes_against_a_running_exporter(
 
 
 def test_healthcheck_fails_when_nothing_answers(dockerfile: ParsedDockerfile) -> None:
-    command = _healthcheck_command(dockerfile)
-    # The check needs only the standard library, so any Python 3.11 stands in for the image's.
+    assert _healthcheck_command(dockerfile) == ["notte-exporter-healthcheck"]
+    # The development install stands in for the image's: the same entry point.
     env = {"NOTTE_EXPORTER_WEB_LISTEN_ADDRESS": f"127.0.0.1:{free_port()}"}
     result = subprocess.run(
-        [sys.executable, *command[1:]],
+        [sys.executable, "-m", "notte_exporter.healthcheck"],
         env=env,
         capture_output=True,
         text=True,
