@@ -32,8 +32,8 @@ from .keys import ApiKey
 from .labels import BROWSER_TYPES, BoundedLabel
 from .lifecycle import LifecycleMetrics, LifecycleTracker
 from .poller import PollConfig, Poller, utc_now
-from .state import ExporterState, PollStatus
 from .server import WebServer
+from .state import ExporterState, PollStatus
 from .web import make_app
 
 log = logging.getLogger(__name__)

@@ -26,6 +26,7 @@ import ssl
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from typing import Any
 
 from hypercorn.app_wrappers import WSGIWrapper
@@ -82,6 +83,16 @@ def bind(host: str, port: int) -> socket.socket:
         raise
     sock.setblocking(False)
     return sock
+
+
+def _never_empty(app: WSGIApp) -> WSGIApp:
+    """Give at least one (empty) chunk: hypercorn sends the status line with the first one."""
+
+    def wrapped(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        chunks = list(app(environ, start_response))
+        return chunks or [b""]
+
+    return wrapped
 
 
 class _TlsConfig(Config):
@@ -145,7 +156,7 @@ class WebServer:
         self._config.graceful_timeout = STOP_GRACE
         self._config.errorlog = logging.getLogger("notte_exporter.http")
         self._config.accesslog = None
-        self._app = WSGIWrapper(app, max_body_size=64 * 1024)
+        self._app = WSGIWrapper(_never_empty(app), max_body_size=64 * 1024)
         self._pool = ThreadPoolExecutor(max_workers=max_requests, thread_name_prefix="http")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
@@ -165,11 +176,12 @@ class WebServer:
         scheme = "https" if self.tls else "http"
         urls = []
         for host, port in self.addresses:
+            shown = host
             if host in ("0.0.0.0", "::"):  # noqa: S104
-                host = "localhost"
+                shown = "localhost"
             elif ":" in host:
-                host = f"[{host}]"
-            urls.append(f"{scheme}://{host}:{port}")
+                shown = f"[{host}]"
+            urls.append(f"{scheme}://{shown}:{port}")
         return urls
 
     @property
@@ -208,10 +220,8 @@ class WebServer:
     def stop(self) -> None:
         loop, stopping = self._loop, self._stopping
         if loop is not None and stopping is not None and not loop.is_closed():
-            try:
+            with suppress(RuntimeError):  # the loop has just closed
                 loop.call_soon_threadsafe(stopping.set)
-            except RuntimeError:
-                pass  # the loop has just closed
         self._thread.join(timeout=STOP_GRACE + 2)
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._close_sockets()

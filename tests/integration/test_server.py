@@ -1,0 +1,62 @@
+"""The HTTP server as a client meets it: methods, protocol versions, several addresses."""
+
+from __future__ import annotations
+
+import socket
+
+import httpx
+import pytest
+
+
+@pytest.fixture
+def served(make_exporter):
+    exporter = make_exporter(web_listen_address="127.0.0.1:0")
+    exporter.start()
+    assert exporter.poll_once().ok
+    return exporter
+
+
+def test_head_metrics_answers_200_with_headers_only(served) -> None:
+    response = httpx.head(f"{served.urls[0]}/metrics", timeout=10)
+    assert response.status_code == 200
+    assert response.content == b""
+    assert int(response.headers["content-length"]) > 0
+    assert response.headers["content-type"].startswith("text/plain")
+
+
+def test_a_name_filter_returns_the_exporters_own_families(served) -> None:
+    response = httpx.get(f"{served.urls[0]}/metrics", params={"name[]": "notte_up"}, timeout=10)
+    assert response.status_code == 200
+    assert "notte_up 1.0" in response.text
+    assert "notte_sessions_active" not in response.text
+
+
+def test_connections_are_kept_alive_over_http_1_1(served) -> None:
+    with httpx.Client(base_url=served.urls[0], timeout=10) as client:
+        first = client.get("/healthz")
+        second = client.get("/metrics")
+    assert first.http_version == second.http_version == "HTTP/1.1"
+    assert "close" not in first.headers.get("connection", "")
+
+
+def test_http_0_9_requests_are_refused(served) -> None:
+    with socket.create_connection(("127.0.0.1", served.port), timeout=10) as sock:
+        sock.sendall(b"GET /metrics\r\n\r\n")
+        answer = sock.recv(4096)
+    assert b"notte_up" not in answer
+    assert answer == b"" or answer.startswith(b"HTTP/1.1 4")
+
+
+def test_every_listen_address_is_served(make_exporter) -> None:
+    exporter = make_exporter(web_listen_address=["127.0.0.1:0", "127.0.0.2:0"])
+    exporter.start()
+    assert [url.split("//")[1].split(":")[0] for url in exporter.urls] == [
+        "127.0.0.1",
+        "127.0.0.2",
+    ]
+    for url in exporter.urls:
+        assert httpx.get(f"{url}/healthz", timeout=10).status_code == 200
+
+
+def test_the_server_does_not_advertise_itself(served) -> None:
+    assert "server" not in httpx.get(f"{served.urls[0]}/healthz", timeout=10).headers
