@@ -21,6 +21,7 @@ from .account import (
     iso_duration,
     iso_timestamp,
 )
+from .billing import PLANS, UsagePlan
 from .clock import Clock, ManualClock, SystemClock
 from .faults import Fault, FaultKind, FaultQueue
 from .server import RecordedRequest, SimulatorServer
@@ -28,6 +29,7 @@ from .server import RecordedRequest, SimulatorServer
 __all__ = [
     "BROWSER_TYPES",
     "MISSING",
+    "PLANS",
     "PROFILES",
     "TERMINAL_STATUSES",
     "Clock",
@@ -39,6 +41,7 @@ __all__ = [
     "SimulatedAccount",
     "SimulatorServer",
     "SystemClock",
+    "UsagePlan",
     "iso_duration",
     "iso_timestamp",
 ]

@@ -34,7 +34,8 @@ def _positive_float(value: str) -> float:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m notte_exporter.simulator",
-        description="Serve a simulated Notte account (GET /sessions, /sessions/{id}) on HTTP.",
+        description="Serve a simulated Notte account (GET /sessions, /sessions/{id}, /usage) "
+        "on HTTP.",
     )
     parser.add_argument(
         "--listen",

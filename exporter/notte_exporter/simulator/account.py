@@ -27,6 +27,7 @@ from typing import Any, Final, Literal
 
 from pydantic import TypeAdapter
 
+from .billing import PLANS, Ledger, UsagePlan, month_start
 from .clock import Clock, ManualClock, SystemClock
 
 __all__ = [
@@ -130,6 +131,11 @@ class _Session:
     pinned: set[str] = field(default_factory=set)
     enforce_timeouts: bool = True
     plan: _Plan | None = None
+    # Billing: time is billed from here (the account's start for sessions older than it),
+    # proxied bytes above the base; what an ended session cost is booked once, in `booked`.
+    billed_from: datetime | None = None
+    bytes_base: int = 0
+    booked: tuple[float, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -140,6 +146,9 @@ class _Profile:
     fates: tuple[tuple[Fate, float], ...]
     stuck_at_start: bool
     stuck_cap: int
+    # (minutes, weights) of the sessions' idle timeouts and max durations.
+    idle_timeouts: tuple[tuple[int, ...], tuple[int, ...]] = ((3, 5, 10), (70, 20, 10))
+    max_durations: tuple[tuple[int, ...], tuple[int, ...]] = ((15, 30, 60), (70, 20, 10))
 
 
 _PROFILE_PARAMS: Final[dict[str, _Profile]] = {
@@ -156,6 +165,10 @@ _PROFILE_PARAMS: Final[dict[str, _Profile]] = {
         fates=(("abandon", 70), ("manual", 20), ("error", 5), ("max_duration", 3), ("stuck", 2)),
         stuck_at_start=True,
         stuck_cap=6,
+        # Generous timeouts, as a client that forgets its sessions tends to ask for: each
+        # leaked browser waits longer, billed, for its idle timeout (most of the idle waste).
+        idle_timeouts=((5, 10), (50, 50)),
+        max_durations=((15, 30, 60), (20, 40, 40)),
     ),
 }
 
@@ -191,6 +204,7 @@ class SimulatedAccount:
         speed: float = 1.0,
         enforce_timeouts: bool = True,
         history_limit: int = 10_000,
+        usage_plan: UsagePlan | None = None,
     ) -> None:
         if speed <= 0:
             raise ValueError("speed must be positive")
@@ -216,12 +230,21 @@ class SimulatedAccount:
         self._event_seq = 0
         now = self._clock.now()
         self._last_tick = now
+        #: The plan and rates `GET /usage` reports (see billing.py).
+        self.usage_plan = usage_plan if usage_plan is not None else PLANS[profile]
+        self._ledger = Ledger(self.usage_plan, month_start(now))
         if profile is not None:
             params = _PROFILE_PARAMS[profile]
             self._schedule(now - self._wall(_WARMUP_S), "arrive", "")
             self._run_events(now)
             if params.stuck_at_start:
                 self._start_stuck_sessions(now)
+        # What happened before the account started is in the plan's opening spend.
+        self._ledger = Ledger(self.usage_plan, month_start(now))
+        for session in self._sessions.values():
+            session.billed_from = now
+            session.bytes_base = self._proxied_bytes(session)
+            session.booked = (0.0, 0) if session.key in self._closed else None
 
     # ----------------------------------------------------------------- time
 
@@ -251,6 +274,10 @@ class SimulatedAccount:
         return timedelta(seconds=simulated_seconds / self.speed)
 
     def _tick_locked(self, now: datetime) -> None:
+        if self._ledger.roll_over(now):
+            for key in self._live:
+                session = self._sessions[key]
+                session.bytes_base = self._proxied_bytes(session)
         if now > self._last_tick:
             self._run_events(now)
             self._last_tick = now
@@ -312,7 +339,8 @@ class SimulatedAccount:
     def remove(self, session_id: str) -> None:
         """Forget a session entirely (GET /sessions/{id} then answers 404)."""
         with self._lock:
-            self._get(session_id)
+            session = self._get(session_id)
+            self._book(session, self._last_tick)  # forgotten by the API, billed all the same
             del self._sessions[session_id]
             self._live.pop(session_id, None)
             self._closed.pop(session_id, None)
@@ -334,6 +362,19 @@ class SimulatedAccount:
             now = self._clock.now()
             self._tick_locked(now)
             return [self._render(s, now) for s in self._ordered(only_active, include_system)]
+
+    def usage(self) -> dict[str, Any]:
+        """The `GET /usage` body of the current period (month), from the sessions' bills."""
+        with self._lock:
+            now = self._clock.now()
+            self._tick_locked(now)
+            seconds = 0.0
+            proxy_bytes = 0
+            for key in self._live:
+                session_seconds, session_bytes = self._bill(self._sessions[key], now)
+                seconds += session_seconds
+                proxy_bytes += session_bytes
+            return self._ledger.report(now, seconds, proxy_bytes)
 
     def session_ids(self, *, only_active: bool = True) -> list[str]:
         """Ids of the sessions, newest created first."""
@@ -427,8 +468,10 @@ class SimulatedAccount:
             created_ref=created,
             fields=values,
             enforce_timeouts=enforce_timeouts,
+            billed_from=created,
         )
         self._sessions[key] = session
+        self._ledger.sessions += 1
         self._apply(session, fields)
         self._refresh(session)
         return key
@@ -460,6 +503,8 @@ class SimulatedAccount:
         """Keep the live set and the bounded history in step with the session's status."""
         status = session.fields.get("status")
         if isinstance(status, str) and status in TERMINAL_STATUSES:
+            end = _as_datetime(session.fields.get("closed_at")) or self._last_tick
+            self._book(session, end)
             self._live.pop(session.key, None)
             if session.key not in self._closed:
                 self._closed[session.key] = None
@@ -467,8 +512,37 @@ class SimulatedAccount:
                 oldest, _ = self._closed.popitem(last=False)
                 del self._sessions[oldest]
         else:
+            if session.booked is not None:  # set() made an ended session live again
+                self._ledger.billed_seconds -= session.booked[0]
+                self._ledger.billed_proxy_bytes -= session.booked[1]
+                session.booked = None
             self._closed.pop(session.key, None)
             self._live[session.key] = None
+
+    @staticmethod
+    def _proxied_bytes(session: _Session) -> int:
+        values = session.fields
+        if values.get("proxies") is not True:
+            return 0
+        return sum(
+            value
+            for value in (values.get("network_request_bytes"), values.get("network_response_bytes"))
+            if isinstance(value, int) and not isinstance(value, bool)
+        )
+
+    def _bill(self, session: _Session, end: datetime) -> tuple[float, int]:
+        """Simulated browser seconds and proxied bytes of one session this period, to `end`."""
+        start = max(session.billed_from or session.created_ref, self._ledger.period_start)
+        seconds = max((end - start).total_seconds(), 0.0) * self.speed
+        return seconds, max(self._proxied_bytes(session) - session.bytes_base, 0)
+
+    def _book(self, session: _Session, end: datetime) -> None:
+        """Book an ended session's cost into the period, once."""
+        if session.booked is not None:
+            return
+        session.booked = self._bill(session, end)
+        self._ledger.billed_seconds += session.booked[0]
+        self._ledger.billed_proxy_bytes += session.booked[1]
 
     def _touch(self, session: _Session, now: datetime, request: int, response: int) -> None:
         values = session.fields
@@ -582,8 +656,9 @@ class SimulatedAccount:
     def _arrive(self, at: datetime) -> None:
         rng = self._rng
         browser = rng.choices(BROWSER_TYPES, _BROWSER_WEIGHTS)[0]
-        idle = rng.choices((3, 5, 10), (70, 20, 10))[0]
-        longest = rng.choices((15, 30, 60), (70, 20, 10))[0]
+        params = _PROFILE_PARAMS[self.profile or "steady"]
+        idle = rng.choices(*params.idle_timeouts)[0]
+        longest = rng.choices(*params.max_durations)[0]
         headless = rng.random() >= 0.15
         fields: dict[str, Any] = {
             "created_at": at,

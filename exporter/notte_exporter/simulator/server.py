@@ -1,8 +1,8 @@
 """The simulated Notte API over real HTTP on loopback, with auth, rate limits and faults.
 
-Serves `GET /sessions` (and `/sessions/`), `GET /sessions/{session_id}` and `GET /health`
-from a `SimulatedAccount`, in a background thread. Behaves like the live API where it is
-known: Bearer auth with Notte's 401 body, FastAPI-style 422 bodies for bad query
+Serves `GET /sessions` (and `/sessions/`), `GET /sessions/{session_id}`, `GET /usage` and
+`GET /health` from a `SimulatedAccount`, in a background thread. Behaves like the live API
+where it is known: Bearer auth with Notte's 401 body, FastAPI-style 422 bodies for bad query
 parameters, `X-RateLimit-*` headers and Notte's 429 body. Every request is recorded, and
 tests can inject faults per request through `faults`.
 """
@@ -36,6 +36,7 @@ __all__ = ["RecordedRequest", "SimulatorServer"]
 
 _LIST_PATHS: Final = frozenset({"/sessions", "/sessions/"})
 _SESSION_PREFIX: Final = "/sessions/"
+_USAGE_PATH: Final = "/usage"
 # How often blocked handlers look up from their wait to notice the server stopping.
 _WAKE_INTERVAL_S: Final = 0.02
 # stop() gives in-flight handlers this long to finish; they are daemon threads regardless.
@@ -339,7 +340,8 @@ class SimulatorServer:
         if path.startswith(_SESSION_PREFIX):
             session_id = unquote(path[len(_SESSION_PREFIX) :])
         is_item = bool(session_id) and "/" not in session_id
-        if path != "/health" and path not in _LIST_PATHS and not is_item:
+        known = path in ("/health", _USAGE_PATH) or path in _LIST_PATHS or is_item
+        if not known:
             return _json_response(404, {"detail": "Not Found"})
         if method != "GET":
             return _json_response(405, {"detail": "Method Not Allowed"})
@@ -349,6 +351,9 @@ class SimulatorServer:
             return _json_response(401, default_error_body(401))
         if is_item:
             return self._get_session(session_id)
+        if path == _USAGE_PATH:
+            # `period` is accepted and ignored: the simulator keeps only the current month.
+            return _json_response(200, self.account.usage())
         return self._list_sessions(query)
 
     def _get_session(self, session_id: str) -> _Response:
