@@ -37,7 +37,13 @@ from tenacity.wait import wait_base
 
 from . import __version__
 from .errors import ApiError, FailureReason, display_url, wrong_url_advice
-from .instrumentation import ENDPOINT_GET, ENDPOINT_LIST, ExporterMetrics, RateLimit
+from .instrumentation import (
+    ENDPOINT_GET,
+    ENDPOINT_LIST,
+    ENDPOINT_USAGE,
+    ExporterMetrics,
+    RateLimit,
+)
 from .logs import REDACTED
 from .models import (
     InvalidItem,
@@ -48,6 +54,7 @@ from .models import (
     parse_page,
     parse_session,
 )
+from .usage_report import UsageReport
 
 USER_AGENT = f"notte-exporter/{__version__}"
 REQUEST_ORIGIN = "notte-exporter"
@@ -61,7 +68,7 @@ KeyProvider = Callable[[], str]
 
 
 class NotteClient:
-    """Synchronous client for the two session endpoints the exporter uses."""
+    """Synchronous client for the endpoints the exporter uses: sessions and usage."""
 
     def __init__(
         self,
@@ -151,6 +158,24 @@ class NotteClient:
             return parse_session(response.json())
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise _not_json(ENDPOINT_GET, response) from None
+
+    def get_usage(self, *, deadline: float) -> UsageReport:
+        """The current billing period's usage; a body missing a field it needs fails."""
+        response = self.get(ENDPOINT_USAGE, "/usage", deadline=deadline)
+        try:
+            return UsageReport.model_validate_json(response.content)
+        except ValidationError as exc:
+            if exc.errors()[0]["type"] == "json_invalid":
+                raise _not_json(ENDPOINT_USAGE, response) from None
+            raise ApiError(
+                FailureReason.INVALID_RESPONSE,
+                f"GET /usage is not a usage report: {first_problem(exc, 'body')}",
+                status=200,
+            ) from None
+
+    def deadline_after(self, seconds: float) -> float:
+        """The ``deadline`` argument for a request that may take ``seconds``, retries included."""
+        return self._monotonic() + seconds
 
     def get(
         self,

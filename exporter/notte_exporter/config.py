@@ -123,6 +123,19 @@ class Settings(BaseSettings):
         description="API requests per poll to learn how sessions ended; raise it on accounts "
         "with hundreds of live sessions.",
     )
+    sessions_pending_timeout: Annotated[float, Option("sessions", DURATION)] = Field(
+        900.0,
+        ge=1,
+        description="How long to keep trying to learn how a vanished session ended before "
+        "counting its end as unknown.",
+    )
+    # usage
+    collector_usage: Annotated[bool, Option("usage", negatable=True)] = Field(
+        True, description="Read the account's spend and credits from GET /usage."
+    )
+    usage_interval: Annotated[float, Option("usage", DURATION)] = Field(
+        300.0, ge=1, description="How often to read GET /usage; each read costs one request."
+    )
     # logging
     log_level: Annotated[
         Literal["debug", "info", "warn", "warning", "error"], Option("logging")

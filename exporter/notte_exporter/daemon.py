@@ -1,8 +1,11 @@
-"""Wires the parts into a running exporter: client, tracker, poller, collector, server.
+"""Wires the parts into a running exporter: client, tracker, poller, collectors, server.
 
 The poll loop runs on its own thread and the HTTP server on others; they share only the
 published state. Polls run one after another on a fixed schedule (each poll's budget is
-shorter than the interval), so they can never overlap.
+shorter than the interval), so they can never overlap. The usage reads (``GET /usage``) run
+on a thread and schedule of their own, so a slow or failing ``/usage`` never delays a poll;
+what they read is published with the next poll (usage changes over minutes, polls come
+every few seconds), so that the poll thread stays the only one that renders ``/metrics``.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from .lifecycle import LifecycleMetrics, LifecycleTracker
 from .poller import PollConfig, Poller, utc_now
 from .server import WebServer
 from .state import ExporterState, PollStatus
+from .usage import UsageCollector, UsageWatcher
 from .web import make_app
 
 log = logging.getLogger(__name__)
@@ -59,6 +63,7 @@ class Exporter:
         clock: Callable[[], datetime] = utc_now,
         sleep: Callable[[float], None] | None = None,
         process_metrics: bool = True,
+        usage_clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
         self.api_key = api_key
@@ -81,6 +86,7 @@ class Exporter:
             LifecycleMetrics(self.registry, BROWSER_TYPES),
             browser_label,
             watch_start=clock(),
+            pending_timeout=timedelta(seconds=settings.sessions_pending_timeout),
         )
         self.client = NotteClient(
             api_url or settings.notte_api_url,
@@ -121,9 +127,22 @@ class Exporter:
                 redact=self.redact,
             )
         )
+        # usage_clock schedules the usage reads (tests inject one to count them exactly).
+        self.usage: UsageWatcher | None = None
+        if settings.collector_usage:
+            watcher = UsageWatcher(
+                self.client,
+                interval=settings.usage_interval,
+                budget=settings.effective_poll_timeout,
+                clock=clock,
+                monotonic=usage_clock,
+            )
+            self.usage = watcher
+            self.registry.register(UsageCollector(lambda: watcher.state))
         # Rendered now too, so that scrapes before the first poll ends see notte_up 0.
         self.published = PublishedExposition(self.registry, self.process_registry)
         self._poll_thread: threading.Thread | None = None
+        self._usage_thread: threading.Thread | None = None
         self._server: WebServer | None = None
 
     def _interruptible_sleep(self, seconds: float) -> None:
@@ -131,7 +150,15 @@ class Exporter:
             raise ShutdownRequested
 
     def poll_once(self) -> PollStatus:
-        """Poll, then publish what it found (or how it failed) to scrapes."""
+        """Poll, read usage if it is due, then publish (for --once, tests, the catalogue)."""
+        status = self.poller.poll()
+        if self.usage is not None:
+            self.usage.poll_if_due()
+        self.published.publish()
+        return status
+
+    def _poll_and_publish(self) -> PollStatus:
+        """One poll of the daemon's loop; usage is read by its own thread."""
         status = self.poller.poll()
         self.published.publish()
         return status
@@ -150,6 +177,11 @@ class Exporter:
         self._server.start()
         self._poll_thread = threading.Thread(target=self._poll_loop, name="poll", daemon=True)
         self._poll_thread.start()
+        if self.usage is not None:
+            self._usage_thread = threading.Thread(
+                target=self._usage_loop, args=(self.usage,), name="usage", daemon=True
+            )
+            self._usage_thread.start()
         return f"{self._server.url}{self.settings.web_telemetry_path}"
 
     @property
@@ -168,13 +200,22 @@ class Exporter:
         next_start = time.monotonic()
         while not self._stop.is_set():
             try:
-                self.poll_once()
+                self._poll_and_publish()
             except ShutdownRequested:
                 break
             next_start += interval
             # After a stall (a suspended VM, say) skip missed polls rather than bursting.
             next_start = max(next_start, time.monotonic())
             if self._stop.wait(max(next_start - time.monotonic(), 0.0)):
+                break
+
+    def _usage_loop(self, usage: UsageWatcher) -> None:
+        while not self._stop.is_set():
+            try:
+                usage.poll_if_due()
+            except ShutdownRequested:
+                break
+            if self._stop.wait(usage.seconds_until_due()):
                 break
 
     def reload(self) -> list[str]:
@@ -195,9 +236,10 @@ class Exporter:
     def stop(self, grace: float = 3.0) -> None:
         """Stop polling and serving; an in-flight request gets ``grace`` seconds."""
         self._stop.set()
-        if self._poll_thread is not None:
-            self._poll_thread.join(timeout=grace)
+        threads = [t for t in (self._poll_thread, self._usage_thread) if t is not None]
+        for thread in threads:
+            thread.join(timeout=grace)
         if self._server is not None:
             self._server.stop()
-        if self._poll_thread is None or not self._poll_thread.is_alive():
+        if not any(thread.is_alive() for thread in threads):
             self.client.close()

@@ -17,7 +17,8 @@ from .errors import FailureReason
 
 ENDPOINT_LIST = "/sessions"
 ENDPOINT_GET = "/sessions/{session_id}"
-ENDPOINTS = (ENDPOINT_LIST, ENDPOINT_GET)
+ENDPOINT_USAGE = "/usage"
+ENDPOINTS = (ENDPOINT_LIST, ENDPOINT_GET, ENDPOINT_USAGE)
 
 # A poll is a few paged requests: fast when healthy, up to the poll budget when retrying.
 POLL_DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0)
