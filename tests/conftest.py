@@ -72,6 +72,8 @@ def make_exporter(
             "poll_interval": 30.0,
             "notte_retries": 2,
             "notte_timeout": 5.0,
+            # Off unless a test is about usage: session tests count their requests exactly.
+            "collector_usage": False,
         }
         values.update(overrides)
         settings = Settings(**values)
@@ -82,6 +84,7 @@ def make_exporter(
             clock=clock.now,
             sleep=sleeps,
             process_metrics=False,
+            usage_clock=lambda: clock.now().timestamp(),
         )
         made.append(exporter)
         return exporter

@@ -33,6 +33,8 @@ GROUPS = (
     ("leak", "Leak signals (gauges, last successful poll)"),
     ("detail", "The oldest live sessions, by id"),
     ("lifecycle", "Lifecycle (counters since the exporter started)"),
+    ("cost", "Cost: browser time and idle waste (counters since the exporter started)"),
+    ("usage", "Usage and credits (gauges, last successful read of GET /usage)"),
 )
 
 ENTRIES = (
@@ -88,8 +90,37 @@ ENTRIES = (
           'the share with status="error" the error ratio (NotteSessionErrorsHigh).'),
     Entry("notte_session_duration_seconds", "lifecycle",
           "`histogram_quantile()` of lifetimes; buckets from 1s to a day."),
-    Entry("notte_network_request_bytes_total", "lifecycle", "`rate()` is upload throughput."),
-    Entry("notte_network_response_bytes_total", "lifecycle", "`rate()` is download throughput."),
+    Entry("notte_network_request_bytes_total", "lifecycle",
+          '`rate()` is upload throughput; `proxy="true"` is the traffic billed per GB.'),
+    Entry("notte_network_response_bytes_total", "lifecycle",
+          '`rate()` is download throughput; `proxy="true"` is the traffic billed per GB.'),
+    Entry("notte_sessions_browser_seconds_total", "cost",
+          "What am I billed for? `rate()` is the number of open browsers; `increase(...[1d]) "
+          "/ 3600` is browser hours a day. Denominator of the idle-waste share."),
+    Entry("notte_sessions_idle_seconds_total", "cost",
+          'How much of it was waste? `close_reason="idle_timeout"` over browser seconds is '
+          "the share of billed time leaked sessions sat unused (NotteIdleWasteHigh)."),
+    Entry("notte_usage_up", "usage",
+          "0 means /usage is refused, missing or failing (NotteUsageUnavailable); never "
+          "affects notte_up."),
+    Entry("notte_usage_last_success_timestamp_seconds", "usage",
+          "`time() - x` is the age of the usage values."),
+    Entry("notte_usage_cost_dollars", "usage",
+          "Where does the money go? Spend this period by category; drops to ~0 when the "
+          "month rolls over."),
+    Entry("notte_usage_total_cost_dollars", "usage",
+          "How fast is it spent? `deriv(...[6h]) * 3600` is the burn rate in dollars an hour "
+          "(NotteSpendForecastOverLimit)."),
+    Entry("notte_usage_limit_dollars", "usage", "The period's credits by source."),
+    Entry("notte_usage_balance_dollars", "usage", "Credits left by source."),
+    Entry("notte_usage_total_balance_dollars", "usage",
+          "When do the credits run out? Balance over the burn rate is the time left "
+          "(NotteCreditsLow below 20% of the limit)."),
+    Entry("notte_usage_limit_exceeded", "usage",
+          "1: new work is refused with 402 unless a card is on file (NotteUsageLimitExceeded)."),
+    Entry("notte_usage_sessions", "usage", "Sessions this period, as Notte counts them."),
+    Entry("notte_usage_functions", "usage", "Function runs this period."),
+    Entry("notte_usage_info", "usage", "The plan type and period; join on it to label panels."),
 )  # fmt: skip
 
 

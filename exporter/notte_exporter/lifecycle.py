@@ -1,4 +1,4 @@
-"""Session lifecycle bookkeeping: starts, ends, lifetimes and traffic, each counted once.
+"""Session lifecycle bookkeeping: starts, ends, lifetimes, traffic and browser time, each once.
 
 The API only lists what is live now, so the lifecycle is inferred from successive polls:
 
@@ -8,13 +8,23 @@ The API only lists what is live now, so the lifecycle is inferred from successiv
 - a session that vanishes from the live list becomes *pending*: how it ended is looked up
   later (history listing or ``GET /sessions/{id}``, see ``resolver``) and counted once, with
   the traffic it did between its last live observation and its final state;
-- a session whose end cannot be learned in time counts as ended with status and reason
-  ``unknown``; one the API no longer knows at all (404) likewise;
+- a session whose end cannot be learned within ``pending_timeout`` (a duration, so that a
+  short poll interval does not give up sooner) counts as ended with status and reason
+  ``unknown``; one the API no longer knows at all (404) likewise. Either loses the traffic
+  and browser time between its last live observation and its real end;
 - a session that began and ended between two polls, found in the history listing, counts as
   a start and an end with all its traffic.
 
 Traffic is counted against a high-water mark per session, so an API that reports a smaller
 total than before can never make a counter go down or count bytes twice.
+
+Browser time (what Notte bills) is counted the same way, against the moment up to which a
+session's time was counted: each live observation adds the time since the previous one, the
+learned end adds the rest up to ``closed_at``, and time before the exporter started is not
+ours to count (a restart adds no spike). A session's total is therefore its duration as far
+as it was watched, to within one poll interval when the API's listing lags behind its end.
+Idle time is ``closed_at - last_accessed_at`` of each ended session, clipped to the watched
+part of its life so that it never exceeds the browser time counted for it.
 
 Memory is bounded: live entries by the live listing itself, pending entries by
 ``max_pending``, and the ids of counted ends (kept so nothing is counted twice) by age
@@ -45,7 +55,9 @@ SESSION_DURATION_BUCKETS = (
 DEFAULT_HORIZON = timedelta(hours=25)
 DEFAULT_MAX_PENDING = 10_000
 DEFAULT_MAX_ENDED = 200_000
-DEFAULT_PENDING_POLLS = 10
+# Well above the API's own hiccups: a chaos soak with 28% of polls failing still learns ends.
+DEFAULT_PENDING_TIMEOUT = timedelta(minutes=15)
+PROXY_LABELS = ("true", "false")
 
 
 class LifecycleMetrics:
@@ -75,21 +87,42 @@ class LifecycleMetrics:
         )
         self.request_bytes = Counter(
             "notte_network_request_bytes",
-            "Bytes of network requests the sessions made while the exporter was watching.",
-            ["browser_type"],
+            "Bytes of network requests the sessions made while the exporter was watching; "
+            'proxy="true" is traffic through built-in proxies, billed per GB.',
+            ["browser_type", "proxy"],
             registry=registry,
         )
         self.response_bytes = Counter(
             "notte_network_response_bytes",
-            "Bytes of network responses the sessions received while the exporter was watching.",
+            "Bytes of network responses the sessions received while the exporter was watching; "
+            'proxy="true" is traffic through built-in proxies, billed per GB.',
+            ["browser_type", "proxy"],
+            registry=registry,
+        )
+        self.browser_seconds = Counter(
+            "notte_sessions_browser_seconds",
+            "Browser time of the sessions while the exporter was watching (what Notte bills "
+            "by): rate() is the number of open browsers.",
             ["browser_type"],
+            registry=registry,
+        )
+        self.idle_seconds = Counter(
+            "notte_sessions_idle_seconds",
+            "Time ended sessions stayed open after their last access (closed_at - "
+            'last_accessed_at), billed with nobody using it; close_reason="idle_timeout" is '
+            "the waste of leaked sessions.",
+            ["browser_type", "close_reason"],
             registry=registry,
         )
         for browser in browser_types:
             self.started.labels(browser_type=browser)
             self.duration.labels(browser_type=browser)
-            self.request_bytes.labels(browser_type=browser)
-            self.response_bytes.labels(browser_type=browser)
+            self.browser_seconds.labels(browser_type=browser)
+            for proxy in PROXY_LABELS:
+                self.request_bytes.labels(browser_type=browser, proxy=proxy)
+                self.response_bytes.labels(browser_type=browser, proxy=proxy)
+            for reason in CLOSE_REASONS:
+                self.idle_seconds.labels(browser_type=browser, close_reason=reason)
             for status in CLOSED_STATUSES:
                 for reason in CLOSE_REASONS:
                     self.closed.labels(browser_type=browser, status=status, close_reason=reason)
@@ -100,7 +133,12 @@ class _Tracked:
     browser_type: str
     request_hwm: int
     response_hwm: int
-    polls_pending: int = 0
+    proxy: str
+    # Browser time is counted from watched_from (its start, or the exporter's if later) up to
+    # counted_until; vanished_at is when it left the live listing (pending since then).
+    watched_from: datetime
+    counted_until: datetime
+    vanished_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -122,7 +160,7 @@ class LifecycleTracker:
         horizon: timedelta = DEFAULT_HORIZON,
         max_pending: int = DEFAULT_MAX_PENDING,
         max_ended: int = DEFAULT_MAX_ENDED,
-        pending_polls: int = DEFAULT_PENDING_POLLS,
+        pending_timeout: timedelta = DEFAULT_PENDING_TIMEOUT,
     ) -> None:
         self._metrics = metrics
         self._browser = browser_label
@@ -130,7 +168,7 @@ class LifecycleTracker:
         self._horizon = horizon
         self._max_pending = max_pending
         self._max_ended = max_ended
-        self._pending_polls = pending_polls
+        self._pending_timeout = pending_timeout
         self._live: dict[str, _Tracked] = {}
         self._pending: OrderedDict[str, _Tracked] = OrderedDict()
         # id -> when its end was counted; insertion order is counting order.
@@ -150,10 +188,12 @@ class LifecycleTracker:
                 if tracked is None:
                     tracked = self._first_sight(session)
                 else:
-                    tracked.polls_pending = 0
+                    tracked.vanished_at = None
                 self._count_traffic(tracked, session)
+                self._count_time(tracked, now)
                 self._live[sid] = tracked
             for sid, tracked in previous.items():
+                tracked.vanished_at = now
                 self._pending[sid] = tracked
             self._age_pending(now)
             self._forget_old_ends(now)
@@ -182,14 +222,25 @@ class LifecycleTracker:
                 # Began and ended between two polls: a start and an end, all traffic new.
                 tracked = self._first_sight(session)
             self._count_traffic(tracked, session)
+            reason = close_reason_label(session.close_reason)
+            lifetime = session.lifetime()
+            ended_at = session.closed_at
+            if ended_at is None and lifetime is not None:
+                ended_at = session.created_at + lifetime
+            if ended_at is not None:
+                self._count_time(tracked, ended_at)
+                idle_from = max(session.last_activity, tracked.watched_from)
+                if ended_at > idle_from:
+                    self._metrics.idle_seconds.labels(
+                        browser_type=tracked.browser_type, close_reason=reason
+                    ).inc((ended_at - idle_from).total_seconds())
             self._count_end(
                 sid,
                 tracked,
                 status=closed_status_label(session.status),
-                reason=close_reason_label(session.close_reason),
+                reason=reason,
                 now=now,
             )
-            lifetime = session.lifetime()
             if lifetime is not None:
                 self._metrics.duration.labels(browser_type=tracked.browser_type).observe(
                     lifetime.total_seconds()
@@ -208,28 +259,46 @@ class LifecycleTracker:
 
     def _first_sight(self, session: Session) -> _Tracked:
         browser = self._browser(session.browser_type)
+        proxy = _proxy_label(session)
         if session.created_at >= self._watch_start:
             self._metrics.started.labels(browser_type=browser).inc()
-            return _Tracked(browser, 0, 0)
-        # Running before the exporter started: its traffic so far was never ours to count.
+            return _Tracked(browser, 0, 0, proxy, session.created_at, session.created_at)
+        # Running before the exporter started: its traffic and time so far were never ours
+        # to count.
         return _Tracked(
-            browser, max(session.network_request_bytes, 0), max(session.network_response_bytes, 0)
+            browser,
+            max(session.network_request_bytes, 0),
+            max(session.network_response_bytes, 0),
+            proxy,
+            self._watch_start,
+            self._watch_start,
         )
 
     def _began_while_watched(self, session: Session, now: datetime) -> bool:
         return session.created_at >= max(self._watch_start, now - self._horizon)
 
     def _count_traffic(self, tracked: _Tracked, session: Session) -> None:
+        # A session's proxies setting is fixed at start; the latest answer is the best one.
+        tracked.proxy = _proxy_label(session)
+        labels = {"browser_type": tracked.browser_type, "proxy": tracked.proxy}
         if session.network_request_bytes > tracked.request_hwm:
-            self._metrics.request_bytes.labels(browser_type=tracked.browser_type).inc(
+            self._metrics.request_bytes.labels(**labels).inc(
                 session.network_request_bytes - tracked.request_hwm
             )
             tracked.request_hwm = session.network_request_bytes
         if session.network_response_bytes > tracked.response_hwm:
-            self._metrics.response_bytes.labels(browser_type=tracked.browser_type).inc(
+            self._metrics.response_bytes.labels(**labels).inc(
                 session.network_response_bytes - tracked.response_hwm
             )
             tracked.response_hwm = session.network_response_bytes
+
+    def _count_time(self, tracked: _Tracked, until: datetime) -> None:
+        """Add the browser time up to ``until`` not counted yet; never negative, never twice."""
+        if until > tracked.counted_until:
+            self._metrics.browser_seconds.labels(browser_type=tracked.browser_type).inc(
+                (until - tracked.counted_until).total_seconds()
+            )
+            tracked.counted_until = until
 
     def _count_end(
         self, sid: str, tracked: _Tracked, *, status: str, reason: str, now: datetime
@@ -242,13 +311,12 @@ class LifecycleTracker:
             self._ended.popitem(last=False)
 
     def _age_pending(self, now: datetime) -> None:
-        """Give up on ends that stayed unknown for too many polls, or beyond the bound."""
-        for tracked in self._pending.values():
-            tracked.polls_pending += 1
+        """Give up on ends still unknown after ``pending_timeout``, or beyond the bound."""
+        cutoff = now - self._pending_timeout
         expired = [
             sid
             for sid, tracked in self._pending.items()
-            if tracked.polls_pending > self._pending_polls
+            if tracked.vanished_at is not None and tracked.vanished_at < cutoff
         ]
         for sid in expired:
             self._give_up(sid, now)
@@ -267,3 +335,7 @@ class LifecycleTracker:
             if counted_at >= cutoff:
                 break
             del self._ended[sid]
+
+
+def _proxy_label(session: Session) -> str:
+    return "true" if session.proxies else "false"

@@ -3,7 +3,9 @@
 A poll succeeds only when every page of the live listing arrived; anything less would
 publish a partial picture as if it were whole. Learning how sessions ended is best effort
 within ``lookup_budget`` requests: it never fails a poll, and whatever it cannot learn now
-is tried again on the next poll (see ``lifecycle``).
+is tried again on the next poll (see ``lifecycle``). Every end not learned costs the
+counters its last bytes and browser seconds, so lookups by id are retried (within the
+poll's time budget) and one failed lookup does not abandon the others.
 """
 
 from __future__ import annotations
@@ -181,15 +183,31 @@ class Poller:
             return
         try:
             budget -= self._scan_history(deadline, now, budget)
-            for session_id in self._tracker.pending_ids()[:budget]:
-                found = self._client.get_session(session_id, deadline=deadline)
-                if found is None:
-                    self._tracker.observe_unknown(session_id, now)
-                elif isinstance(found, Session):
-                    self._tracker.observe_final(found, now)
         except ApiError as exc:
-            # Not a poll failure: the live picture is complete; the rest waits a poll.
-            log.info("could not learn how ended sessions ended yet: %s", exc)
+            # Not a poll failure: the live picture is complete. Lookups by id still run;
+            # the failed page counts as one request spent.
+            log.info("could not scan the session history: %s", exc)
+            budget -= 1
+        failed: list[ApiError] = []
+        for session_id in self._tracker.pending_ids()[: max(budget, 0)]:
+            if self._monotonic() >= deadline:
+                break  # the poll's time budget is spent; the rest waits a poll
+            try:
+                # Retried like any request (transient failures, within the deadline).
+                found = self._client.get_session(session_id, deadline=deadline, retries=None)
+            except ApiError as exc:
+                failed.append(exc)
+                continue
+            if found is None:
+                self._tracker.observe_unknown(session_id, now)
+            elif isinstance(found, Session):
+                self._tracker.observe_final(found, now)
+        if failed:
+            log.info(
+                "could not learn how %d ended session(s) ended yet (tried again next poll): %s",
+                len(failed),
+                failed[0],
+            )
 
     def _scan_history(self, deadline: float, now: datetime, budget: int) -> int:
         """Read the newest pages of the full listing; returns the requests it made.

@@ -45,6 +45,9 @@ def test_help_lists_every_flag_with_its_environment_variable() -> None:
         ("--log.format", "NOTTE_EXPORTER_LOG_FORMAT"),
         ("--once", None),
         ("--demo", "NOTTE_EXPORTER_DEMO"),
+        ("--no-collector.usage", "NOTTE_EXPORTER_COLLECTOR_USAGE"),
+        ("--usage.interval", "NOTTE_EXPORTER_USAGE_INTERVAL"),
+        ("--sessions.pending-timeout", "NOTTE_EXPORTER_SESSIONS_PENDING_TIMEOUT"),
     ]:
         assert flag in out
         if env:
@@ -117,6 +120,40 @@ def test_once_on_demo_data_needs_no_key() -> None:
     result = run("--demo", "--once")
     assert result.returncode == 0, result.stderr
     assert "notte_up 1.0" in result.stdout
+
+
+def test_the_demo_shows_the_cost_metrics() -> None:
+    result = run("--demo", "--demo.profile", "leak", "--once")
+    assert result.returncode == 0, result.stderr
+    for name in (
+        "notte_usage_up 1.0",
+        "notte_usage_total_cost_dollars ",
+        'notte_usage_cost_dollars{category="browser"} ',
+        'notte_sessions_browser_seconds_total{browser_type="chromium"} ',
+        'notte_sessions_idle_seconds_total{browser_type="chromium",close_reason="idle_timeout"}',
+    ):
+        assert name in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [(("--no-collector.usage",), {}), ((), {"NOTTE_EXPORTER_COLLECTOR_USAGE": "false"})],
+    ids=["flag", "environment"],
+)
+def test_no_collector_usage_turns_the_usage_requests_off(api, args, env) -> None:
+    result = run("--once", *args, env={"NOTTE_API_URL": api.url, "NOTTE_API_KEY": API_KEY, **env})
+    assert result.returncode == 0, result.stderr
+    assert "notte_usage_" not in result.stdout
+    assert [r for r in api.requests if r.path == "/usage"] == []
+
+
+def test_collector_usage_flag_wins_over_the_environment(api) -> None:
+    result = run(
+        "--once", "--collector.usage",
+        env={"NOTTE_API_URL": api.url, "NOTTE_API_KEY": API_KEY,
+             "NOTTE_EXPORTER_COLLECTOR_USAGE": "false"},
+    )  # fmt: skip
+    assert "notte_usage_up 1.0" in result.stdout
 
 
 def test_json_logs_are_one_object_per_line(api) -> None:

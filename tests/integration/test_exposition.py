@@ -30,7 +30,7 @@ def fixed_account(account, clock):
 
 
 def test_exposition_matches_the_golden_file(fixed_account, clock, make_exporter) -> None:
-    exporter = make_exporter(sessions_limit=25)
+    exporter = make_exporter(sessions_limit=25, collector_usage=True)
     exporter.poll_once()
     brief = fixed_account.start_session(session_id="brief", browser_type="firefox")
     fixed_account.access("old-chromium", request_bytes=50)
@@ -69,7 +69,7 @@ def check_metrics(promtool: str, exposition: bytes) -> subprocess.CompletedProce
 
 
 def test_promtool_finds_nothing_to_criticise(fixed_account, make_exporter, promtool) -> None:
-    exporter = make_exporter(sessions_limit=25)
+    exporter = make_exporter(sessions_limit=25, collector_usage=True)
     exporter.poll_once()
     result = check_metrics(promtool, exporter.exposition())
     assert result.returncode == 0, result.stdout + result.stderr

@@ -63,3 +63,13 @@ def test_settings_never_render_the_key(make_exporter) -> None:
     exporter = make_exporter()
     assert API_KEY not in repr(exporter.settings)
     assert API_KEY not in str(exporter.settings)
+
+
+def test_a_usage_error_that_echoes_the_key_is_redacted(api, make_exporter, caplog) -> None:
+    api.faults.push(Fault.status(403, body={"message": f"token {API_KEY} may not"}, path="/usage"))
+    exporter = make_exporter(collector_usage=True)
+    with caplog.at_level(logging.DEBUG):
+        exporter.poll_once()
+    assert "cannot read usage" in caplog.text
+    assert "<redacted>" in caplog.text
+    assert API_KEY not in caplog.text + exporter.exposition().decode()

@@ -45,7 +45,12 @@ def test_a_day_in_the_life_is_counted_exactly(api, account, clock, make_exporter
     assert exporter.poll_once().ok
     assert sample(exporter, "notte_sessions_active", browser_type="chromium") == 1
     assert sample(exporter, "notte_sessions_started_total", browser_type="chromium") == 0
-    assert sample(exporter, "notte_network_request_bytes_total", browser_type="chromium") == 0
+    assert (
+        sample(
+            exporter, "notte_network_request_bytes_total", browser_type="chromium", proxy="false"
+        )
+        == 0
+    )
 
     # Two sessions start; one transfers; the old one keeps transferring.
     clock.advance(5)
@@ -56,9 +61,20 @@ def test_a_day_in_the_life_is_counted_exactly(api, account, clock, make_exporter
     assert exporter.poll_once().ok
     assert sample(exporter, "notte_sessions_started_total", browser_type="chrome") == 1
     assert sample(exporter, "notte_sessions_started_total", browser_type="firefox") == 1
-    assert sample(exporter, "notte_network_request_bytes_total", browser_type="chrome") == 100
-    assert sample(exporter, "notte_network_response_bytes_total", browser_type="chrome") == 1000
-    assert sample(exporter, "notte_network_request_bytes_total", browser_type="chromium") == 50
+    assert (
+        sample(exporter, "notte_network_request_bytes_total", browser_type="chrome", proxy="true")
+        == 100
+    )
+    assert (
+        sample(exporter, "notte_network_response_bytes_total", browser_type="chrome", proxy="true")
+        == 1000
+    )
+    assert (
+        sample(
+            exporter, "notte_network_request_bytes_total", browser_type="chromium", proxy="false"
+        )
+        == 50
+    )
     assert sample(exporter, "notte_sessions_active_with_feature", feature="proxies") == 1
 
     # The chrome session transfers a little more and is stopped properly by its client.
@@ -68,7 +84,10 @@ def test_a_day_in_the_life_is_counted_exactly(api, account, clock, make_exporter
     account.stop(chrome)
     assert exporter.poll_once().ok
     assert closed(exporter, "chrome", "closed", "manual") == 1
-    assert sample(exporter, "notte_network_request_bytes_total", browser_type="chrome") == 120
+    assert (
+        sample(exporter, "notte_network_request_bytes_total", browser_type="chrome", proxy="true")
+        == 120
+    )
     assert sample(exporter, "notte_session_duration_seconds_count", browser_type="chrome") == 1
     assert sample(exporter, "notte_session_duration_seconds_sum", browser_type="chrome") == 40
     assert sample(exporter, "notte_sessions_active", browser_type="chrome") == 0
@@ -179,15 +198,28 @@ def test_a_restart_does_not_count_old_traffic_again(account, clock, make_exporte
     session = account.start_session(network_request_bytes=0)
     account.access(session, request_bytes=5000, response_bytes=9000)
     first.poll_once()
-    assert sample(first, "notte_network_request_bytes_total", browser_type="chromium") == 5000
+    assert (
+        sample(first, "notte_network_request_bytes_total", browser_type="chromium", proxy="false")
+        == 5000
+    )
     clock.advance(30)
     restarted = make_exporter()
     restarted.poll_once()
-    assert sample(restarted, "notte_network_request_bytes_total", browser_type="chromium") == 0
+    assert (
+        sample(
+            restarted, "notte_network_request_bytes_total", browser_type="chromium", proxy="false"
+        )
+        == 0
+    )
     assert sample(restarted, "notte_sessions_started_total", browser_type="chromium") == 0
     account.access(session, request_bytes=70)
     restarted.poll_once()
-    assert sample(restarted, "notte_network_request_bytes_total", browser_type="chromium") == 70
+    assert (
+        sample(
+            restarted, "notte_network_request_bytes_total", browser_type="chromium", proxy="false"
+        )
+        == 70
+    )
     account.stop(session)
     restarted.poll_once()
     assert closed(restarted, "chromium", "closed", "manual") == 1
@@ -205,7 +237,12 @@ def test_api_failures_mid_scenario_count_nothing_twice_and_never_go_down(
             (
                 total_closed(exporter),
                 sample(exporter, "notte_sessions_started_total", browser_type="chrome"),
-                sample(exporter, "notte_network_request_bytes_total", browser_type="chrome"),
+                sample(
+                    exporter,
+                    "notte_network_request_bytes_total",
+                    browser_type="chrome",
+                    proxy="false",
+                ),
             )
         )
 
@@ -269,15 +306,20 @@ def test_lookups_stay_within_the_per_poll_budget(api, account, make_exporter) ->
     assert closed(exporter, "chromium", "unknown", "unknown") == 10
 
 
-def test_a_budget_of_zero_makes_no_lookups_and_gives_up_after_the_allowed_polls(
-    api, account, make_exporter
+def test_a_budget_of_zero_makes_no_lookups_and_gives_up_after_the_pending_timeout(
+    api, account, clock, make_exporter
 ) -> None:
-    exporter = make_exporter(sessions_lookup_budget=0)
+    exporter = make_exporter(sessions_lookup_budget=0, sessions_pending_timeout=15 * 60)
     session = account.start_session()
     exporter.poll_once()
     account.stop(session)
-    for _ in range(11):
+    exporter.poll_once()  # vanished from the live list: pending from now on
+    for _ in range(15 * 60):  # however many polls fit in the timeout, it does not give up
+        clock.advance(1)
         exporter.poll_once()
+    assert closed(exporter, "chromium", "unknown", "unknown") == 0
+    clock.advance(1)
+    exporter.poll_once()
     assert all(r.query.get("only_active") == "true" for r in api.requests)
     assert closed(exporter, "chromium", "unknown", "unknown") == 1
 

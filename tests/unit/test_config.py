@@ -47,6 +47,8 @@ def test_listen_addresses_in_go_style(address: str, host: str, port: int) -> Non
         ({"notte_page_size": "0"}, "--notte.page-size"),
         ({"log_format": "xml"}, "--log.format"),
         ({"sessions_detail_limit": "-1"}, "--sessions.detail-limit"),
+        ({"usage_interval": "500ms"}, "--usage.interval"),
+        ({"sessions_pending_timeout": "0s"}, "--sessions.pending-timeout"),
     ],
 )
 def test_invalid_values_name_the_flag_and_the_problem(overrides: dict, words: str) -> None:
@@ -184,3 +186,22 @@ def test_a_conflict_involving_an_invalid_value_is_left_out() -> None:
         load_settings({"demo": True, "poll_timeout": "1m", "poll_interval": "soon"})
     assert len(caught.value.problems) == 1
     assert caught.value.problems[0].startswith("--poll.interval")
+
+
+def test_the_usage_collector_is_on_by_default_every_5m() -> None:
+    settings = load_settings({"demo": True})
+    assert settings.collector_usage is True
+    assert settings.usage_interval == 300
+    assert settings.sessions_pending_timeout == 900
+
+
+@pytest.mark.parametrize("interval", ["1s", "90s", "1h"])
+def test_any_usage_interval_of_at_least_a_second_is_accepted(interval: str) -> None:
+    assert load_settings({"demo": True, "usage_interval": interval}).usage_interval >= 1
+
+
+def test_the_usage_collector_can_be_switched_off_by_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("NOTTE_EXPORTER_COLLECTOR_USAGE", "false")
+    assert load_settings({"demo": True}).collector_usage is False
