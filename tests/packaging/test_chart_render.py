@@ -249,6 +249,8 @@ EXPORTER_FLAGS = {
     "sessions.idle-threshold",
     "sessions.overdue-grace",
     "sessions.lookup-budget",
+    "sessions.pending-timeout",
+    "usage.interval",
     "log.level",
     "log.format",
     "demo",
@@ -283,6 +285,8 @@ def test_all_settings_scenario_renders_each_value_as_its_flag(render) -> None:
         "sessions.idle-threshold": "2m",
         "sessions.overdue-grace": "30s",
         "sessions.lookup-budget": "3",
+        "sessions.pending-timeout": "30m",
+        "usage.interval": "10m",
         "log.format": "json",
         # extraArgs come last, so they win over the chart's own flags.
         "log.level": "warning",
@@ -292,6 +296,19 @@ def test_all_settings_scenario_renders_each_value_as_its_flag(render) -> None:
     env = {e["name"]: e["value"] for e in rendered.container()["env"]}
     assert env["HTTPS_PROXY"] == "http://proxy.example:3128"
     assert rendered.container()["resources"]["limits"] == {"memory": "128Mi"}
+
+
+def test_the_usage_collector_is_on_by_default_every_5m(render) -> None:
+    rendered = render({})
+    assert rendered.flag("usage.interval") == "5m"
+    assert rendered.flag("sessions.pending-timeout") == "15m"
+    assert "--no-collector.usage" not in rendered.args()
+
+
+def test_usage_enabled_false_switches_the_usage_collector_off(render) -> None:
+    rendered = render({"usage": {"enabled": False, "interval": "1m"}})
+    assert "--no-collector.usage" in rendered.args()
+    assert rendered.flag("usage.interval") is None
 
 
 def test_large_numbers_render_as_plain_integers(render) -> None:

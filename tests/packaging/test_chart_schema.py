@@ -34,6 +34,16 @@ REFUSED = [
         id="key-as-env-literal",
     ),
     pytest.param({"sessions": {"limit": 0}}, "/sessions/limit", "minimum", id="limit"),
+    pytest.param({"usage": {"enabled": "no"}}, "/usage/enabled", "want boolean", id="usage-on"),
+    pytest.param(
+        {"usage": {"interval": "5 minutes"}}, "/usage/interval", "does not match", id="usage-every"
+    ),
+    pytest.param(
+        {"sessions": {"pendingTimeout": "soon"}},
+        "/sessions/pendingTimeout",
+        "does not match",
+        id="pending-timeout",
+    ),
     pytest.param({"demo": {"profile": "chaos"}}, "/demo/profile", "one of", id="demo-profile"),
     pytest.param({"web": {"telemetryPath": "metrics"}}, "/web/telemetryPath", "pattern", id="path"),
     pytest.param({"notte": {"apiUrl": "api.notte.cc"}}, "/notte/apiUrl", "pattern", id="url"),

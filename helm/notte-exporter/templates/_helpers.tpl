@@ -163,6 +163,12 @@ The exporter's command-line flags, one per line, from the values.
 - {{ printf "--sessions.idle-threshold=%v" .Values.sessions.idleThreshold | quote }}
 - {{ printf "--sessions.overdue-grace=%v" .Values.sessions.overdueGrace | quote }}
 - {{ printf "--sessions.lookup-budget=%d" (int .Values.sessions.lookupBudget) | quote }}
+- {{ printf "--sessions.pending-timeout=%v" .Values.sessions.pendingTimeout | quote }}
+{{- if .Values.usage.enabled }}
+- {{ printf "--usage.interval=%v" .Values.usage.interval | quote }}
+{{- else }}
+- "--no-collector.usage"
+{{- end }}
 - {{ printf "--log.level=%s" .Values.log.level | quote }}
 - {{ printf "--log.format=%s" .Values.log.format | quote }}
 {{- if .Values.demo.enabled }}
