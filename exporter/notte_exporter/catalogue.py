@@ -163,6 +163,66 @@ def _families(registry: CollectorRegistry) -> dict[str, Exposed]:
     return found
 
 
+# The cost story: which question each cost metric answers, and what a leak costs. Kept next
+# to the catalogue, and a test checks that every metric it names is one the exporter serves.
+COST_QUESTIONS = (
+    ("What did this month cost so far, and on what?",
+     "`notte_usage_cost_dollars` by `category`; `notte_usage_total_cost_dollars`"),
+    ("How fast is it spent (dollars an hour)?",
+     "`deriv(notte_usage_total_cost_dollars[6h]) * 3600`"),
+    ("When do the credits run out?",
+     "`notte_usage_total_balance_dollars / deriv(notte_usage_total_cost_dollars[6h])` "
+     "(seconds)"),
+    ("Is the limit already hit (402s ahead)?", "`notte_usage_limit_exceeded == 1`"),
+    ("How many browsers am I paying for right now?",
+     "`sum(rate(notte_sessions_browser_seconds_total[5m]))`"),
+    ("How much of the billed time did nobody use?",
+     '`sum(increase(notte_sessions_idle_seconds_total{close_reason="idle_timeout"}[6h])) / '
+     "sum(increase(notte_sessions_browser_seconds_total[6h]))`"),
+    ("What did the leak cost, in dollars?",
+     "the browser dollars of the window times that share: an estimate, since the API "
+     "reports cost by category, not by session"),
+    ("How much traffic is billed per GB?",
+     '`sum(rate(notte_network_request_bytes_total{proxy="true"}[1h]) + '
+     'rate(notte_network_response_bytes_total{proxy="true"}[1h])) * 3600 / 1e9` (GB an hour)'),
+)  # fmt: skip
+
+COST_INTRO = """\
+## What the sessions cost
+
+Notte bills browser time by how long a session stays open (idle or not) and built-in proxies
+by the GB of their traffic, from dollar credits; when the credits of the period are used up
+and no card is on file, new work is refused with 402 until the month resets. Each cost
+metric answers one question (PromQL over one exporter; sum by `instance` for several):
+"""
+
+COST_NOTES = """\
+The `notte_usage_*` values are the API's own and drop to near 0 when the month rolls over:
+the exporter does not hide that, the bundled rules do (over a window that crosses the
+rollover, `deriv()` means nothing). Browser and idle seconds come from the sessions the
+exporter lists, without extra requests, and count only what it watched: a session whose end
+cannot be learned (`close_reason="unknown"`) loses its last seconds.
+
+**A leak's dollars, worked through.** A client that forgets to stop its sessions leaves each
+one open, billed, until its idle timeout closes it: 500 leaked sessions a day with the
+default 3-minute idle timeout are 25 browser hours a day that nobody used, on top of
+whatever they did before. The simulator's leak account shows it end to end (`notte-exporter
+--demo --demo.profile leak`; its rates, $0.10 a browser hour and $4 a proxied GB, are the
+simulator's, not Notte's prices): over two hours about 13 browsers are open on average
+(`rate(notte_sessions_browser_seconds_total[2h])`), and 40% of their browser seconds are
+idle time of sessions closed by idle timeout. Of the $2.57 of browser time billed in those
+two hours, about $1.02 paid for browsers nobody used: $12 a day, $370 a month, from a plan
+of $30 whose balance is gone within hours.
+"""
+
+
+def cost_story() -> str:
+    rows = [f"| {question} | {query} |" for question, query in COST_QUESTIONS]
+    return "\n".join([COST_INTRO, "| Question | Metric and query |", "|---|---|", *rows, ""]) + (
+        "\n" + COST_NOTES
+    )
+
+
 def render_markdown() -> str:
     exposed = exposed_metrics()
     lines = [
@@ -186,7 +246,7 @@ def render_markdown() -> str:
                 f"| `{metric.name}` | {metric.type} | {labels} | {metric.help} | {entry.advice} |"
             )
         lines.append("")
-    return "\n".join(lines)
+    return "\n".join(lines) + "\n" + cost_story()
 
 
 if __name__ == "__main__":

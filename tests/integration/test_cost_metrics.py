@@ -228,3 +228,26 @@ def test_the_sped_up_leak_profile_wastes_and_spends_enough_for_the_cost_alerts(
     seconds_to_limit = (limit - spent) / burn_per_second
     assert seconds_to_limit < 10 * 60  # at this speed the credits are gone in minutes
     assert total(exporter, "notte_sessions_closed_total", close_reason="unknown") == 0
+
+
+def test_browser_seconds_and_proxied_bytes_agree_with_the_simulators_bill(
+    clock, make_exporter
+) -> None:
+    """Two views of one bill: the exporter's counters times the rates, and GET /usage."""
+    account = SimulatedAccount(clock=clock, profile="leak", seed=1, speed=1)
+    plan = account.usage_plan
+    with SimulatorServer(account, api_key=API_KEY, rate_limit=None) as server:
+        exporter = make_exporter(notte_api_url=server.url, collector_usage=True, usage_interval=30)
+        exporter.poll_once()
+        billed_before = account.usage()
+        run_polls(exporter, clock, 3600)
+        billed = account.usage()
+        seconds = total(exporter, "notte_sessions_browser_seconds_total")
+        proxied = total(exporter, "notte_network_request_bytes_total", proxy="true") + total(
+            exporter, "notte_network_response_bytes_total", proxy="true"
+        )
+        exporter.stop()
+    browser_cost = billed["browser_usage_cost"] - billed_before["browser_usage_cost"]
+    proxy_cost = billed["proxy_usage_cost"] - billed_before["proxy_usage_cost"]
+    assert seconds / 3600 * plan.browser_rate_per_hour == pytest.approx(browser_cost, rel=0.02)
+    assert proxied / 1e9 * plan.proxy_rate_per_gb == pytest.approx(proxy_cost, rel=0.02)

@@ -1,8 +1,15 @@
 """docs/metrics.md documents exactly what /metrics serves."""
 
+import re
 from pathlib import Path
 
-from notte_exporter.catalogue import ENTRIES, GROUPS, exposed_metrics, render_markdown
+from notte_exporter.catalogue import (
+    ENTRIES,
+    GROUPS,
+    cost_story,
+    exposed_metrics,
+    render_markdown,
+)
 
 DOC = Path(__file__).parents[2] / "docs" / "metrics.md"
 
@@ -32,3 +39,9 @@ def test_the_committed_reference_is_up_to_date() -> None:
     assert DOC.read_text() == render_markdown(), (
         "docs/metrics.md is stale: run `python -m notte_exporter.catalogue > docs/metrics.md`"
     )
+
+
+def test_the_cost_story_names_only_metrics_the_exporter_serves() -> None:
+    named = {name for name in re.findall(r"notte_[a-z_]+", cost_story()) if not name.endswith("_")}
+    assert named
+    assert named <= set(exposed_metrics()), named - set(exposed_metrics())
