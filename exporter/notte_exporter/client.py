@@ -17,6 +17,7 @@ classification by naming itself there.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Mapping
 from email.utils import parsedate_to_datetime
@@ -91,6 +92,8 @@ class NotteClient:
         self._monotonic = monotonic
         self._wall_clock = wall_clock
         self._base_url = base_url
+        self._requests = 0
+        self._requests_lock = threading.Lock()
         self._http = httpx.Client(
             base_url=base_url.rstrip("/"),
             transport=transport,
@@ -248,7 +251,15 @@ class NotteClient:
             )
         return response
 
+    @property
+    def requests_made(self) -> int:
+        """Requests sent since start (answered or not); a poll reports its own difference."""
+        with self._requests_lock:
+            return self._requests
+
     def _observe(self, endpoint: str, code: str, started: float) -> None:
+        with self._requests_lock:
+            self._requests += 1
         self._metrics.api_requests.labels(endpoint=endpoint, code=code).inc()
         self._metrics.api_request_duration.labels(endpoint=endpoint).observe(
             max(self._monotonic() - started, 0.0)

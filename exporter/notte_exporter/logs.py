@@ -4,6 +4,11 @@ Redaction is defence in depth: no code path formats the key into a message, and 
 ever do so (an exception text quoting a header, say), the filter passes the final message and
 any traceback through the process's one redaction step (``redaction``) before any handler
 writes the line, whichever the format.
+
+A line may carry structured fields besides its message, passed as
+``log.info(msg, extra={"fields": {...}})``: logfmt and JSON write the same fields after
+``msg`` (JSON keeps numbers as numbers), so machines need not parse the prose. The names
+``ts``, ``level``, ``logger`` and ``msg`` are the line's own and cannot be overridden.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import logging
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TextIO
+from typing import Any, TextIO
 
 from .redaction import REDACTED
 
@@ -29,6 +34,12 @@ class SecretFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.msg, record.args = self._redact(record.getMessage()), None
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            record.fields = {
+                key: self._redact(value) if isinstance(value, str) else value
+                for key, value in fields.items()
+            }
         if record.exc_info:
             # Render the traceback now, so that it is redacted like everything else.
             text = logging.Formatter().formatException(record.exc_info)
@@ -43,13 +54,16 @@ def _timestamp(record: logging.LogRecord) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _fields(record: logging.LogRecord) -> dict[str, str]:
-    fields = {
+def _fields(record: logging.LogRecord) -> dict[str, Any]:
+    fields: dict[str, Any] = {
         "ts": _timestamp(record),
         "level": record.levelname.lower(),
         "logger": record.name,
         "msg": record.getMessage(),
     }
+    extra = getattr(record, "fields", None)
+    if isinstance(extra, dict):
+        fields.update({key: value for key, value in extra.items() if key not in fields})
     if record.exc_text:
         fields["exc"] = record.exc_text
     return fields
@@ -57,12 +71,22 @@ def _fields(record: logging.LogRecord) -> dict[str, str]:
 
 class LogfmtFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        return " ".join(f"{key}={_logfmt_value(value)}" for key, value in _fields(record).items())
+        return " ".join(
+            f"{key}={_logfmt_value(_text(value))}" for key, value in _fields(record).items()
+        )
 
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         return json.dumps(_fields(record))
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
 
 
 def _logfmt_value(value: str) -> str:

@@ -18,11 +18,12 @@ from datetime import UTC, datetime, timedelta
 
 from .client import NotteClient
 from .config import flag_name
-from .errors import ADVICE, ApiError, FailureReason, ShutdownRequested
+from .errors import ApiError, FailureReason, ShutdownRequested
 from .instrumentation import ExporterMetrics
 from .labels import BoundedLabel
 from .lifecycle import LifecycleTracker
 from .models import InvalidItem, Session
+from .pollreport import PollReporter
 from .snapshot import summarise
 from .state import ExporterState, PollStatus
 
@@ -58,6 +59,7 @@ class Poller:
         *,
         clock: Callable[[], datetime] = utc_now,
         monotonic: Callable[[], float] = time.monotonic,
+        reporter: PollReporter | None = None,
     ) -> None:
         self._client = client
         self._config = config
@@ -71,11 +73,15 @@ class Poller:
         # When the last complete live listing began: sessions created later may have started
         # and ended without ever being listed as live.
         self._previous_listing: datetime | None = None
+        self._reporter = reporter or PollReporter(log, monotonic=monotonic)
+        self._pages = 0
 
     def poll(self) -> PollStatus:
         """Run one poll; never raises for anything the API or the network does."""
         started = self._monotonic()
         deadline = started + self._config.poll_timeout
+        requests_before = self._client.requests_made
+        self._pages = 0
         self._metrics.polls.inc()
         listing_started = self._clock()
         try:
@@ -93,35 +99,44 @@ class Poller:
                 detail_limit=self._config.detail_limit,
             )
         except ApiError as exc:
-            return self._fail(exc.reason, exc.message, started, exc.advice)
+            return self._fail(exc, started, requests_before)
         except ShutdownRequested:
             raise  # shutdown interrupted a backoff wait: not the API's fault
         except Exception as exc:
             log.debug("unexpected error during poll", exc_info=True)
-            return self._fail(FailureReason.OTHER, f"{type(exc).__name__}: {exc}", started)
+            error = ApiError(FailureReason.OTHER, f"{type(exc).__name__}: {exc}")
+            return self._fail(error, started, requests_before)
         duration = self._finish(started)
-        status = PollStatus(ok=True, finished_at=now, duration_seconds=duration)
+        status = PollStatus(
+            ok=True,
+            finished_at=now,
+            duration_seconds=duration,
+            sessions=len(sessions),
+            pages=self._pages,
+            requests=self._client.requests_made - requests_before,
+            http_status=200,
+        )
         self._state.record_success(snapshot, status)
         self._previous_listing = listing_started
-        log.debug("poll succeeded: %d live sessions in %.3fs", len(sessions), duration)
+        self._reporter.report(status)
         return status
 
-    def _fail(
-        self, reason: FailureReason, message: str, started: float, advice: str | None = None
-    ) -> PollStatus:
-        advice = advice if advice is not None else ADVICE[reason]
+    def _fail(self, error: ApiError, started: float, requests_before: int) -> PollStatus:
         duration = self._finish(started)
-        self._metrics.poll_failures.labels(reason=reason.value).inc()
+        self._metrics.poll_failures.labels(reason=error.reason.value).inc()
         status = PollStatus(
             ok=False,
             finished_at=self._clock(),
             duration_seconds=duration,
-            reason=reason,
-            message=message,
-            advice=advice,
+            reason=error.reason,
+            message=error.message,
+            advice=error.advice,
+            pages=self._pages,
+            requests=self._client.requests_made - requests_before,
+            http_status=error.status,
         )
         self._state.record_failure(status)
-        log.warning("poll failed: %s: %s; %s", reason.value, message, advice)
+        self._reporter.report(status)
         return status
 
     def _finish(self, started: float) -> float:
@@ -141,6 +156,7 @@ class Poller:
                 only_current_token=self._config.only_current_token,
                 deadline=deadline,
             )
+            self._pages = page
             invalid.extend(result.invalid)
             for item in result.sessions:
                 if item.is_live:

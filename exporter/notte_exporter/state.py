@@ -1,12 +1,15 @@
-"""What the daemon knows right now: the latest snapshot and how the last poll went.
+"""What the daemon knows right now: the latest snapshot and how the last polls went.
 
 The poll thread writes, scrape and page threads read. Every write replaces immutable
-values under a lock, so a reader sees one consistent poll, never half of two.
+values under a lock, so a reader sees one consistent poll, never half of two. The recent
+polls are kept in a bounded ring (``RECENT_POLLS``), so memory stays flat however long the
+exporter runs.
 """
 
 from __future__ import annotations
 
 import threading
+from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -23,6 +26,16 @@ class PollStatus:
     message: str = ""
     # What to do about a failure (errors.ADVICE, or the error's own better advice).
     advice: str = ""
+    # Live sessions found (None when the listing failed), pages of the live listing read,
+    # API requests made, and the HTTP status of the answer that decided the outcome (None
+    # when none came: timeouts, network errors).
+    sessions: int | None = None
+    pages: int = 0
+    requests: int = 0
+    http_status: int | None = None
+
+
+RECENT_POLLS = 20
 
 
 class ExporterState:
@@ -33,6 +46,7 @@ class ExporterState:
         self._snapshot: Snapshot | None = None
         self._last_success: datetime | None = None
         self._last_poll: PollStatus | None = None
+        self._recent: deque[PollStatus] = deque(maxlen=RECENT_POLLS)
 
     def record_success(self, snapshot: Snapshot, status: PollStatus) -> None:
         with self._lock:
@@ -49,6 +63,8 @@ class ExporterState:
             self._count_poll()
 
     def _count_poll(self) -> None:
+        assert self._last_poll is not None
+        self._recent.append(self._last_poll)
         self._polls_finished += 1
         self._finished.notify_all()
 
@@ -71,6 +87,12 @@ class ExporterState:
     def last_poll(self) -> PollStatus | None:
         with self._lock:
             return self._last_poll
+
+    @property
+    def recent_polls(self) -> list[PollStatus]:
+        """The last ``RECENT_POLLS`` polls, newest first."""
+        with self._lock:
+            return list(reversed(self._recent))
 
     @property
     def up(self) -> bool:

@@ -1,5 +1,6 @@
 """The command line as an operator meets it: a real process, its output and exit codes."""
 
+import json
 import os
 import re
 import signal
@@ -164,6 +165,13 @@ def test_json_logs_are_one_object_per_line(api) -> None:
     )  # fmt: skip
     assert '"level": "warning"' in result.stderr
     assert '"msg": "poll failed: forbidden:' in result.stderr
+    logged = [json.loads(x) for x in result.stderr.splitlines() if x.startswith("{")]
+    [line] = [x for x in logged if x["msg"].startswith("poll failed")]
+    assert line["reason"] == "forbidden"
+    assert line["status"] == 403
+    assert line["requests"] == 1
+    assert line["pages"] == 0
+    assert isinstance(line["duration_seconds"], float)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
