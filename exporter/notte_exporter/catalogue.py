@@ -40,7 +40,8 @@ GROUPS = (
 ENTRIES = (
     Entry("notte_up", "exporter", "Page when 0 for a few minutes (NotteExporterDown); the "
           "reason is in notte_exporter_poll_failures_total."),
-    Entry("notte_exporter_build_info", "exporter", "Join on it to show the version."),
+    Entry("notte_exporter_build_info", "exporter",
+          'Join on it to show the version; `mode="demo"` means the data is simulated.'),
     Entry("notte_exporter_last_poll_success_timestamp_seconds", "exporter",
           "`time() - x` is the age of every snapshot gauge (NotteExporterStale)."),
     Entry("notte_exporter_poll_duration_seconds", "exporter",

@@ -105,6 +105,10 @@ class NotteClient:
             },
         )
 
+    @property
+    def base_url(self) -> str:
+        return self._base_url
+
     def close(self) -> None:
         self._http.close()
 

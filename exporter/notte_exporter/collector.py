@@ -73,8 +73,10 @@ class SessionCollector(Collector):
         *,
         sessions_limit: int | None = None,
         redact: Callable[[str], str] = str,
+        mode: str = "live",
     ) -> None:
         self._redact = redact
+        self._mode = mode
         self._state = state
         self._browser_types = browser_types
         self._rate_limit = rate_limit
@@ -99,10 +101,11 @@ class SessionCollector(Collector):
         )
         build = GaugeMetricFamily(
             "notte_exporter_build_info",
-            "The exporter's version and Python version; always 1.",
-            labels=["version", "python_version"],
+            "The exporter's version, Python version and mode: demo (simulated data) or live; "
+            "always 1.",
+            labels=["version", "python_version", "mode"],
         )
-        build.add_metric([__version__, platform.python_version()], 1.0)
+        build.add_metric([__version__, platform.python_version(), self._mode], 1.0)
         yield build
         last_success = self._state.last_success
         if last_success is not None:

@@ -11,6 +11,7 @@ every few seconds), so that the poll thread stays the only one that renders ``/m
 from __future__ import annotations
 
 import logging
+import platform
 import threading
 import time
 from collections.abc import Callable
@@ -25,10 +26,11 @@ from prometheus_client import (
     disable_created_metrics,
 )
 
+from . import __version__, statuspage
 from .client import NotteClient
 from .collector import SessionCollector
-from .config import Settings
-from .errors import ShutdownRequested
+from .config import Settings, key_source
+from .errors import ShutdownRequested, display_url
 from .exposition import PublishedExposition
 from .instrumentation import ExporterMetrics
 from .keys import ApiKey
@@ -67,6 +69,8 @@ class Exporter:
     ) -> None:
         self.settings = settings
         self.api_key = api_key
+        self._clock = clock
+        self.started_at = clock()
         # The one redaction step (see redaction.py) for every text this exporter serves.
         self.redact = api_key.redact
         # What polls change, rendered once per poll; apart from the per-process series,
@@ -125,6 +129,7 @@ class Exporter:
                 self.tracker.stats,
                 sessions_limit=settings.sessions_limit,
                 redact=self.redact,
+                mode=self.mode,
             )
         )
         # usage_clock schedules the usage reads (tests inject one to count them exactly).
@@ -144,6 +149,37 @@ class Exporter:
         self._poll_thread: threading.Thread | None = None
         self._usage_thread: threading.Thread | None = None
         self._server: WebServer | None = None
+
+    @property
+    def mode(self) -> str:
+        """``demo`` when the data is simulated, else ``live``: said on /metrics and the page."""
+        return "demo" if self.settings.demo else "live"
+
+    def status_page(self) -> str:
+        """The status page at ``/``, as of now."""
+        settings = self.settings
+        return statuspage.render(
+            statuspage.StatusView(
+                version=__version__,
+                python_version=platform.python_version(),
+                started_at=self.started_at,
+                now=self._clock(),
+                demo=settings.demo,
+                telemetry_path=settings.web_telemetry_path,
+                api_url=display_url(self.client.base_url),
+                key_source="a throwaway key of the simulator (--demo)"
+                if settings.demo
+                else key_source(settings),
+                poll_interval=settings.poll_interval,
+                poll_timeout=settings.effective_poll_timeout,
+                page_size=settings.notte_page_size,
+                lookup_budget=settings.sessions_lookup_budget,
+                sessions_limit=settings.sessions_limit,
+                detail_limit=settings.sessions_detail_limit,
+                polls=self.state.recent_polls,
+                snapshot=self.state.snapshot,
+            )
+        )
 
     def _interruptible_sleep(self, seconds: float) -> None:
         if self._stop.wait(seconds):
@@ -170,7 +206,13 @@ class Exporter:
     def start(self) -> str:
         """Start serving and polling in the background; returns the metrics URL."""
         self._server = WebServer(
-            make_app(self.published, self.state, self.settings.web_telemetry_path, self.redact),
+            make_app(
+                self.published,
+                self.state,
+                self.settings.web_telemetry_path,
+                self.redact,
+                self.status_page,
+            ),
             self.settings.listen_addresses,
             max_requests=self.settings.web_max_requests,
         )

@@ -1,4 +1,4 @@
-"""The WSGI app: /metrics, /healthz, /readyz and a landing page, routed by path.
+"""The WSGI app: /metrics, /healthz, /readyz and the status page at /, routed by path.
 
 Serving reads only the state the poll thread published, so a slow or failing API never
 slows a scrape. ``/metrics`` serves the bytes rendered when the last poll ended
@@ -9,14 +9,13 @@ this app is ``server.py``; the web config's TLS, authentication and headers wrap
 
 from __future__ import annotations
 
-import html
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from . import __version__
 from .exposition import PublishedExposition
 from .state import ExporterState
+from .statuspage import CONTENT_SECURITY_POLICY
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +28,10 @@ def make_app(
     state: ExporterState,
     telemetry_path: str = "/metrics",
     redact: Callable[[str], str] = str,
+    status_page: Callable[[], str] | None = None,
 ) -> Callable[[Environ, StartResponse], Iterable[bytes]]:
+    """The app; ``status_page`` renders ``/`` (statuspage.py), which is 404 without it."""
+
     def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         body = route(environ, start_response)
         if environ.get("REQUEST_METHOD") == "HEAD":
@@ -51,8 +53,8 @@ def make_app(
             return _plain(
                 start_response, "503 Service Unavailable", "not ready: no successful poll yet\n"
             )
-        if path == "/":
-            return _landing(start_response, state, telemetry_path, redact)
+        if path == "/" and status_page is not None:
+            return _status_page(start_response, redact(status_page()))
         return _plain(start_response, "404 Not Found", "not found\n")
 
     return app
@@ -81,37 +83,17 @@ def _plain(start_response: StartResponse, status: str, body: str) -> list[bytes]
     return [data]
 
 
-def _landing(
-    start_response: StartResponse,
-    state: ExporterState,
-    telemetry_path: str,
-    redact: Callable[[str], str],
-) -> list[bytes]:
-    last = state.last_poll
-    if last is None:
-        poll = "no poll has finished yet"
-    elif last.ok:
-        poll = f"succeeded at {last.finished_at.isoformat()} in {last.duration_seconds:.3f}s"
-    else:
-        poll = f"failed at {last.finished_at.isoformat()} ({last.reason}): {last.message}"
-    snapshot = state.snapshot
-    sessions = "unknown" if snapshot is None else str(snapshot.total_active)
-    page = f"""<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>Notte exporter</title></head>
-<body>
-<h1>Notte exporter</h1>
-<p>Version {html.escape(__version__)}</p>
-<p>Last poll: {html.escape(poll)}</p>
-<p>Live sessions at the last successful poll: {html.escape(sessions)}</p>
-<ul>
-<li><a href="{html.escape(telemetry_path)}">Metrics</a></li>
-<li><a href="/healthz">Health</a></li>
-<li><a href="/readyz">Readiness</a></li>
-</ul>
-</body></html>
-"""
-    data = redact(page).encode()
+def _status_page(start_response: StartResponse, page: str) -> list[bytes]:
+    data = page.encode()
     start_response(
-        "200 OK", [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(data)))]
+        "200 OK",
+        [
+            ("Content-Type", "text/html; charset=utf-8"),
+            ("Content-Length", str(len(data))),
+            ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
+            ("X-Content-Type-Options", "nosniff"),
+            ("Referrer-Policy", "no-referrer"),
+            ("Cache-Control", "no-store"),
+        ],
     )
     return [data]

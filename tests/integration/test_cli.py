@@ -261,3 +261,10 @@ def test_disable_exporter_metrics_drops_process_platform_and_gc() -> None:
     for prefix in ("process_", "python_info", "python_gc_"):
         assert prefix not in result.stdout
     assert "notte_up 1.0" in result.stdout
+
+
+def test_build_info_says_whether_the_data_is_simulated(api) -> None:
+    demo = run("--demo", "--once").stdout
+    live = run("--once", env={"NOTTE_API_URL": api.url, "NOTTE_API_KEY": API_KEY}).stdout
+    assert re.search(r'notte_exporter_build_info\{.*mode="demo".*\} 1\.0', demo)
+    assert re.search(r'notte_exporter_build_info\{.*mode="live".*\} 1\.0', live)

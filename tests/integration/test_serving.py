@@ -59,13 +59,13 @@ def test_readyz_answers_after_the_first_successful_poll(running) -> None:
     assert client.get("/readyz").status_code == 200
 
 
-def test_landing_page_links_the_endpoints_and_shows_the_last_poll(running) -> None:
+def test_status_page_links_the_endpoints_and_shows_the_last_poll(running) -> None:
     _, client = running
     page = client.get("/").text
     for link in ('href="/metrics"', 'href="/healthz"', 'href="/readyz"'):
         assert link in page
-    assert "Last poll: succeeded" in page
-    assert "Live sessions at the last successful poll: 1" in page
+    assert "the last poll succeeded" in page
+    assert "<strong>1</strong> live at the last successful poll" in page
 
 
 def test_unknown_paths_are_404_and_writes_are_refused(running) -> None:

@@ -158,6 +158,13 @@ def test_notes_tell_how_to_reach_the_metrics(render) -> None:
     assert "no Notte API key is configured" in notes
 
 
+def test_notes_warn_that_demo_data_is_made_up(render) -> None:
+    notes = render({"demo": {"enabled": True}}).notes
+    assert "WARNING: DEMO MODE IS ON (demo.enabled=true)" in notes
+    assert "--set demo.enabled=false" in notes
+    assert "DEMO MODE" not in render({}).notes
+
+
 def test_notes_do_not_warn_about_a_missing_key_when_one_is_set(render) -> None:
     notes = render({"notte": {"existingSecret": {"name": "k"}}}).notes
     assert "no Notte API key" not in notes
