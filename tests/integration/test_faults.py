@@ -1,8 +1,9 @@
 """The fault matrix: every way the API can fail, and what the exporter does about it.
 
 For each failure: notte_up drops to 0, the failure is counted under its reason, one log line
-says what happened and what to do, the previous snapshot is still served, and the next poll
-works again.
+says what happened and what to do, the previous snapshot is still served, the usage
+collector (its own schedule, its own notte_usage_up) is untouched, and the next poll works
+again. The other side, /usage failing while the sessions are fine, is in test_usage.py.
 """
 
 import logging
@@ -20,10 +21,12 @@ PAGE = {"page": 1, "page_size": 100, "has_previous": False}
 
 @pytest.fixture
 def watched(account, make_exporter):
-    """An exporter that has already seen two live sessions once."""
+    """An exporter that has already seen two live sessions once (and read usage once)."""
     account.start_session(browser_type="firefox")
     account.start_session(browser_type="firefox")
-    exporter = make_exporter(notte_retries=1, sessions_lookup_budget=0, notte_timeout=0.3)
+    exporter = make_exporter(
+        notte_retries=1, sessions_lookup_budget=0, notte_timeout=0.3, collector_usage=True
+    )
     assert exporter.poll_once().ok
     return exporter
 
@@ -143,6 +146,7 @@ def test_a_failed_poll_keeps_the_snapshot_and_says_why(
     assert sample(watched, "notte_up") == 0
     assert sample(watched, "notte_exporter_poll_failures_total", reason=reason) == 1
     assert sample(watched, "notte_sessions_active", browser_type="firefox") == 2
+    assert sample(watched, "notte_usage_up") == 1
     [line] = [r.getMessage() for r in caplog.records if "poll failed" in r.getMessage()]
     assert f"poll failed: {reason}:" in line
     assert words in line
