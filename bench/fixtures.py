@@ -56,6 +56,9 @@ def make_exporter(
         poll_timeout=600,  # a slow simulator must not turn a measurement into a failed poll
         notte_page_size=PAGE_SIZE,
         notte_max_pages=1000,
+        # The usage reads run on their own thread and schedule: they would only blur the
+        # poll and scrape measurements (and the count of API requests made by scrapes).
+        collector_usage=False,
     )
     return Exporter(
         settings,

@@ -65,6 +65,8 @@ class UsageWatcher:
         self._clock = clock
         self._monotonic = monotonic
         self._next_due: float | None = None  # None: due now
+        # One read at a time: the daemon's usage thread and poll_once() may both ask.
+        self._reading = threading.Lock()
         self._lock = threading.Lock()
         self._state = UsageState()
         self._logged: str | None = None  # the failure last logged, so it is logged once
@@ -81,13 +83,18 @@ class UsageWatcher:
 
     def poll_if_due(self) -> bool:
         """Read usage if its interval has passed; True if a read was made."""
-        if self.seconds_until_due() > 0:
-            return False
-        self.poll()
-        return True
+        with self._reading:
+            if self.seconds_until_due() > 0:
+                return False
+            self._poll()
+            return True
 
     def poll(self) -> None:
         """Read usage now; never raises for anything the API or the network does."""
+        with self._reading:
+            self._poll()
+
+    def _poll(self) -> None:
         started = self._monotonic()
         self._next_due = started + self._interval
         try:

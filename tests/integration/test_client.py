@@ -149,7 +149,8 @@ def test_rate_limit_gauges_are_absent_when_the_api_sends_no_headers(make_exporte
 
 
 def test_stopping_ends_a_retry_wait_at_once_without_failing_the_poll(api, clock) -> None:
-    api.faults.push(Fault.status(503, headers={"Retry-After": "20"}))
+    # On the listing only: the usage collector's own thread reads /usage meanwhile.
+    api.faults.push(Fault.status(503, headers={"Retry-After": "20"}, path="/sessions", exact=True))
     settings = Settings(
         notte_api_url=api.url,
         notte_api_key=SecretStr(API_KEY),
