@@ -36,7 +36,9 @@ generate: $(STAMP)
 
 ## check-generated: fail if committed generated files differ from what the generators produce
 check-generated: generate
-	git diff --exit-code -- grafana prometheus helm/notte-exporter/files docs/metrics.md docs/alerts.md
+	git diff --exit-code -- grafana prometheus helm/notte-exporter/files \
+		helm/notte-exporter/values.yaml helm/notte-exporter/values.schema.json \
+		docs/metrics.md docs/alerts.md
 
 ## bench: rerunnable performance benchmark (ratios against an in-run baseline)
 bench: $(STAMP)

@@ -42,6 +42,28 @@ def percent(share: float) -> str:
     return f"{share * 100:g}%"
 
 
+# How a field's value is written into a rule: as given, as an integer, as a number, as a
+# percentage, as seconds, or as prose. The Helm chart's rule template implements the same
+# forms (templates/_rules.tpl), so its default values render exactly the mixin's rules.
+FORMS = ("raw", "int", "number", "percent", "seconds", "human")
+
+
+def format_value(value: Any, form: str) -> str:
+    if form == "raw":
+        return str(value)
+    if form == "int":
+        return str(int(value))
+    if form == "number":
+        return f"{value:g}"
+    if form == "percent":
+        return percent(value)
+    if form == "seconds":
+        return f"{duration_seconds(value):g}"
+    if form == "human":
+        return human_duration(value)
+    raise ValueError(f"unknown form {form!r}; expected one of {', '.join(FORMS)}")
+
+
 @dataclass(frozen=True)
 class Config:
     """Selectors, thresholds, windows and for-durations of the monitoring bundle."""
@@ -128,6 +150,16 @@ class Config:
     def metric(self, name: str, matchers: str = "") -> str:
         """A selector for `name` restricted to the exporter's series plus extra matchers."""
         return f"{name}{{{', '.join(m for m in (self.selector, matchers) if m)}}}"
+
+    def value(self, name: str, form: str = "raw") -> str:
+        """A threshold, window or for-duration as rule text in one of `FORMS`. Rules read
+        tunable fields only through here, so the chart's copy can put a placeholder for a
+        chart value in their place (mixin/chart.py)."""
+        return format_value(getattr(self, name), form)
+
+    def severity(self, alertname: str, default: str) -> str:
+        """The severity label of an alert's rules (the chart makes it a value)."""
+        return default
 
     def runbook_url(self, alertname: str) -> str:
         """The runbook anchor of an alert (GitHub lower-cases heading anchors)."""

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from mixin.config import Config, duration_seconds, human_duration, percent
+from mixin.config import Config, duration_seconds, human_duration
 
 
 @dataclass(frozen=True)
@@ -32,15 +32,22 @@ class Alert:
 
     def rule(self, config: Config) -> dict[str, Any]:
         rule: dict[str, Any] = {"alert": self.name, "expr": self.expr}
-        if duration_seconds(self.for_) > 0:
+        if not _is_zero_duration(self.for_):
             rule["for"] = self.for_
-        rule["labels"] = {"severity": self.severity, **self.labels}
+        rule["labels"] = {"severity": config.severity(self.name, self.severity), **self.labels}
         rule["annotations"] = {
             "summary": self.summary,
             "description": self.description,
             "runbook_url": config.runbook_url(self.name),
         }
         return rule
+
+
+def _is_zero_duration(text: str) -> bool:
+    try:
+        return duration_seconds(text) == 0
+    except ValueError:  # a chart placeholder: the chart's value decides
+        return False
 
 
 @dataclass(frozen=True)
@@ -124,14 +131,13 @@ def _query_value(config: Config, expr_format: str) -> str:
 
 def _failure_reasons(config: Config) -> str:
     """Template text listing why polls failed recently, so the page says what to fix."""
-    window = config.polls_failing_for
     query = (
         "sum by (reason) (increase(notte_exporter_poll_failures_total"
-        f"{{{_target_filter(config)}}}[{window}])) > 0"
+        f"{{{_target_filter(config)}}}[{config.value('polls_failing_for')}])) > 0"
     )
     return (
         f"{{{{ with printf `{query}` $labels.job $labels.{config.instance_label} | query }}}}"
-        f"Failed polls in the last {human_duration(window)} by reason: "
+        f"Failed polls in the last {config.value('polls_failing_for', 'human')} by reason: "
         '{{ range $i, $s := sortByLabel "reason" . }}{{ if $i }}, {{ end }}'
         '{{ $s.Labels.reason }} {{ $s.Value | printf "%.0f" }}{{ end }}. '
         "The exporter's log says more."
@@ -163,13 +169,13 @@ def exporter_alerts(config: Config) -> list[Alert]:
         Alert(
             name="NotteExporterDown",
             expr=f"{c.metric('up')} == 0",
-            for_=c.exporter_down_for,
+            for_=c.value("exporter_down_for"),
             severity="critical",
             labels={"cause": "scrape_failed"},
             summary="Prometheus cannot scrape notte-exporter.",
             description=(
                 f"Prometheus has failed to scrape {inst} (job {{{{ $labels.job }}}}) for more "
-                f"than {human_duration(c.exporter_down_for)}: there are no Notte session "
+                f"than {c.value('exporter_down_for', 'human')}: there are no Notte session "
                 "metrics from it and no session alert can fire."
             ),
         )
@@ -178,12 +184,12 @@ def exporter_alerts(config: Config) -> list[Alert]:
         Alert(
             name="NotteExporterDown",
             expr=f"absent({c.metric('up')})",
-            for_=c.exporter_down_for,
+            for_=c.value("exporter_down_for"),
             severity="critical",
             labels={"cause": "target_missing"},
             summary="Prometheus has no notte-exporter target.",
             description=(
-                f"For more than {human_duration(c.exporter_down_for)} Prometheus has had no "
+                f"For more than {c.value('exporter_down_for', 'human')} Prometheus has had no "
                 f"target whose series match {{{c.selector}}}: the exporter is not deployed or "
                 "service discovery (scrape config, ServiceMonitor) does not find it. "
                 "No Notte session alert can fire."
@@ -194,13 +200,13 @@ def exporter_alerts(config: Config) -> list[Alert]:
         Alert(
             name="NotteExporterDown",
             expr=f"{c.metric('notte_up')} == 0",
-            for_=c.polls_failing_for,
+            for_=c.value("polls_failing_for"),
             severity="critical",
             labels={"cause": "polls_failing"},
             summary="notte-exporter cannot poll the Notte API.",
             description=(
                 f"Every poll of the Notte API by {inst} has failed for more than "
-                f"{human_duration(c.polls_failing_for)} (notte_up is 0): its session metrics "
+                f"{c.value('polls_failing_for', 'human')} (notte_up is 0): its session metrics "
                 "are frozen at the last successful poll and session alerts are blind. "
                 + _failure_reasons(c)
             ),
@@ -211,16 +217,16 @@ def exporter_alerts(config: Config) -> list[Alert]:
             name="NotteExporterStale",
             expr=(
                 f"(\n  time() - {c.metric('notte_exporter_last_poll_success_timestamp_seconds')}"
-                f" > {duration_seconds(c.stale_after):g}\n)\n"
+                f" > {c.value('stale_after', 'seconds')}\n)\n"
                 f"unless\n{c.metric('notte_up')} == 0\n"
             ),
-            for_=c.stale_for,
+            for_=c.value("stale_for"),
             severity="warning",
             summary="notte-exporter serves old data.",
             description=(
                 f"The last successful poll of the Notte API by {inst} was "
                 "{{ $value | humanizeDuration }} ago (threshold "
-                f"{human_duration(c.stale_after)}) although no poll reports a failure: the "
+                f"{c.value('stale_after', 'human')}) although no poll reports a failure: the "
                 "poll loop is stuck or much slower than --poll.interval. Session metrics and "
                 "alerts are based on old data."
             ),
@@ -228,24 +234,24 @@ def exporter_alerts(config: Config) -> list[Alert]:
     )
     failures = c.metric("notte_exporter_poll_failures_total", 'reason="rate_limited"')
     polls = c.metric("notte_exporter_polls_total")
-    rl_window = c.rate_limited_window
+    rl_window = c.value("rate_limited_window")
     result.append(
         Alert(
             name="NotteApiRateLimited",
             expr=(
                 f"sum without (reason) (increase({failures}[{rl_window}]))\n"
                 f"/\n(increase({polls}[{rl_window}]) > 0)\n"
-                f"> {c.rate_limited_poll_share:g}\n"
+                f"> {c.value('rate_limited_poll_share', 'number')}\n"
             ),
-            for_=c.rate_limited_for,
+            for_=c.value("rate_limited_for"),
             severity="warning",
             labels={"cause": "polls_rate_limited"},
             summary="The Notte API rate-limits notte-exporter's polls.",
             description=(
                 f"{{{{ $value | humanizePercentage }}}} of the polls by {inst} in the last "
-                f"{human_duration(rl_window)} failed because the Notte API answered 429 "
-                f"(threshold {percent(c.rate_limited_poll_share)}): the API key's rate limit, "
-                "shared with your own automation, is exhausted."
+                f"{c.value('rate_limited_window', 'human')} failed because the Notte API "
+                f"answered 429 (threshold {c.value('rate_limited_poll_share', 'percent')}): the "
+                "API key's rate limit, shared with your own automation, is exhausted."
             ),
         )
     )
@@ -255,18 +261,18 @@ def exporter_alerts(config: Config) -> list[Alert]:
             expr=(
                 f"{c.metric('notte_api_rate_limit_remaining')}\n"
                 f"/\n({c.metric('notte_api_rate_limit_limit')} > 0)\n"
-                f"< {c.rate_limit_budget_low_share:g}\n"
+                f"< {c.value('rate_limit_budget_low_share', 'number')}\n"
             ),
-            for_=c.rate_limit_budget_for,
+            for_=c.value("rate_limit_budget_for"),
             severity="warning",
             labels={"cause": "budget_low"},
             summary="The Notte API key's rate-limit budget runs low.",
             description=(
                 f"Only {{{{ $value | humanizePercentage }}}} of the API key's rate-limit budget "
                 f"was left after the polls by {inst} for "
-                f"{human_duration(c.rate_limit_budget_for)} (threshold "
-                f"{percent(c.rate_limit_budget_low_share)}): the next requests of the exporter "
-                "or of your own automation will be refused with 429."
+                f"{c.value('rate_limit_budget_for', 'human')} (threshold "
+                f"{c.value('rate_limit_budget_low_share', 'percent')}): the next requests of the "
+                "exporter or of your own automation will be refused with 429."
             ),
         )
     )
@@ -289,18 +295,19 @@ def session_alerts(config: Config) -> list[Alert]:
         Alert(
             name="NotteSessionLeak",
             expr=(
-                f"{names.idle_timeout_ratio} > {c.leak_share:g}\n"
-                f"and\n{known_ended(c, 'close_reason')} >= {c.leak_min_ended_sessions}\n"
+                f"{names.idle_timeout_ratio} > {c.value('leak_share', 'number')}\n"
+                f"and\n{known_ended(c, 'close_reason')}"
+                f" >= {c.value('leak_min_ended_sessions', 'int')}\n"
             ),
-            for_=c.leak_for,
+            for_=c.value("leak_for"),
             severity="critical",
             summary="Notte sessions are leaking: clients do not stop them.",
             description=(
                 f"{{{{ $value | humanizePercentage }}}} of the {leak_volume} sessions that "
                 f"ended on {inst} in the last {ended_window} were closed by the platform's "
-                f"idle timeout (threshold {percent(c.leak_share)} of at least "
-                f"{c.leak_min_ended_sessions}): clients start sessions and never stop them, "
-                "and every leaked session is billed until it times out."
+                f"idle timeout (threshold {c.value('leak_share', 'percent')} of at least "
+                f"{c.value('leak_min_ended_sessions', 'int')}): clients start sessions and "
+                "never stop them, and every leaked session is billed until it times out."
             ),
         )
     )
@@ -312,17 +319,18 @@ def session_alerts(config: Config) -> list[Alert]:
         Alert(
             name="NotteSessionErrorsHigh",
             expr=(
-                f"{names.error_ratio} > {c.errors_share:g}\n"
-                f"and\n{known_ended(c, 'status')} >= {c.errors_min_ended_sessions}\n"
+                f"{names.error_ratio} > {c.value('errors_share', 'number')}\n"
+                f"and\n{known_ended(c, 'status')}"
+                f" >= {c.value('errors_min_ended_sessions', 'int')}\n"
             ),
-            for_=c.errors_for,
+            for_=c.value("errors_for"),
             severity="warning",
             summary="Many Notte sessions end in error.",
             description=(
                 f"{{{{ $value | humanizePercentage }}}} of the {error_volume} sessions that "
                 f"ended on {inst} in the last {ended_window} ended with status error "
-                f"(threshold {percent(c.errors_share)} of at least "
-                f"{c.errors_min_ended_sessions})."
+                f"(threshold {c.value('errors_share', 'percent')} of at least "
+                f"{c.value('errors_min_ended_sessions', 'int')})."
             ),
         )
     )
@@ -330,14 +338,14 @@ def session_alerts(config: Config) -> list[Alert]:
         Alert(
             name="NotteSessionsOverdue",
             expr=f"{c.metric('notte_sessions_overdue')} > 0",
-            for_=c.overdue_for,
+            for_=c.value("overdue_for"),
             severity="warning",
             summary="Notte sessions outlive their own limits.",
             description=(
                 f"{{{{ $value }}}} live session(s) on {inst} are still running past their "
                 '{{ if eq $labels.reason "max_duration" }}maximum duration'
                 "{{ else }}idle timeout{{ end }} (plus the exporter's grace) for more than "
-                f"{human_duration(c.overdue_for)}: the platform did not close them, and they "
+                f"{c.value('overdue_for', 'human')}: the platform did not close them, and they "
                 "are billed. The oldest sessions are listed on the Notte sessions dashboard."
             ),
         )
@@ -348,20 +356,21 @@ def session_alerts(config: Config) -> list[Alert]:
             name="NotteSessionsIdle",
             expr=(
                 f"sum without (browser_type) ({c.metric('notte_sessions_active_idle')})"
-                f" >= {c.idle_sessions}"
+                f" >= {c.value('idle_sessions', 'int')}"
             ),
-            for_=c.idle_for,
+            for_=c.value("idle_for"),
             severity="warning",
             summary="Many Notte sessions are held idle.",
             description=(
                 f"{{{{ $value }}}} of the {live} live sessions on {inst} have not been used "
                 "for longer than the exporter's --sessions.idle-threshold, for more than "
-                f"{human_duration(c.idle_for)} (threshold {c.idle_sessions} sessions): "
-                "capacity is held and billed while doing nothing."
+                f"{c.value('idle_for', 'human')} (threshold "
+                f"{c.value('idle_sessions', 'int')} sessions): capacity is held and billed while "
+                "doing nothing."
             ),
         )
     )
-    after = f"{duration_seconds(c.long_running_after):g}"
+    after = c.value("long_running_after", "seconds")
     created = c.metric("notte_session_created_timestamp_seconds")
     result.append(
         Alert(
@@ -380,7 +389,7 @@ def session_alerts(config: Config) -> list[Alert]:
                 f" > {after}\n"
                 f"  unless ignoring (session_id)\n  {created}\n)\n"
             ),
-            for_=c.long_running_for,
+            for_=c.value("long_running_for"),
             severity="info",
             summary="A Notte session has been running for a long time.",
             description=(
@@ -388,28 +397,30 @@ def session_alerts(config: Config) -> list[Alert]:
                 f"status {{{{ $labels.status }}}}) on {inst} has been live"
                 f"{{{{ else }}}}The oldest live session on {inst} has been live{{{{ end }}}} "
                 "for {{ $value | humanizeDuration }}, longer than "
-                f"{human_duration(c.long_running_after)}."
+                f"{c.value('long_running_after', 'human')}."
             ),
         )
     )
     limit = _query_value(c, f"sum(notte_sessions_limit{{{target}}})")
     for severity, share in (
-        ("warning", c.near_limit_warning_share),
-        ("critical", c.near_limit_critical_share),
+        ("warning", "near_limit_warning_share"),
+        ("critical", "near_limit_critical_share"),
     ):
         result.append(
             Alert(
                 name="NotteSessionsNearLimit",
                 expr=(
-                    f"{names.active}\n/\n({c.metric('notte_sessions_limit')} > 0)\n>= {share:g}\n"
+                    f"{names.active}\n/\n({c.metric('notte_sessions_limit')} > 0)\n"
+                    f">= {c.value(share, 'number')}\n"
                 ),
-                for_=c.near_limit_for,
+                for_=c.value("near_limit_for"),
                 severity=severity,
                 summary="Live Notte sessions approach the plan limit.",
                 description=(
                     f"{live} live sessions on {inst} use {{{{ $value | humanizePercentage }}}} "
-                    f"of the plan limit of {limit} sessions (threshold {percent(share)}): new "
-                    "sessions will be refused once the limit is reached."
+                    f"of the plan limit of {limit} sessions (threshold "
+                    f"{c.value(share, 'percent')}): new sessions will be refused once the limit "
+                    "is reached."
                 ),
             )
         )

@@ -239,9 +239,11 @@ def runbook(config: Config) -> str:
 # Alerts and runbook
 
 The bundle's Prometheus rules live in `prometheus/rules/notte-exporter.rules.yaml` (alert
-groups by subject: {groups}; recording rules in {recording_groups}) and, as a copy, in
-the Helm chart (`helm/notte-exporter/files/`). Every alert carries `severity`, `summary`,
-`description` (with the numbers involved) and a `runbook_url` pointing at its section below.
+groups by subject: {groups}; recording rules in {recording_groups}) and in the Helm
+chart, whose values can disable each alert and change its severity, thresholds and
+for-durations (`prometheusRule.alerts`, see docs/deployment.md). Every alert carries
+`severity`, `summary`, `description` (with the numbers involved) and a `runbook_url`
+pointing at its section below.
 
 Severities: `critical` needs someone now (blind monitoring, money leaking, sessions about to
 be refused); `warning` needs a look within working hours; `info` is context, not routed to

@@ -373,14 +373,6 @@ def test_service_monitor_follows_a_changed_telemetry_path(render) -> None:
 # --- PrometheusRule -----------------------------------------------------------------------
 
 
-def test_prometheus_rule_carries_exactly_the_bundled_rule_file(render, chart_dir: Path) -> None:
-    rule = render(scenario_values("monitors-and-rules")).one("PrometheusRule")
-    bundled = yaml.safe_load((chart_dir / "files" / "notte-exporter.rules.yaml").read_text())
-    assert rule["apiVersion"] == "monitoring.coreos.com/v1"
-    assert rule["spec"] == bundled
-    assert list(rule["spec"]) == ["groups"]
-
-
 def test_prometheus_rule_groups_pass_promtool(render, tmp_path: Path) -> None:
     rule = render(scenario_values("monitors-and-rules")).one("PrometheusRule")
     rule_file = tmp_path / "rules.yaml"
@@ -404,11 +396,6 @@ def test_prometheus_rule_keeps_prometheus_templates_for_prometheus(render) -> No
         for value in entry.get("annotations", {}).values()
     ]
     assert any("{{ $labels." in text or "{{ $value" in text for text in annotations)
-
-
-def test_bundled_rules_select_the_service_monitor_job(chart_dir: Path) -> None:
-    text = (chart_dir / "files" / "notte-exporter.rules.yaml").read_text()
-    assert f'job="{JOB_NAME}"' in text
 
 
 # --- Grafana dashboards -------------------------------------------------------------------
