@@ -180,6 +180,9 @@ class LifecycleTracker:
         with self._lock:
             previous = self._live
             self._live = {}
+            # Browser seconds are summed per browser type and counted once per poll: one
+            # counter update per session would cost more than the rest of the bookkeeping.
+            seconds: dict[str, float] = {}
             for session in sessions:
                 sid = session.session_id
                 if sid in self._ended:
@@ -190,8 +193,15 @@ class LifecycleTracker:
                 else:
                     tracked.vanished_at = None
                 self._count_traffic(tracked, session)
-                self._count_time(tracked, now)
+                if now > tracked.counted_until:
+                    browser = tracked.browser_type
+                    seconds[browser] = seconds.get(browser, 0.0) + (
+                        (now - tracked.counted_until).total_seconds()
+                    )
+                    tracked.counted_until = now
                 self._live[sid] = tracked
+            for browser, amount in seconds.items():
+                self._metrics.browser_seconds.labels(browser_type=browser).inc(amount)
             for sid, tracked in previous.items():
                 tracked.vanished_at = now
                 self._pending[sid] = tracked
@@ -279,15 +289,14 @@ class LifecycleTracker:
 
     def _count_traffic(self, tracked: _Tracked, session: Session) -> None:
         # A session's proxies setting is fixed at start; the latest answer is the best one.
-        tracked.proxy = _proxy_label(session)
-        labels = {"browser_type": tracked.browser_type, "proxy": tracked.proxy}
+        tracked.proxy = "true" if session.proxies else "false"
         if session.network_request_bytes > tracked.request_hwm:
-            self._metrics.request_bytes.labels(**labels).inc(
+            self._metrics.request_bytes.labels(tracked.browser_type, tracked.proxy).inc(
                 session.network_request_bytes - tracked.request_hwm
             )
             tracked.request_hwm = session.network_request_bytes
         if session.network_response_bytes > tracked.response_hwm:
-            self._metrics.response_bytes.labels(**labels).inc(
+            self._metrics.response_bytes.labels(tracked.browser_type, tracked.proxy).inc(
                 session.network_response_bytes - tracked.response_hwm
             )
             tracked.response_hwm = session.network_response_bytes
