@@ -289,7 +289,7 @@ class LifecycleTracker:
 
     def _count_traffic(self, tracked: _Tracked, session: Session) -> None:
         # A session's proxies setting is fixed at start; the latest answer is the best one.
-        tracked.proxy = "true" if session.proxies else "false"
+        tracked.proxy = _proxy_label(session)
         if session.network_request_bytes > tracked.request_hwm:
             self._metrics.request_bytes.labels(tracked.browser_type, tracked.proxy).inc(
                 session.network_request_bytes - tracked.request_hwm
