@@ -25,6 +25,8 @@ def test_module_prints_its_url_serves_and_stops_on_sigterm() -> None:
             "10",
             "--api-key",
             "K",
+            "--browser-rate",
+            "3.6",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -38,6 +40,9 @@ def test_module_prints_its_url_serves_and_stops_on_sigterm() -> None:
         assert response.status_code == 200
         assert response.json()["items"]
         assert httpx.get(f"{url}/sessions").status_code == 401
+        usage = httpx.get(f"{url}/usage", headers={"Authorization": "Bearer K"}).json()
+        assert usage["plan_type"] == "pro"
+        assert usage["total_cost"] > 0
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
     finally:

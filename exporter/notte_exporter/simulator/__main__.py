@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import signal
 import sys
@@ -11,6 +12,7 @@ from collections.abc import Sequence
 from types import FrameType
 
 from .account import PROFILES, SimulatedAccount
+from .billing import PLANS
 from .server import SimulatorServer
 
 
@@ -69,13 +71,34 @@ def _parser() -> argparse.ArgumentParser:
         default=60.0,
         help="rate-limit window in seconds (default 60)",
     )
+    parser.add_argument(
+        "--browser-rate",
+        type=_positive_float,
+        default=None,
+        metavar="DOLLARS",
+        help="GET /usage: dollars per browser hour (default: the profile's plan, 0.10)",
+    )
+    parser.add_argument(
+        "--proxy-rate",
+        type=_positive_float,
+        default=None,
+        metavar="DOLLARS",
+        help="GET /usage: dollars per proxied GB (default: the profile's plan, 4)",
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     host, port = args.listen
-    account = SimulatedAccount(seed=args.seed, profile=args.profile, speed=args.speed)
+    plan = PLANS[args.profile]
+    if args.browser_rate is not None:
+        plan = dataclasses.replace(plan, browser_rate_per_hour=args.browser_rate)
+    if args.proxy_rate is not None:
+        plan = dataclasses.replace(plan, proxy_rate_per_gb=args.proxy_rate)
+    account = SimulatedAccount(
+        seed=args.seed, profile=args.profile, speed=args.speed, usage_plan=plan
+    )
     server = SimulatorServer(
         account,
         api_key=args.api_key,
