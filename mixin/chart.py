@@ -94,6 +94,27 @@ ALERT_SETTINGS: dict[str, tuple[Setting, ...]] = {
         Setting("criticalShare", "near_limit_critical_share", "Share of the limit: critical."),
         Setting("for", "near_limit_for", "Over the share this long."),
     ),
+    # The windows of the cost recording rules (spend_rate_window, idle_waste_window) name
+    # the recorded series, so they stay the bundle's.
+    "NotteUsageLimitExceeded": (
+        Setting("for", "usage_limit_exceeded_for", "Reported exceeded this long."),
+    ),
+    "NotteCreditsLow": (
+        Setting("warningShare", "credits_low_warning_share", "Share of credits left: warning."),
+        Setting("criticalShare", "credits_low_critical_share", "Share of credits left: critical."),
+        Setting("for", "credits_low_for", "Under the share this long."),
+    ),
+    "NotteSpendForecastOverLimit": (
+        Setting("for", "spend_forecast_for", "Forecast over the limit this long."),
+    ),
+    "NotteIdleWasteHigh": (
+        Setting("share", "idle_waste_share", "Share of browser time idle before idle timeout."),
+        Setting("minDuration", "idle_waste_min_duration", "Least idle time in the window."),
+        Setting("for", "idle_waste_for", "Over the share this long."),
+    ),
+    "NotteUsageUnavailable": (
+        Setting("for", "usage_unavailable_for", "Every read of GET /usage failing this long."),
+    ),
 }
 
 

@@ -125,6 +125,29 @@ class Config:
     near_limit_critical_share: float = 0.95
     near_limit_for: str = "5m"
 
+    # Cost, from GET /usage (notte_usage_*) and the sessions' browser time. Notte's billing
+    # period is the calendar month; the forecast takes it in UTC.
+    # NotteUsageLimitExceeded: the API reports the usage limit exceeded.
+    usage_limit_exceeded_for: str = "1m"
+    # NotteCreditsLow: credits left as a share of the period's limit. Notte's own email goes
+    # out at 80% spent, i.e. 20% left.
+    credits_low_warning_share: float = 0.2
+    credits_low_critical_share: float = 0.05
+    credits_low_for: str = "15m"
+    # NotteSpendForecastOverLimit: the burn rate (dollars per hour) is the slope of the
+    # period's spend over this window; at that rate, spend passes the limit before the month
+    # ends.
+    spend_rate_window: str = "6h"
+    spend_forecast_for: str = "30m"
+    # NotteIdleWasteHigh: share of browser seconds in the window that were idle time of
+    # sessions closed by idle timeout, and the least idle time that may fire.
+    idle_waste_window: str = "6h"
+    idle_waste_share: float = 0.25
+    idle_waste_min_duration: str = "10m"
+    idle_waste_for: str = "15m"
+    # NotteUsageUnavailable: the exporter cannot read GET /usage.
+    usage_unavailable_for: str = "30m"
+
     # Dashboards.
     dashboard_uid_prefix: str = "notte"
     dashboard_tags: tuple[str, ...] = ("notte", "notte-exporter")
@@ -135,15 +158,18 @@ class Config:
         problems = []
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            if field.name.endswith(("_for", "_window", "_after")):
+            if field.name.endswith(("_for", "_window", "_after", "_duration")):
                 try:
-                    duration_seconds(value)
+                    # YAML reads `10` as a number: a duration needs its unit.
+                    duration_seconds(value if isinstance(value, str) else repr(value))
                 except ValueError as error:
                     problems.append(f"{field.name}: {error}")
             if field.name.endswith("_share") and not 0 < value <= 1:
                 problems.append(f"{field.name}: {value!r} is not a share in (0, 1]")
         if self.near_limit_warning_share >= self.near_limit_critical_share:
             problems.append("near_limit_warning_share must be below near_limit_critical_share")
+        if self.credits_low_critical_share >= self.credits_low_warning_share:
+            problems.append("credits_low_critical_share must be below credits_low_warning_share")
         if problems:
             raise ValueError("invalid mixin config: " + "; ".join(problems))
 

@@ -12,42 +12,14 @@ function and one line to each list; recording groups come first because alerts r
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from mixin.config import Config, duration_seconds, human_duration
-
-
-@dataclass(frozen=True)
-class Alert:
-    """One alerting rule; several rules may share an alert name (told apart by labels)."""
-
-    name: str
-    expr: str
-    for_: str
-    severity: str
-    summary: str
-    description: str
-    labels: dict[str, str] = field(default_factory=dict)
-
-    def rule(self, config: Config) -> dict[str, Any]:
-        rule: dict[str, Any] = {"alert": self.name, "expr": self.expr}
-        if not _is_zero_duration(self.for_):
-            rule["for"] = self.for_
-        rule["labels"] = {"severity": config.severity(self.name, self.severity), **self.labels}
-        rule["annotations"] = {
-            "summary": self.summary,
-            "description": self.description,
-            "runbook_url": config.runbook_url(self.name),
-        }
-        return rule
-
-
-def _is_zero_duration(text: str) -> bool:
-    try:
-        return duration_seconds(text) == 0
-    except ValueError:  # a chart placeholder: the chart's value decides
-        return False
+from mixin.alert import Alert
+from mixin.alert import target_filter as _target_filter
+from mixin.alert import target_name as _target_name
+from mixin.config import Config, human_duration
+from mixin.cost_rules import cost_alerts, cost_recording_rules
 
 
 @dataclass(frozen=True)
@@ -144,19 +116,6 @@ def _failure_reasons(config: Config) -> str:
         "{{ else }}notte_exporter_poll_failures_total{reason} and the exporter's log say why."
         "{{ end }}"
     )
-
-
-def _target_name(config: Config) -> str:
-    """Template text naming the alert's exporter, and its account when the scrape labels it
-    (one exporter per account: the chart's `account` value)."""
-    return (
-        f"{{{{ $labels.{config.instance_label} }}}}"
-        f"{{{{ with $labels.{config.account_label} }}}} (account {{{{ . }}}}){{{{ end }}}}"
-    )
-
-
-def _target_filter(config: Config) -> str:
-    return f"job=%q,{config.instance_label}=%q"
 
 
 def exporter_alerts(config: Config) -> list[Alert]:
@@ -433,10 +392,12 @@ AlertFunction = Callable[[Config], list[Alert]]
 # Group names and the functions that build them, in file order.
 RECORDING_GROUPS: tuple[tuple[str, RuleFunction], ...] = (
     ("notte-sessions.rules", recording_rules),
+    ("notte-cost.rules", cost_recording_rules),
 )
 ALERT_GROUPS: tuple[tuple[str, AlertFunction], ...] = (
     ("notte-exporter", exporter_alerts),
     ("notte-sessions", session_alerts),
+    ("notte-cost", cost_alerts),
 )
 
 

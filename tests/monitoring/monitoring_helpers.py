@@ -59,6 +59,20 @@ CATALOGUE = HISTOGRAMS | {
     "notte_sessions_closed_total",
     "notte_network_request_bytes_total",
     "notte_network_response_bytes_total",
+    # Issue 10: cost.
+    "notte_sessions_browser_seconds_total",
+    "notte_sessions_idle_seconds_total",
+    "notte_usage_cost_dollars",
+    "notte_usage_total_cost_dollars",
+    "notte_usage_limit_dollars",
+    "notte_usage_balance_dollars",
+    "notte_usage_total_balance_dollars",
+    "notte_usage_limit_exceeded",
+    "notte_usage_sessions",
+    "notte_usage_functions",
+    "notte_usage_info",
+    "notte_usage_up",
+    "notte_usage_last_success_timestamp_seconds",
 }
 SERIES_NAMES = (
     CATALOGUE

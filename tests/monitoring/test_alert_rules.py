@@ -37,6 +37,12 @@ EXPECTED_ALERTS = {
     "NotteSessionsLongRunning",
     "NotteSessionsNearLimit",
     "NotteSessionErrorsHigh",
+    # Issue 10: cost.
+    "NotteUsageLimitExceeded",
+    "NotteCreditsLow",
+    "NotteSpendForecastOverLimit",
+    "NotteIdleWasteHigh",
+    "NotteUsageUnavailable",
 }
 # Labels a rule sets itself (besides severity) to tell rules sharing an alert name apart.
 STATIC_LABELS = ("severity", "cause")
@@ -171,7 +177,31 @@ def test_alerts_are_grouped_by_subject():
         "NotteApiRateLimited",
     }
     assert groups["notte-sessions"] >= {"NotteSessionLeak", "NotteSessionsNearLimit"}
+    assert groups["notte-cost"] == {
+        "NotteUsageLimitExceeded",
+        "NotteCreditsLow",
+        "NotteSpendForecastOverLimit",
+        "NotteIdleWasteHigh",
+        "NotteUsageUnavailable",
+    }
     assert all(name.startswith("Notte") for names in groups.values() for name in names)
+
+
+def _hours(eval_time: str) -> float:
+    match = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?", eval_time)
+    assert match, eval_time
+    return int(match.group(1) or 0) + int(match.group(2) or 0) / 60
+
+
+@pytest.mark.parametrize(
+    "alert", ["NotteSpendForecastOverLimit", "NotteUsageLimitExceeded", "NotteCreditsLow"]
+)
+def test_month_rollover_is_a_quiet_case_of_the_cost_alerts_on_usage(alert):
+    # cost-month-end.yaml's series end January (744h) with the alert firing, then roll over.
+    (test,) = load_yaml(REPO / "prometheus/tests/cost-month-end.yaml")["tests"]
+    cases = [case for case in test["alert_rule_test"] if case["alertname"] == alert]
+    assert any(case["exp_alerts"] and _hours(case["eval_time"]) < 744 for case in cases)
+    assert any(not case["exp_alerts"] and _hours(case["eval_time"]) > 744 for case in cases)
 
 
 def test_helm_rule_file_with_its_placeholders_filled_by_the_defaults_is_the_rule_file():

@@ -74,12 +74,31 @@ def test_config_overrides_change_rules_dashboards_and_runbook_together(tmp_path)
     assert "> 50% of sessions ended in 2h closed by idle timeout" in runbook
 
 
+def test_cost_config_overrides_change_rules_and_runbook_together(tmp_path):
+    overrides = tmp_path / "overrides.yaml"
+    overrides.write_text(
+        "idle_waste_share: 0.5\nidle_waste_window: 2h\nspend_rate_window: 1d\n", encoding="utf-8"
+    )
+    result = run_generator(tmp_path / "out", overrides)
+    assert result.returncode == 0, result.stderr
+    rules = (tmp_path / "out/prometheus/rules/notte-exporter.rules.yaml").read_text()
+    assert "instance:notte_sessions_idle_waste:ratio2h > 0.5" in rules
+    assert 'deriv(notte_usage_total_cost_dollars{job="notte-exporter"}[1d])' in rules
+    runbook = (tmp_path / "out/docs/alerts.md").read_text()
+    assert "> 50% of browser seconds in 2h were idle time" in runbook
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
         ("leak_shar: 0.5\n", "unknown mixin config field(s): leak_shar"),
         ("leak_for: soon\n", "leak_for: not a Prometheus duration: 'soon'"),
         ("errors_share: 2\n", "errors_share: 2 is not a share in (0, 1]"),
+        ("idle_waste_min_duration: 10\n", "idle_waste_min_duration: not a Prometheus duration"),
+        (
+            "credits_low_critical_share: 0.3\n",
+            "credits_low_critical_share must be below credits_low_warning_share",
+        ),
     ],
 )
 def test_generator_refuses_bad_config_overrides(tmp_path, overrides, message):
