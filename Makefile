@@ -1,22 +1,30 @@
 # One command per routine job; CI runs the same ones (.ci/run).
-# Every target creates or reuses the local virtual environment in .venv.
+# Every target creates or reuses the local virtual environment in .venv: `make demo` puts
+# only the runtime in it (the package and its dependencies, seconds on a warm cache), the
+# other targets add the development extras (linters, Helm engine, schema validators).
 
 PYTHON ?= python3
-VENV   := .venv
-BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+VENV    := .venv
+BIN     := $(VENV)/bin
+RUNTIME := $(VENV)/.runtime
+STAMP   := $(VENV)/.installed
+# Extra flags for `make demo`, e.g. DEMO_FLAGS=--web.listen-address=127.0.0.1:9999
+DEMO_FLAGS ?=
 
 .PHONY: demo test lint generate check-generated bench clean
 
-$(STAMP): pyproject.toml
+$(RUNTIME): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -e .
+	touch $(RUNTIME)
+
+$(STAMP): $(RUNTIME)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
 
 ## demo: run the exporter against its built-in simulated Notte API (no key needed)
-demo: $(STAMP)
-	$(BIN)/notte-exporter --demo
+demo: $(RUNTIME)
+	$(BIN)/notte-exporter --demo $(DEMO_FLAGS)
 
 ## test: run the whole test suite
 test: $(STAMP)

@@ -50,3 +50,15 @@ def test_the_readme_lists_no_flag_that_does_not_exist() -> None:
     for key in readme_settings_rows():
         if key.startswith("--"):
             assert key in flags | NOT_SETTINGS, key
+
+
+def test_make_demo_installs_only_the_runtime() -> None:
+    import subprocess
+
+    commands = subprocess.run(
+        ["make", "-n", "-B", "demo"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    installs = [line for line in commands.splitlines() if "pip install" in line]
+    assert installs, commands
+    assert all(line.rstrip().endswith("-e .") for line in installs), installs
+    assert "[dev]" not in commands
