@@ -102,10 +102,12 @@ def is_switch(field: FieldInfo) -> bool:
 
 def default_of(field: FieldInfo) -> str | None:
     """The default as --help and the README show it (None: no default worth showing)."""
-    default = field.default
+    default = field.get_default(call_default_factory=True)
+    if isinstance(default, list) and default:
+        return ",".join(str(item) for item in default)  # as the variable takes it
     if isinstance(default, bool):
         return "on" if default else "off"
-    if default is None or default == [] or not isinstance(default, str | int | float):
+    if default is None or not isinstance(default, str | int | float):
         return None
     if is_duration(field) and not isinstance(default, str):
         return format_duration(default)
