@@ -364,6 +364,22 @@ def test_service_monitor_scrapes_the_service_as_job_notte_exporter(render) -> No
     assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
 
 
+def test_account_value_labels_every_series_of_the_release(render) -> None:
+    values = {"serviceMonitor": {"enabled": True}, "account": "acme-prod"}
+    (endpoint,) = render(values).one("ServiceMonitor")["spec"]["endpoints"]
+    assert endpoint["relabelings"][:2] == [
+        {"action": "replace", "targetLabel": "job", "replacement": JOB_NAME},
+        {"action": "replace", "targetLabel": "account", "replacement": "acme-prod"},
+    ]
+
+
+def test_no_account_value_adds_no_account_label(render) -> None:
+    (endpoint,) = render({"serviceMonitor": {"enabled": True}}).one("ServiceMonitor")["spec"][
+        "endpoints"
+    ]
+    assert all(r.get("targetLabel") != "account" for r in endpoint["relabelings"])
+
+
 def test_service_monitor_follows_a_changed_telemetry_path(render) -> None:
     values = {"serviceMonitor": {"enabled": True}, "web": {"telemetryPath": "/m"}}
     (endpoint,) = render(values).one("ServiceMonitor")["spec"]["endpoints"]
