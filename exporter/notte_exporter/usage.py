@@ -111,7 +111,10 @@ class UsageWatcher:
         with self._lock:
             self._state = UsageState(report=report, up=True, last_success=self._clock())
         if self._logged is not None:
-            log.info("usage is readable again (GET /usage)")
+            log.info(
+                "usage is readable again (GET /usage)",
+                extra={"fields": {"endpoint": "/usage", "outcome": "success"}},
+            )
             self._logged = None
 
     def _fail(self, error: ApiError, started: float) -> None:
@@ -122,9 +125,18 @@ class UsageWatcher:
             self._state = UsageState(
                 report=self._state.report, up=False, last_success=self._state.last_success
             )
+        # The same structured fields as the poll log lines (pollreport.py), for log pipelines.
+        fields: dict[str, object] = {
+            "endpoint": "/usage",
+            "outcome": "failure",
+            "reason": error.reason.value,
+            "retry_in_seconds": round(self.seconds_until_due(), 3),
+        }
+        if error.status is not None:
+            fields["status"] = error.status
         what = f"{error.reason.value}:{error.status}"
         if what == self._logged:
-            log.debug("usage still unreadable: %s", error.message)
+            log.debug("usage still unreadable: %s", error.message, extra={"fields": fields})
             return
         self._logged = what
         if refused:
@@ -133,12 +145,14 @@ class UsageWatcher:
                 "hourly (%s)",
                 error.message,
                 "the key may not read usage" if error.status == 403 else "the API has no /usage",
+                extra={"fields": fields},
             )
         else:
             log.warning(
                 "cannot read usage: %s: %s; the session metrics are unaffected",
                 error.reason.value,
                 error.message,
+                extra={"fields": fields},
             )
 
 

@@ -204,3 +204,18 @@ def test_the_month_rollover_is_shown_as_the_api_reports_it(
     # Usage restarted with June: one hour of the session, not three.
     assert sample(exporter, "notte_usage_info", plan_type="pro", period="June 2026") == 1
     assert sample(exporter, "notte_usage_cost_dollars", category="browser") == pytest.approx(0.1)
+
+
+def test_usage_log_lines_carry_structured_fields(api, clock, watched, caplog) -> None:
+    api.faults.push(Fault.status(403, path="/usage"))
+    clock.advance(300)
+    with caplog.at_level(logging.WARNING, logger="notte_exporter"):
+        watched.poll_once()
+    [record] = [r for r in caplog.records if "cannot read usage" in r.getMessage()]
+    assert record.fields == {
+        "endpoint": "/usage",
+        "outcome": "failure",
+        "reason": "forbidden",
+        "status": 403,
+        "retry_in_seconds": 3600,
+    }
