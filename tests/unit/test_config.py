@@ -205,3 +205,11 @@ def test_the_usage_collector_can_be_switched_off_by_the_environment(
 ) -> None:
     monkeypatch.setenv("NOTTE_EXPORTER_COLLECTOR_USAGE", "false")
     assert load_settings({"demo": True}).collector_usage is False
+
+
+def test_the_key_sources_are_named_as_the_model_declares_them(tmp_path) -> None:
+    from notte_exporter.config import env_name, flag_name
+    from notte_exporter.keys import ENV_SOURCE, file_source
+
+    assert env_name("notte_api_key") == ENV_SOURCE
+    assert file_source(tmp_path).startswith(flag_name("notte_api_key_file") + " ")

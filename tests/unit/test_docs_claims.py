@@ -62,3 +62,31 @@ def test_make_demo_installs_only_the_runtime() -> None:
     assert installs, commands
     assert all(line.rstrip().endswith("-e .") for line in installs), installs
     assert "[dev]" not in commands
+
+
+# Named on purpose as a flag that does not exist (cli.py explains allow_abbrev=False).
+NOT_A_FLAG = {"--notte.api-key"}
+
+
+def test_every_flag_and_variable_named_anywhere_exists() -> None:
+    """Messages, help, docs, chart and mixin name settings in prose: each name must be real."""
+    fields = Settings.model_fields
+    flags = {flag_of(name, field) for name, field in fields.items()} - {None}
+    flags |= {f"--no-{flag.removeprefix('--')}" for flag in flags if flag}
+    variables = {env_of(name, field) for name, field in fields.items()}
+    chart = ROOT / "helm" / "notte-exporter"
+    files = [
+        *(ROOT / "exporter" / "notte_exporter").rglob("*.py"),
+        *(ROOT / "mixin").glob("*.py"),
+        ROOT / "README.md",
+        *(ROOT / "docs").glob("*.md"),
+        *chart.rglob("*.yaml"),
+        *chart.rglob("*.tpl"),
+        *chart.rglob("*.txt"),
+    ]
+    for path in files:
+        text = path.read_text()
+        for flag in re.findall(r"--(?:no-)?[a-z]+\.[a-z][a-z0-9.-]*[a-z0-9]", text):
+            assert flag in flags | NOT_A_FLAG, f"{path.relative_to(ROOT)} names {flag}"
+        for variable in re.findall(r"\bNOTTE_[A-Z][A-Z0-9_]*[A-Z0-9]\b", text):
+            assert variable in variables, f"{path.relative_to(ROOT)} names {variable}"
