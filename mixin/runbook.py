@@ -274,10 +274,12 @@ Recording rules:
 `promtool test rules prometheus/tests/*.yaml`: every alerting rule has a case where it fires
 (exact labels and annotations), every alert cases where it must stay quiet. An end-to-end test
 starts a real Prometheus that scrapes `notte-exporter --demo --demo.profile leak` every
-second with these rules at second-long windows, waits for `NotteSessionLeak` and
-`NotteSessionsOverdue` to fire, runs every dashboard panel's query (template variables
-substituted) and requires data from each, then stops the exporter and waits for
-`NotteExporterDown`. No Grafana server was available: the dashboards were checked as JSON
-(data source only through the `${{datasource}}` variable, job and instance variables,
-units, grid layout) and through their queries as above, not rendered.
+second with these rules at second-long windows, waits for `NotteSpendForecastOverLimit`,
+`NotteIdleWasteHigh`, `NotteSessionLeak` and `NotteSessionsOverdue` to fire, runs every
+dashboard panel's query (template variables substituted) and requires data from each, then
+stops the exporter and waits for `NotteExporterDown`. No Grafana server was available: the
+dashboards were checked as JSON (data source only through the `${{datasource}}` variable,
+job and instance variables, units, grid layout) and through their queries as above, not
+rendered. The cost alerts' month end and rollover are pinned by
+`prometheus/tests/cost-month-end.yaml` (January 1970, promtool's clock).
 """

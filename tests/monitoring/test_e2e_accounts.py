@@ -153,6 +153,8 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
                             f"--demo.seed={seed}",
                             "--demo.speed=60",
                             "--poll.interval=1s",
+                            # The cost panels' burn rates need more than one usage read.
+                            "--usage.interval=1s",
                             # Different plan limits, so a utilisation that averaged the two
                             # ratios instead of dividing the sums would show.
                             f"--sessions.limit={40 * seed}",

@@ -3,7 +3,8 @@
 The bundle's alerts are loaded with windows and for-durations shrunk to seconds (the
 generator's config overrides); the production recording rules are loaded as committed, so
 the committed dashboards' queries run unchanged. The demo runs 60 times faster than real
-time, so sessions start, leak and time out within seconds.
+time, so sessions start, leak and time out within seconds, and its small plan's credits
+drain within minutes (GET /usage read every second).
 """
 
 from __future__ import annotations
@@ -54,7 +55,27 @@ SHORT_WINDOWS = {
     "idle_for": "3s",
     "long_running_for": "2s",
     "near_limit_for": "3s",
+    # Cost. Leaked browsers wait ~6 idle seconds per wall second whatever the speed, so a
+    # 30-second window holds ~180 of them: the floor is a minute here, not ten.
+    "usage_limit_exceeded_for": "3s",
+    "credits_low_for": "3s",
+    "spend_rate_window": "30s",
+    "spend_forecast_for": "3s",
+    "idle_waste_window": "30s",
+    "idle_waste_min_duration": "1m",
+    "idle_waste_for": "3s",
+    "usage_unavailable_for": "5s",
 }
+# The alerts the leak scenario must fire. NotteSpendForecastOverLimit gives way to
+# NotteUsageLimitExceeded once the credits are gone (~6 wall minutes), so it is waited for
+# first; it cannot fire in the last minutes of a UTC month, when no rate passes the limit
+# before the month ends.
+LEAK_ALERTS = (
+    "NotteSpendForecastOverLimit",
+    "NotteIdleWasteHigh",
+    "NotteSessionLeak",
+    "NotteSessionsOverdue",
+)
 STARTUP_TIMEOUT = 20.0
 ALERT_TIMEOUT = 60.0
 EXPORTER = Path(sys.executable).with_name("notte-exporter")
@@ -163,6 +184,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                         "60",
                         "--poll.interval",
                         "1s",
+                        "--usage.interval",
+                        "1s",
                         # The plan-limit panels and NotteSessionsNearLimit need a limit.
                         "--sessions.limit",
                         "50",
@@ -225,8 +248,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 @pytest.fixture(scope="module")
 def leaking(stack: Stack) -> dict[str, list[dict[str, Any]]]:
-    """The stack once the leak scenario has made both leak alerts fire."""
-    return {name: stack.wait_firing(name) for name in ("NotteSessionLeak", "NotteSessionsOverdue")}
+    """The stack once the leak scenario has made the leak and cost alerts fire."""
+    return {name: stack.wait_firing(name) for name in LEAK_ALERTS}
 
 
 def test_leak_scenario_fires_notte_session_leak(stack, leaking):
@@ -247,6 +270,35 @@ def test_leak_scenario_fires_notte_sessions_overdue(stack, leaking):
     assert {alert["labels"]["reason"] for alert in alerts} <= {"max_duration", "idle_timeout"}
     assert all(alert["labels"]["instance"] == stack.instance for alert in alerts)
     assert all(float(alert["value"]) >= 1 for alert in alerts)
+
+
+def test_leak_scenario_fires_notte_spend_forecast_over_limit(stack, leaking):
+    (alert,) = leaking["NotteSpendForecastOverLimit"]
+    assert alert["labels"] == {
+        "alertname": "NotteSpendForecastOverLimit",
+        "severity": "warning",
+        "job": JOB,
+        "instance": stack.instance,
+    }
+    assert float(alert["value"]) > 30  # the demo's limit: $25 subscription + $5 top-up
+    assert "over the limit of $30.00" in alert["annotations"]["description"]
+    assert "?" not in alert["annotations"]["description"]  # every queried number was found
+
+
+def test_leak_scenario_fires_notte_idle_waste_high(stack, leaking):
+    (alert,) = leaking["NotteIdleWasteHigh"]
+    assert alert["labels"] == {
+        "alertname": "NotteIdleWasteHigh",
+        "severity": "warning",
+        "job": JOB,
+        "instance": stack.instance,
+    }
+    assert 0.25 < float(alert["value"]) <= 1
+    assert "?" not in alert["annotations"]["description"]
+
+
+def test_usage_unavailable_is_quiet_while_usage_is_read(stack, leaking):
+    assert stack.firing("NotteUsageUnavailable") is None
 
 
 def test_exporter_down_is_quiet_while_the_exporter_runs(stack, leaking):

@@ -74,7 +74,7 @@ def test_config_overrides_change_rules_dashboards_and_runbook_together(tmp_path)
     assert "> 50% of sessions ended in 2h closed by idle timeout" in runbook
 
 
-def test_cost_config_overrides_change_rules_and_runbook_together(tmp_path):
+def test_cost_config_overrides_change_rules_dashboard_and_runbook_together(tmp_path):
     overrides = tmp_path / "overrides.yaml"
     overrides.write_text(
         "idle_waste_share: 0.5\nidle_waste_window: 2h\nspend_rate_window: 1d\n", encoding="utf-8"
@@ -84,6 +84,9 @@ def test_cost_config_overrides_change_rules_and_runbook_together(tmp_path):
     rules = (tmp_path / "out/prometheus/rules/notte-exporter.rules.yaml").read_text()
     assert "instance:notte_sessions_idle_waste:ratio2h > 0.5" in rules
     assert 'deriv(notte_usage_total_cost_dollars{job="notte-exporter"}[1d])' in rules
+    dashboard = (tmp_path / "out/grafana/dashboards/notte-cost.json").read_text()
+    assert "Idle waste share (2h)" in dashboard
+    assert "[1d]" in dashboard
     runbook = (tmp_path / "out/docs/alerts.md").read_text()
     assert "> 50% of browser seconds in 2h were idle time" in runbook
 

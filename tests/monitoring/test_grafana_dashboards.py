@@ -53,6 +53,21 @@ EXPORTER_PANELS = {  # issue 4's list for "Notte exporter"
     "Poll failures by reason",
     "Rate-limit budget",
 }
+COST_PANELS = {  # issue 10's list for "Notte cost"
+    "Spend this period by category",
+    "Credits left",
+    "Balance and limit",
+    "Burn rate",
+    "Burn rate by category",
+    "Days of credit left",
+    "Forecast to the end of the month",
+    "Browser hours (selected range)",
+    "Open browsers by browser type",
+    "Idle waste share (6h)",
+    "Idle waste this period (estimate)",
+    "Idle waste per hour (estimate)",
+    "Proxied traffic",
+}
 
 
 def load(path) -> dict[str, Any]:
@@ -76,8 +91,8 @@ def walk(node: Any, key: str) -> list[Any]:
     return found
 
 
-def test_both_dashboards_exist():
-    assert set(DASHBOARDS) == {"notte-sessions.json", "notte-exporter.json"}
+def test_every_dashboard_exists():
+    assert set(DASHBOARDS) == {"notte-sessions.json", "notte-exporter.json", "notte-cost.json"}
 
 
 @pytest.mark.parametrize("name", sorted(DASHBOARDS))
@@ -182,6 +197,31 @@ def test_sessions_dashboard_has_the_panels_issue_4_lists():
 def test_exporter_dashboard_has_the_panels_issue_4_lists():
     titles = {panel["title"] for panel in panels(DASHBOARDS["notte-exporter.json"])}
     assert titles >= EXPORTER_PANELS
+
+
+def test_cost_dashboard_has_the_panels_issue_10_lists():
+    titles = {panel["title"] for panel in panels(DASHBOARDS["notte-cost.json"])}
+    assert titles >= COST_PANELS
+
+
+def test_cost_dashboard_shows_dollars_in_dollars():
+    for panel in panels(DASHBOARDS["notte-cost.json"]):
+        exprs = " ".join(target["expr"] for target in panel.get("targets", []))
+        if "_dollars" in exprs and "Days" not in panel["title"] and "share" not in panel["title"]:
+            assert panel["fieldConfig"]["defaults"]["unit"] == "currencyUSD", panel["title"]
+
+
+def test_cost_dashboard_labels_the_idle_waste_dollars_as_an_estimate():
+    waste_dollars = [
+        panel
+        for panel in panels(DASHBOARDS["notte-cost.json"])
+        if "notte_usage_cost_dollars" in str(panel.get("targets"))
+        and "notte_sessions_idle_seconds_total" in str(panel.get("targets"))
+    ]
+    assert len(waste_dollars) == 2
+    for panel in waste_dollars:
+        assert "(estimate)" in panel["title"]
+        assert "estimate" in panel["description"].lower()
 
 
 def test_oldest_sessions_table_reads_the_per_session_series():

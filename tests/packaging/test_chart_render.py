@@ -444,6 +444,13 @@ def test_each_dashboard_gets_its_own_config_map_named_after_it(render, chart_dir
     assert names == expected
 
 
+def test_the_cost_dashboard_ships_in_a_config_map_of_its_own(render) -> None:
+    config_maps = render({"dashboards": {"enabled": True}}).of_kind("ConfigMap")
+    (cost,) = [m for m in config_maps if "notte-cost.json" in m["data"]]
+    assert cost["metadata"]["name"] == "notte-notte-exporter-dashboard-notte-cost"
+    assert json.loads(cost["data"]["notte-cost.json"])["title"] == "Notte cost"
+
+
 def test_dashboard_sidecar_label_is_configurable(render) -> None:
     values = {
         "dashboards": {"enabled": True, "label": "grafana_dashboard_notte", "labelValue": "yes"}
