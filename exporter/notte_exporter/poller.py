@@ -193,7 +193,11 @@ class Poller:
         )
 
     def _learn_ends(self, deadline: float, now: datetime) -> None:
-        """Spend at most ``lookup_budget`` requests learning how vanished sessions ended."""
+        """Spend at most ``lookup_budget`` pages and lookups learning how sessions ended.
+
+        A lookup by id is retried on transient failures within the poll's deadline, so in a
+        bad moment one lookup can cost up to ``--notte.retries`` more requests.
+        """
         budget = self._config.lookup_budget
         if budget <= 0:
             return
