@@ -40,7 +40,9 @@ def account(clock: ManualClock) -> SimulatedAccount:
 
 @pytest.fixture
 def api(account: SimulatedAccount) -> Iterator[SimulatorServer]:
-    with SimulatorServer(account, api_key=API_KEY, rate_limit=10_000) as server:
+    # A 1 s rate-limit window on the manual clock: a 429's X-RateLimit-Reset asks for a wait
+    # that fits in any poll's budget, as the exporter reads it on the same clock.
+    with SimulatorServer(account, api_key=API_KEY, rate_limit=10_000, rate_window=1.0) as server:
         yield server
 
 

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from notte_exporter.daemon import Exporter
+from notte_exporter.models import Session, parse_session
 
 API_KEY = "sk-test-7f3c9b2e1d4a"
 
@@ -38,3 +39,10 @@ def session_json(session_id: str = "s-1", **fields: Any) -> dict[str, Any]:
 def at(text: str) -> datetime:
     """An aware UTC datetime from a compact ISO string."""
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def parse_one(session_id: str = "s-1", **fields: Any) -> Session:
+    """A valid Session, as the exporter reads it from the API."""
+    parsed = parse_session(session_json(session_id, **fields))
+    assert isinstance(parsed, Session), parsed
+    return parsed

@@ -62,6 +62,11 @@ ENTRIES = (
     Entry("notte_api_rate_limit_remaining", "api",
           "Alert when low compared to the limit (NotteApiRateLimited): agents will get 429s."),
     Entry("notte_api_rate_limit_reset_timestamp_seconds", "api", "When the window resets."),
+    Entry("notte_exporter_throttled_polls_total", "api",
+          "Polls slowed down (pages one at a time, spaced out) because the rate limit ran low; "
+          "growth means the account's agents and the exporter compete for it."),
+    Entry("notte_exporter_rate_limit_wait_seconds_total", "api",
+          "Time spent waiting to stay within the rate limit before any 429."),
     Entry("notte_sessions_active", "live",
           "Sum for the account's concurrency; compare with notte_sessions_limit."),
     Entry("notte_sessions_active_with_feature", "live", "Feature usage of live sessions."),

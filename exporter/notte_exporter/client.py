@@ -12,6 +12,12 @@ tenacity does the waiting: ``wait_random_exponential`` unless the API asked for 
 (``stop_at_deadline``), which re-raises the real cause instead of a timeout. Every request
 goes through ``NotteClient.get``, so any endpoint gets the same retries, metrics and
 classification by naming itself there.
+
+The rate limit is shared with the account's agents, so the client also stays out of its way
+before a 429: ``leaves_room_for`` tells a poll whether the last ``X-RateLimit-Remaining``
+covers the requests it expects to make, and while ``paced`` is on every request first waits
+its share of the time left until ``X-RateLimit-Reset``, spreading what remains of the window
+evenly instead of spending it at once.
 """
 
 from __future__ import annotations
@@ -94,6 +100,7 @@ class NotteClient:
         self._base_url = base_url
         self._requests = 0
         self._requests_lock = threading.Lock()
+        self.paced = False
         self._http = httpx.Client(
             base_url=base_url.rstrip("/"),
             transport=transport,
@@ -111,6 +118,27 @@ class NotteClient:
 
     def close(self) -> None:
         self._http.close()
+
+    def leaves_room_for(self, requests: int) -> bool:
+        """Whether the API's last word on the rate limit leaves ``requests`` more (unknown: yes)."""
+        limit = self._metrics.rate_limit
+        if limit.remaining is None or self._window_ended(limit):
+            return True
+        return limit.remaining >= requests
+
+    def _window_ended(self, limit: RateLimit) -> bool:
+        return limit.reset_timestamp is not None and limit.reset_timestamp <= self._wall_clock()
+
+    def _pace(self, deadline: float) -> None:
+        """Wait this request's share of the time left in the rate-limit window."""
+        limit = self._metrics.rate_limit
+        if limit.remaining is None or limit.reset_timestamp is None:
+            return
+        delay = (limit.reset_timestamp - self._wall_clock()) / (max(limit.remaining, 0) + 1)
+        if delay <= 0 or self._monotonic() + delay >= deadline:
+            return  # nothing to wait for, or no time to: the API's own answer will decide
+        self._metrics.rate_limit_wait.inc(delay)
+        self._sleep(delay)
 
     def list_sessions(
         self,
@@ -218,6 +246,8 @@ class NotteClient:
     def _attempt(
         self, endpoint: str, path: str, params: Mapping[str, Any], deadline: float
     ) -> httpx.Response:
+        if self.paced:
+            self._pace(deadline)
         remaining = deadline - self._monotonic()
         if remaining <= 0:
             raise ApiError(FailureReason.TIMEOUT, "the poll's time budget ran out (--poll.timeout)")

@@ -87,6 +87,13 @@ class Settings(BaseSettings):
     notte_max_pages: Annotated[int, Option("Notte API", "N")] = Field(
         50, ge=1, le=10_000, description="Most pages read per listing, so has_next cannot loop."
     )
+    notte_concurrency: Annotated[int, Option("Notte API", "N")] = Field(
+        4,
+        ge=1,
+        le=16,
+        description="Pages of the live listing requested at once (1 = one at a time); "
+        "one at a time anyway while the rate limit runs low.",
+    )
     notte_only_current_token: Annotated[bool, Option("Notte API")] = Field(
         False, description="Only watch sessions started with this API key."
     )

@@ -101,12 +101,15 @@ class Exporter:
             transport=transport,
             # Backoff waits end early on shutdown, so SIGTERM never waits out a Retry-After.
             sleep=sleep if sleep is not None else self._interruptible_sleep,
+            # Retry-After dates and rate-limit resets are read on the exporter's own clock.
+            wall_clock=lambda: clock().timestamp(),
         )
         self.poller = Poller(
             self.client,
             PollConfig(
                 page_size=settings.notte_page_size,
                 max_pages=settings.notte_max_pages,
+                concurrency=settings.notte_concurrency,
                 only_current_token=settings.notte_only_current_token,
                 poll_timeout=settings.effective_poll_timeout,
                 lookup_budget=settings.sessions_lookup_budget,

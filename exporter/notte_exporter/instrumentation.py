@@ -80,6 +80,17 @@ class ExporterMetrics:
             ["endpoint"],
             registry=registry,
         )
+        self.throttled_polls = Counter(
+            "notte_exporter_throttled_polls",
+            "Polls that read pages one at a time and spaced their requests out, because the "
+            "API's X-RateLimit-Remaining was below the requests they expected to make.",
+            registry=registry,
+        )
+        self.rate_limit_wait = Counter(
+            "notte_exporter_rate_limit_wait_seconds",
+            "Time requests waited, before any 429, to stay within the API's rate limit.",
+            registry=registry,
+        )
         for reason in FailureReason:
             self.poll_failures.labels(reason=reason.value)
         for endpoint in ENDPOINTS:
@@ -90,6 +101,16 @@ class ExporterMetrics:
 
     def record_rate_limit(self, rate_limit: RateLimit) -> None:
         with self._lock:
+            known = self._rate_limit
+            if (
+                rate_limit.reset_timestamp == known.reset_timestamp
+                and rate_limit.remaining is not None
+                and known.remaining is not None
+                and rate_limit.remaining > known.remaining
+            ):
+                # Pages read in parallel answer out of order: within one window the
+                # lowest count is the latest, whichever response brought it last.
+                return
             self._rate_limit = rate_limit
 
     @property

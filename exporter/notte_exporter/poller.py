@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from .client import NotteClient
-from .config import flag_name
 from .errors import ApiError, FailureReason, ShutdownRequested
 from .instrumentation import ExporterMetrics
 from .labels import BoundedLabel
 from .lifecycle import LifecycleTracker
-from .models import InvalidItem, Session
+from .models import InvalidItem, Session, SessionPage
+from .paging import read_listing
 from .pollreport import PollReporter
 from .snapshot import summarise
 from .state import ExporterState, PollStatus
@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 class PollConfig:
     page_size: int = 100
     max_pages: int = 50
+    concurrency: int = 4
     only_current_token: bool = False
     poll_timeout: float = 24.0
     lookup_budget: int = 10
@@ -75,6 +76,8 @@ class Poller:
         self._previous_listing: datetime | None = None
         self._reporter = reporter or PollReporter(log, monotonic=monotonic)
         self._pages = 0
+        # Pages of the last complete live listing: how many this poll asks for at once.
+        self._expected_pages = 1
 
     def poll(self) -> PollStatus:
         """Run one poll; never raises for anything the API or the network does."""
@@ -146,9 +149,19 @@ class Poller:
 
     def _list_live(self, deadline: float) -> list[Session]:
         """Every live session, each once, or an ApiError: never a partial list."""
-        sessions: dict[str, Session] = {}
-        invalid: list[InvalidItem] = []
-        for page in range(1, self._config.max_pages + 1):
+        concurrency = self._config.concurrency
+        needed = self._expected_pages + self._config.lookup_budget
+        self._client.paced = not self._client.leaves_room_for(needed)
+        if self._client.paced:
+            concurrency = 1
+            self._metrics.throttled_polls.inc()
+            log.info(
+                "the API's rate limit leaves fewer than the %d requests this poll expects: "
+                "reading pages one at a time, spaced out",
+                needed,
+            )
+
+        def fetch(page: int) -> SessionPage:
             result = self._client.list_sessions(
                 page=page,
                 page_size=self._config.page_size,
@@ -156,29 +169,29 @@ class Poller:
                 only_current_token=self._config.only_current_token,
                 deadline=deadline,
             )
-            self._pages = page
-            invalid.extend(result.invalid)
-            for item in result.sessions:
+            # For the poll's log line; pages may arrive out of order, so the furthest one.
+            self._pages = max(self._pages, page)
+            return result
+
+        pages = read_listing(
+            fetch,
+            expected=self._expected_pages,
+            concurrency=concurrency,
+            max_pages=self._config.max_pages,
+            page_size=self._config.page_size,
+        )
+        sessions: dict[str, Session] = {}
+        invalid: list[InvalidItem] = []
+        for page in pages:
+            invalid.extend(page.invalid)
+            for item in page.sessions:
                 if item.is_live:
                     # The list can shift while it is paged: a session seen twice is one
                     # session, and the later sighting is the fresher one.
                     sessions[item.session_id] = item
-            if not result.has_next:
-                self._report_invalid(invalid)
-                return list(sessions.values())
-            if result.is_empty:
-                raise ApiError(
-                    FailureReason.INVALID_RESPONSE,
-                    f"GET /sessions page {page} is empty but says has_next",
-                )
-        most = self._config.max_pages * self._config.page_size
-        raise ApiError(
-            FailureReason.INVALID_RESPONSE,
-            f"GET /sessions still had has_next after {self._config.max_pages} pages of "
-            f"{self._config.page_size}",
-            advice=f"raise {flag_name('notte_max_pages')} if the account has more than {most} "
-            "live sessions at once",
-        )
+        self._report_invalid(invalid)
+        self._pages = self._expected_pages = len(pages)
+        return list(sessions.values())
 
     def _report_invalid(self, invalid: list[InvalidItem]) -> None:
         if not invalid:

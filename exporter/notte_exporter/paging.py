@@ -1,0 +1,87 @@
+"""Reading every page of a listing, several at once where that costs the API nothing extra.
+
+A listing says only ``has_next``, never how many pages it has, so reading in parallel means
+guessing, and a wrong guess spends the rate limit the account shares with its agents. The
+guess is the previous poll's page count ``E`` and is checked before it is trusted:
+
+1. page 1 (always needed) and the probe, page ``E - 1``, go out together;
+2. the probe has a next page: pages ``2..E`` go out, up to ``concurrency`` in flight, and
+   pages past ``E`` are followed one by one while ``has_next`` says so (a growing account);
+3. the probe is the last page: pages ``2..E - 2`` go out (the account shrank by one page);
+4. the probe is empty: the account shrank more, and the rest is read one page at a time.
+
+So a poll makes exactly the requests a sequential one makes, or one more (the empty probe
+of case 4), as long as the listing holds still while it is read.
+
+The answer is what a sequential read would return: pages are consumed strictly in order,
+the first page without ``has_next`` ends the listing (later answers are dropped), and every
+check a sequential read makes (an empty page claiming ``has_next``, the page cap) is made
+in the same place. Any failure fails the whole listing; requests not yet sent are cancelled.
+
+Threads, not asyncio: the client, its retries (tenacity) and its injected sleeps are
+synchronous and stay that way; a handful of threads blocked in I/O is all the parallelism
+needed, and pydantic's validation holds the GIL either way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from .config import flag_name
+from .errors import ApiError, FailureReason
+from .models import SessionPage
+
+FetchPage = Callable[[int], SessionPage]
+
+# Below this many expected pages there is nothing to overlap: page 1 and the probe coincide.
+_SMALLEST_PARALLEL = 3
+
+
+def read_listing(
+    fetch: FetchPage, *, expected: int, concurrency: int, max_pages: int, page_size: int
+) -> list[SessionPage]:
+    """Pages 1..P of a listing, in order, P being the first page without ``has_next``."""
+    expected = min(expected, max_pages)
+    if concurrency <= 1 or expected < _SMALLEST_PARALLEL:
+        return _read_in_order(fetch, {}, max_pages, page_size)
+    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="page")
+    try:
+        probe = expected - 1
+        ahead = {page: pool.submit(fetch, page) for page in (1, probe)}
+        found = ahead[probe].result()
+        if found.has_next:
+            rest = range(2, expected + 1)
+        elif found.is_empty:
+            rest = range(0)
+        else:
+            rest = range(2, probe)
+        ahead.update((page, pool.submit(fetch, page)) for page in rest if page != probe)
+        return _read_in_order(fetch, ahead, max_pages, page_size)
+    finally:
+        # A failure (or the end of the listing) leaves nothing behind: requests not yet
+        # sent are cancelled and those in flight are waited for.
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _read_in_order(
+    fetch: FetchPage, ahead: dict[int, Future[SessionPage]], max_pages: int, page_size: int
+) -> list[SessionPage]:
+    pages: list[SessionPage] = []
+    for number in range(1, max_pages + 1):
+        requested = ahead.get(number)
+        page = requested.result() if requested is not None else fetch(number)
+        pages.append(page)
+        if not page.has_next:
+            return pages
+        if page.is_empty:
+            raise ApiError(
+                FailureReason.INVALID_RESPONSE,
+                f"GET /sessions page {number} is empty but says has_next",
+            )
+    raise ApiError(
+        FailureReason.INVALID_RESPONSE,
+        f"GET /sessions still had has_next after {max_pages} pages of {page_size}",
+        advice=f"raise {flag_name('notte_max_pages')} if the account has more than "
+        f"{max_pages * page_size} live sessions at once",
+    )

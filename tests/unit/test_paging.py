@@ -1,0 +1,117 @@
+"""Reading a listing in parallel: the same pages as one by one, at most one request more."""
+
+import threading
+
+import pytest
+
+from notte_exporter.errors import ApiError, FailureReason
+from notte_exporter.models import SessionPage
+from notte_exporter.paging import read_listing
+from support import parse_one
+
+
+class Listing:
+    """A listing of ``pages`` pages that records what was asked, and can block some pages."""
+
+    def __init__(self, pages: int, *, empty_has_next_at: int | None = None) -> None:
+        self.pages = pages
+        self.empty_has_next_at = empty_has_next_at
+        self.asked: list[int] = []
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self._lock = threading.Lock()
+        self.gate: threading.Barrier | None = None
+        self.gated: set[int] = set()
+
+    def __call__(self, number: int) -> SessionPage:
+        with self._lock:
+            self.asked.append(number)
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            if self.gate is not None and number in self.gated:
+                self.gate.wait(timeout=10)
+            if number == self.empty_has_next_at:
+                return SessionPage([], [], has_next=True)
+            if number > self.pages:
+                return SessionPage([], [], has_next=False)
+            return SessionPage([parse_one(f"p{number}")], [], has_next=number < self.pages)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+
+def ids(pages: list[SessionPage]) -> list[str]:
+    return [session.session_id for page in pages for session in page.sessions]
+
+
+def read(listing: Listing, expected: int, concurrency: int = 4, max_pages: int = 50):
+    return read_listing(
+        listing, expected=expected, concurrency=concurrency, max_pages=max_pages, page_size=1
+    )
+
+
+@pytest.mark.parametrize(
+    ("expected", "actual"),
+    [(10, 10), (10, 13), (10, 9), (10, 6), (10, 1), (3, 3), (3, 2), (2, 5), (1, 4), (30, 30)],
+    ids=["steady", "growing", "shrunk-a-page", "shrunk", "shrunk-to-one", "three", "three-to-two",
+         "two-growing", "first-poll", "thirty"],
+)  # fmt: skip
+def test_the_pages_are_those_a_sequential_read_returns(expected: int, actual: int) -> None:
+    parallel, sequential = Listing(actual), Listing(actual)
+    assert ids(read(parallel, expected)) == ids(read(sequential, expected, concurrency=1))
+    assert ids(read(Listing(actual), expected)) == [f"p{n}" for n in range(1, actual + 1)]
+    assert sorted(sequential.asked) == list(range(1, actual + 1))
+    assert len(parallel.asked) <= len(sequential.asked) + 1
+    assert len(set(parallel.asked)) == len(parallel.asked)
+
+
+@pytest.mark.parametrize(("expected", "actual"), [(10, 10), (10, 13), (10, 9)])
+def test_a_steady_growing_or_one_page_smaller_account_costs_no_extra_request(
+    expected: int, actual: int
+) -> None:
+    listing = Listing(actual)
+    read(listing, expected)
+    assert sorted(listing.asked) == list(range(1, actual + 1))
+
+
+def test_up_to_concurrency_pages_are_in_flight_at_once() -> None:
+    listing = Listing(12)
+    listing.gate = threading.Barrier(4)
+    listing.gated = {2, 3, 4, 5}  # they return only once all four are in flight together
+    read(listing, 12, concurrency=4)
+    assert listing.most_in_flight == 4
+
+
+def test_concurrency_one_reads_pages_in_order() -> None:
+    listing = Listing(6)
+    read(listing, 6, concurrency=1)
+    assert listing.asked == [1, 2, 3, 4, 5, 6]
+    assert listing.most_in_flight == 1
+
+
+def test_an_empty_page_that_says_has_next_fails_the_listing_as_one_by_one() -> None:
+    with pytest.raises(ApiError, match="page 4 is empty but says has_next"):
+        read(Listing(8, empty_has_next_at=4), 8)
+
+
+def test_the_page_cap_holds_whatever_was_expected() -> None:
+    listing = Listing(100)
+    with pytest.raises(ApiError, match="after 5 pages") as raised:
+        read(listing, 100, max_pages=5)
+    assert "--notte.max-pages" in raised.value.advice
+    assert max(listing.asked) == 5
+
+
+def test_a_failed_page_fails_the_listing_and_sends_nothing_more() -> None:
+    asked: list[int] = []
+
+    def fetch(number: int) -> SessionPage:
+        asked.append(number)
+        if number == 9:  # the probe of an expected 10
+            raise ApiError(FailureReason.SERVER_ERROR, "boom")
+        return SessionPage([parse_one(f"p{number}")], [], has_next=True)
+
+    with pytest.raises(ApiError, match="boom"):
+        read_listing(fetch, expected=10, concurrency=4, max_pages=50, page_size=1)
+    assert sorted(asked) == [1, 9]
