@@ -34,6 +34,7 @@ from .keys import ENV_SOURCE, ApiKey
 from .logs import configure
 from .options import GROUPS, choices_of, default_of, env_of, flag_of, is_switch, option_of
 from .redaction import Secrets
+from .webconfig import WebConfigError
 
 log = logging.getLogger("notte_exporter")
 
@@ -166,7 +167,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not settings.demo:
         log.info("using the API key from %s", api_key.source)
     with _api(settings, api_key) as (url, key):
-        exporter = Exporter(settings, key, api_url=url)
+        try:
+            exporter = Exporter(settings, key, api_url=url)
+        except WebConfigError as exc:
+            print(f"notte-exporter: invalid web config {str(exc.path)!r}:", file=sys.stderr)
+            for problem in exc.problems:
+                print(f"  {known_keys.redact(problem)}", file=sys.stderr)
+            return EXIT_USAGE
         if once:
             return _run_once(exporter)
         return _serve(exporter)

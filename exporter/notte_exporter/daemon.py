@@ -27,6 +27,7 @@ from prometheus_client import (
 )
 
 from . import __version__, statuspage
+from .access import guard
 from .client import NotteClient
 from .collector import SessionCollector
 from .config import Settings, key_source
@@ -41,6 +42,7 @@ from .server import WebServer
 from .state import ExporterState, PollStatus
 from .usage import UsageCollector, UsageWatcher
 from .web import make_app
+from .webconfig import LiveWebConfig
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +73,10 @@ class Exporter:
         self.api_key = api_key
         self._clock = clock
         self.started_at = clock()
+        # Checked now, so that a broken file stops start-up (WebConfigError) with every problem.
+        self.web_config = (
+            LiveWebConfig(settings.web_config_file) if settings.web_config_file else None
+        )
         # The one redaction step (see redaction.py) for every text this exporter serves.
         self.redact = api_key.redact
         # What polls change, rendered once per poll; apart from the per-process series,
@@ -208,16 +214,22 @@ class Exporter:
 
     def start(self) -> str:
         """Start serving and polling in the background; returns the metrics URL."""
+        app = make_app(
+            self.published,
+            self.state,
+            self.settings.web_telemetry_path,
+            self.redact,
+            self.status_page,
+        )
+        web_config = self.web_config
+        if web_config is not None:
+            app = guard(app, web_config)
         self._server = WebServer(
-            make_app(
-                self.published,
-                self.state,
-                self.settings.web_telemetry_path,
-                self.redact,
-                self.status_page,
-            ),
+            app,
             self.settings.listen_addresses,
             max_requests=self.settings.web_max_requests,
+            tls=web_config.tls_context if web_config is not None and web_config.tls_on else None,
+            http2=(lambda: web_config.current().http2) if web_config is not None else lambda: True,
         )
         self._server.start()
         self._poll_thread = threading.Thread(target=self._poll_loop, name="poll", daemon=True)
@@ -265,7 +277,10 @@ class Exporter:
 
     def reload(self) -> list[str]:
         """Re-read the files the exporter runs on (SIGHUP); returns what changed."""
-        changes = [change for change in (self.api_key.reload(),) if change is not None]
+        reloaded = [self.api_key.reload()]
+        if self.web_config is not None:
+            reloaded.append(self.web_config.reload())
+        changes = [change for change in reloaded if change is not None]
         if not changes:
             log.info("reload: nothing changed")
         return changes

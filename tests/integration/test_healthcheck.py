@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from notte_exporter import healthcheck
+from tls_support import bcrypt_hash, make_pki, tls_section, write_config
 
 
 def free_port() -> int:
@@ -50,3 +51,15 @@ def test_it_passes_against_a_running_exporter(serving) -> None:
 def test_it_fails_when_nothing_answers(capsys) -> None:
     assert healthcheck.main(["--web.listen-address", f"127.0.0.1:{free_port()}"]) == 1
     assert "unhealthy: http://127.0.0.1:" in capsys.readouterr().err
+
+
+def test_it_probes_over_https_when_the_web_config_turns_tls_on(tmp_path, make_exporter) -> None:
+    pki = make_pki(tmp_path / "web")
+    path = write_config(pki.folder / "web.yml", {
+        "tls_server_config": tls_section(), "basic_auth_users": {"u": bcrypt_hash()},
+    })  # fmt: skip
+    exporter = make_exporter(web_listen_address=f"127.0.0.1:{free_port()}", web_config_file=path)
+    exporter.start()
+    args = ["--web.listen-address", f"127.0.0.1:{exporter.port}", "--web.config.file", str(path)]
+    assert healthcheck.target(args)[0] == "https"
+    assert healthcheck.main(args) == 0
