@@ -28,7 +28,8 @@ from packaging_helpers import (
 # is checked by the ServiceMonitor and PrometheusRule tests below.
 OPERATOR_KINDS = {"ServiceMonitor", "PrometheusRule"}
 SERVICE_MONITOR_SPEC_FIELDS = {"selector", "namespaceSelector", "endpoints", "targetLabels"}
-ENDPOINT_FIELDS = {"port", "path", "interval", "scrapeTimeout", "relabelings", "metricRelabelings"}
+ENDPOINT_FIELDS = {"port", "path", "scheme", "tlsConfig", "basicAuth", "interval", "scrapeTimeout",
+                   "relabelings", "metricRelabelings"}  # fmt: skip
 RELABEL_FIELDS = {"action", "sourceLabels", "separator", "targetLabel", "regex", "replacement"}
 API_KEY = "sk-notte-test-0123456789abcdef"
 DNS_1123_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -96,8 +97,11 @@ def test_probes_ask_healthz_and_readyz_on_the_named_port(scenario: Rendered) -> 
     container = scenario.container()
     (port,) = container["ports"]
     assert port["name"] == "http"
-    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
-    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    # scheme: HTTPS when the scenario serves TLS (test_chart_tls.py).
+    liveness = {k: v for k, v in container["livenessProbe"]["httpGet"].items() if k != "scheme"}
+    readiness = {k: v for k, v in container["readinessProbe"]["httpGet"].items() if k != "scheme"}
+    assert liveness == {"path": "/healthz", "port": "http"}
+    assert readiness == {"path": "/readyz", "port": "http"}
     listen = scenario.flag("web.listen-address")
     assert listen == f":{port['containerPort']}"
 
@@ -242,6 +246,8 @@ def test_changing_the_key_rolls_the_pod(render) -> None:
 EXPORTER_FLAGS = {
     "web.listen-address",
     "web.telemetry-path",
+    "web.max-requests",
+    "web.config.file",
     "notte.api-url",
     "notte.api-key-file",
     "notte.page-size",
@@ -280,6 +286,8 @@ def test_all_settings_scenario_renders_each_value_as_its_flag(render) -> None:
     expected = {
         "web.listen-address": ":9000",
         "web.telemetry-path": "/probe/metrics",
+        "web.max-requests": "20",
+        "web.config.file": "/etc/notte-exporter/web/web-config.yml",
         "notte.api-url": "https://api.notte.example",
         "notte.page-size": "50",
         "notte.max-pages": "10",

@@ -124,6 +124,36 @@ Directory the API key Secret is mounted into, and the file the exporter reads.
 {{- end }}
 
 {{/*
+The exporter's web config (--web.config.file) as YAML, or nothing: web.config, with a
+tls_server_config serving web.tls.existingSecret's certificate unless web.config has one.
+*/}}
+{{- define "notte-exporter.webConfig" -}}
+{{- $config := deepCopy .Values.web.config }}
+{{- if and .Values.web.tls.existingSecret (not (hasKey $config "tls_server_config")) }}
+{{- $tlsDir := include "notte-exporter.tlsDir" . }}
+{{- $_ := set $config "tls_server_config" (dict "cert_file" (printf "%s/tls.crt" $tlsDir) "key_file" (printf "%s/tls.key" $tlsDir)) }}
+{{- end }}
+{{- if $config }}
+{{- toYaml $config }}
+{{- end }}
+{{- end }}
+
+{{/*
+"true" when the exporter serves HTTPS: the probes and the ServiceMonitor follow it.
+*/}}
+{{- define "notte-exporter.tlsOn" -}}
+{{- if or .Values.web.tls.existingSecret .Values.web.config.tls_server_config }}true{{ end }}
+{{- end }}
+
+{{- define "notte-exporter.webConfigDir" -}}
+/etc/notte-exporter/web
+{{- end }}
+
+{{- define "notte-exporter.tlsDir" -}}
+/etc/notte-exporter/tls
+{{- end }}
+
+{{/*
 Values the schema cannot express clearly: refuse them with a message that says what to do.
 */}}
 {{- define "notte-exporter.validateValues" -}}
@@ -141,6 +171,10 @@ The exporter's command-line flags, one per line, from the values.
 {{- define "notte-exporter.args" -}}
 - {{ printf "--web.listen-address=:%d" (int .Values.web.port) | quote }}
 - {{ printf "--web.telemetry-path=%s" .Values.web.telemetryPath | quote }}
+- {{ printf "--web.max-requests=%d" (int .Values.web.maxRequests) | quote }}
+{{- if include "notte-exporter.webConfig" . }}
+- {{ printf "--web.config.file=%s/web-config.yml" (include "notte-exporter.webConfigDir" .) | quote }}
+{{- end }}
 - {{ printf "--notte.api-url=%s" .Values.notte.apiUrl | quote }}
 {{- if include "notte-exporter.secretName" . }}
 - {{ printf "--notte.api-key-file=%s" (include "notte-exporter.apiKeyFile" .) | quote }}
