@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from support import API_KEY
+from tls_support import bcrypt_hash, write_config
 
 
 def lines_until(process: subprocess.Popen[str], words: str) -> list[str]:
@@ -62,3 +63,25 @@ def test_sighup_with_nothing_changed_says_so_and_keeps_serving(daemon) -> None:
     assert process.poll() is None
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=10) == 0
+
+
+def test_sighup_rereads_the_web_config_and_logs_what_changed(tmp_path) -> None:
+    path = write_config(tmp_path / "web.yml", {"basic_auth_users": {"first": bcrypt_hash()}})
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NOTTE_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "notte_exporter", "--demo", "--web.listen-address", "127.0.0.1:0",
+         "--web.config.file", str(path)],
+        env=env, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        lines_until(process, "serving metrics at")
+        write_config(path, {"basic_auth_users": {"first": bcrypt_hash(), "second": bcrypt_hash()}})
+        process.send_signal(signal.SIGHUP)
+        lines_until(process, "web config reloaded: basic auth users changed")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+    finally:
+        process.kill()
+        process.wait()
+        if process.stderr is not None:
+            process.stderr.close()
