@@ -94,9 +94,12 @@ def guard(app: WSGIApp, web_config: LiveWebConfig) -> WSGIApp:
     def guarded(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         config = web_config.current()
         extra = list(config.headers)
+        replaced = {name.lower() for name, _ in extra}
 
         def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            return start_response(status, headers + extra, exc_info)
+            # The operator's headers win over the app's own (a stricter or looser CSP, say).
+            kept = [(name, value) for name, value in headers if name.lower() not in replaced]
+            return start_response(status, kept + extra, exc_info)
 
         path = environ.get("PATH_INFO", "/")
         if (

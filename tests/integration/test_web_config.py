@@ -147,3 +147,14 @@ def test_a_renewed_certificate_is_served_without_a_restart(pki, make_exporter, m
     after = ssl.get_server_certificate(("127.0.0.1", exporter.port))
     assert before != after
     assert after.strip() == pki.cert_file.read_text().strip()
+
+
+def test_a_configured_header_replaces_the_apps_own(pki, make_exporter) -> None:
+    csp = "default-src 'none'"
+    path = write_config(pki.folder / "web.yml", {
+        "http_server_config": {"headers": {"Content-Security-Policy": csp}},
+    })  # fmt: skip
+    exporter = make_exporter(web_listen_address="127.0.0.1:0", web_config_file=path)
+    base = exporter.start().removesuffix("/metrics")
+    response = httpx.get(base + "/", timeout=10)
+    assert response.headers.get_list("content-security-policy") == [csp]
