@@ -7,6 +7,8 @@ import socket
 import httpx
 import pytest
 
+from notte_exporter.server import bind
+
 
 @pytest.fixture
 def served(make_exporter):
@@ -60,3 +62,14 @@ def test_every_listen_address_is_served(make_exporter) -> None:
 
 def test_the_server_does_not_advertise_itself(served) -> None:
     assert "server" not in httpx.get(f"{served.urls[0]}/healthz", timeout=10).headers
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1", ""])
+def test_listening_sockets_say_they_are_tcp_so_asyncio_turns_nagle_off(host: str) -> None:
+    """asyncio sets TCP_NODELAY only on sockets whose proto is IPPROTO_TCP; without it every
+    response written in two parts (head, then body) waits ~40 ms for a delayed ACK."""
+    sock = bind(host, 0)
+    try:
+        assert sock.proto == socket.IPPROTO_TCP
+    finally:
+        sock.close()
