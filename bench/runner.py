@@ -15,7 +15,7 @@ from typing import Any
 
 from notte_exporter import __version__
 
-from . import memory_bound, poll_cost, scrape_cost
+from . import memory_bound, poll_cost, scrape_cost, server_latency
 from .fixtures import Fleet, quiet_logs
 from .report import render_tables
 
@@ -31,6 +31,8 @@ class Plan:
     scrape_repeats: int
     scrape_inner: int
     http_scrapes: int
+    server_inner: int
+    server_concurrency: int
     churn_polls: int
     churn_per_poll: int
     memory_samples: int
@@ -46,6 +48,8 @@ FULL = Plan(
     scrape_repeats=7,
     scrape_inner=20,
     http_scrapes=200,
+    server_inner=5,
+    server_concurrency=50,
     churn_polls=240,
     churn_per_poll=400,
     memory_samples=12,
@@ -58,6 +62,8 @@ QUICK = Plan(
     scrape_repeats=2,
     scrape_inner=3,
     http_scrapes=10,
+    server_inner=1,
+    server_concurrency=5,
     churn_polls=24,
     churn_per_poll=20,
     memory_samples=4,
@@ -104,6 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     scrape = scrape_cost.run(
         fleet, [empty, *snapshots], plan.scrape_repeats, plan.scrape_inner, plan.http_scrapes
     )
+    server = server_latency.run(
+        fleet, snapshots[-1], plan.scrape_repeats, plan.server_inner, plan.server_concurrency
+    )
     memory = memory_bound.churn(
         plan.churn_polls, plan.churn_per_poll, plan.memory_samples, args.seed
     )
@@ -124,10 +133,12 @@ def main(argv: list[str] | None = None) -> int:
         },
         "poll": poll,
         "scrape": scrape,
+        "server": server,
         "memory": memory,
         "ended_cap": cap,
     }
     print(render_tables(report))
+    print("\n" + server_latency.table(server))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(f"report written to {args.output}", file=sys.stderr)

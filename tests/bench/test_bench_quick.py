@@ -36,7 +36,7 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any],
 
 def test_report_has_every_phase(quick_run: tuple[dict[str, Any], str]) -> None:
     report, _ = quick_run
-    assert set(report) == {"meta", "poll", "scrape", "memory", "ended_cap"}
+    assert set(report) == {"meta", "poll", "scrape", "server", "memory", "ended_cap"}
     assert report["meta"]["quick"] is True
 
 
@@ -93,3 +93,15 @@ def test_tables_are_printed(quick_run: tuple[dict[str, Any], str]) -> None:
     stdout = quick_run[1]
     for title in ("Poll cost", "Per-session cost", "Scrape cost", "Memory under churn"):
         assert title in stdout
+
+
+def test_scrape_latency_is_reported_through_the_old_and_the_new_server(
+    quick_run: tuple[dict[str, Any], str],
+) -> None:
+    report, stdout = quick_run
+    ways = [row["way"] for row in report["server"]["rows"]]
+    assert ways == ["sequential_new_connection", "sequential_keep_alive", "concurrent_5"]
+    for row in report["server"]["rows"]:
+        assert row["old_ms"] > 0
+        assert row["new_ms"] > 0
+    assert "Scrape latency through the HTTP server" in stdout
