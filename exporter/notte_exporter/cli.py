@@ -34,6 +34,7 @@ from .keys import ENV_SOURCE, ApiKey
 from .logs import configure
 from .options import GROUPS, choices_of, default_of, env_of, flag_of, is_switch, option_of
 from .redaction import Secrets
+from .server import raise_open_files_limit
 from .webconfig import WebConfigError
 
 log = logging.getLogger("notte_exporter")
@@ -241,6 +242,9 @@ def _serve(exporter: Exporter) -> int:
         log.info("received %s, shutting down", signal.Signals(signum).name)
         exporter.request_stop()
 
+    # Connections hold descriptors until they close: a burst of idle ones must not leave the
+    # poll without sockets, as Go programs ensure by raising the soft limit at start-up.
+    log.debug("open files limit: %d", raise_open_files_limit())
     try:
         url = exporter.start()
     except OSError as exc:

@@ -73,3 +73,18 @@ def test_listening_sockets_say_they_are_tcp_so_asyncio_turns_nagle_off(host: str
         assert sock.proto == socket.IPPROTO_TCP
     finally:
         sock.close()
+
+
+def test_the_soft_open_files_limit_is_raised_to_the_hard_one() -> None:
+    import resource
+
+    from notte_exporter.server import raise_open_files_limit
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(1024, hard), hard))
+        raised = raise_open_files_limit()
+        assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == raised
+        assert hard in (raised, resource.RLIM_INFINITY)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
