@@ -344,7 +344,12 @@ class LiveWebConfig:
         return self._config
 
     def tls_context(self) -> ssl.SSLContext:
-        tls = self.current().tls
+        """The context for a TLS handshake, as last loaded.
+
+        Handshakes run on the server's event loop, which must not wait for files or for the
+        bcrypt checks of a reload: requests (on worker threads) and SIGHUP do the reloading.
+        """
+        tls = self._config.tls
         assert tls is not None, "TLS is on: a config without it is never accepted"
         return tls
 
