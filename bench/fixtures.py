@@ -46,8 +46,9 @@ def make_exporter(
     api_url: str = OFFLINE_URL,
     transport: httpx.BaseTransport | None = None,
     listen: str = "127.0.0.1:0",
+    process_metrics: bool = False,
 ) -> Exporter:
-    """An exporter as the daemon builds it, on the given clock, without process metrics."""
+    """An exporter as the daemon builds it, on the given clock (process metrics optional)."""
     settings = Settings(
         notte_api_url=api_url,
         notte_api_key=SecretStr(KEY),
@@ -66,7 +67,7 @@ def make_exporter(
         transport=transport,
         clock=clock.now,
         sleep=lambda seconds: None,
-        process_metrics=False,
+        process_metrics=process_metrics,
     )
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from .floors import table_rows
+
 
 def _table(title: str, header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     cells = [[str(cell) for cell in header]] + [[_cell(cell) for cell in row] for row in rows]
@@ -149,8 +151,26 @@ def memory_tables(memory: dict[str, Any], cap: dict[str, Any]) -> list[str]:
     return [churn, churn_line, capped, cap_line]
 
 
+def floor_tables(floors: dict[str, Any] | None) -> list[str]:
+    if floors is None:
+        return []
+    return [
+        _table(
+            f"Targets against their floors, {floors['sessions']} live sessions "
+            "(medians; measured interleaved in this run)",
+            ["measurement", "exporter", "floor", "ratio", "target", "verdict"],
+            table_rows(floors),
+        )
+    ]
+
+
 def render_tables(report: dict[str, Any]) -> str:
+    if report.get("poll") is None:
+        return "\n\n".join(
+            [*floor_tables(report["floors"]), f"total {report['meta']['seconds']} s"]
+        )
     parts = [
+        *floor_tables(report.get("floors")),
         *poll_tables(report["poll"]),
         *scrape_tables(report["scrape"]),
         *memory_tables(report["memory"], report["ended_cap"]),

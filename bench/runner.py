@@ -15,7 +15,7 @@ from typing import Any
 
 from notte_exporter import __version__
 
-from . import memory_bound, poll_cost, scrape_cost, server_latency
+from . import floors, memory_bound, poll_cost, scrape_cost, server_latency
 from .fixtures import Fleet, quiet_logs
 from .report import render_tables
 
@@ -40,6 +40,8 @@ class Plan:
     # Smaller than the exporter's default (200 000), which would take minutes under
     # tracemalloc: the cap works the same, and the report extrapolates bytes per end.
     cap_max_ended: int
+    floor_sessions: int
+    floor_repeats: int
 
 
 FULL = Plan(
@@ -55,6 +57,8 @@ FULL = Plan(
     memory_samples=12,
     cap_ends=75_000,
     cap_max_ended=50_000,
+    floor_sessions=10_000,
+    floor_repeats=7,
 )
 QUICK = Plan(
     sizes=(50, 200),
@@ -69,6 +73,8 @@ QUICK = Plan(
     memory_samples=4,
     cap_ends=3_000,
     cap_max_ended=2_000,
+    floor_sessions=300,
+    floor_repeats=2,
 )
 
 
@@ -92,6 +98,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--repeats", type=int, help="timed repeats per measurement (median)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--rtt",
+        type=float,
+        default=50.0,
+        help="simulated round trip of the wall-time floor, ms (default 50)",
+    )
+    parser.add_argument(
+        "--floor-sessions", type=int, help="live sessions of the floors phase (default 10000)"
+    )
+    parser.add_argument(
+        "--only-floors", action="store_true", help="run only the targets-against-floors phase"
+    )
     return parser.parse_args(argv)
 
 
@@ -102,24 +120,35 @@ def main(argv: list[str] | None = None) -> int:
         plan = _replace(plan, sizes=tuple(sorted(args.sizes)))
     if args.repeats:
         plan = _replace(plan, repeats=args.repeats, scrape_repeats=args.repeats)
+    if args.floor_sessions:
+        plan = _replace(plan, floor_sessions=args.floor_sessions)
     quiet_logs()
     began = time.perf_counter()
     fleet = Fleet(seed=args.seed)
-    empty = fleet.snapshot_pages()
-    poll, snapshots = poll_cost.run(fleet, plan.sizes, plan.repeats)
-    scrape = scrape_cost.run(
-        fleet, [empty, *snapshots], plan.scrape_repeats, plan.scrape_inner, plan.http_scrapes
-    )
-    server = server_latency.run(
-        fleet, snapshots[-1], plan.scrape_repeats, plan.server_inner, plan.server_concurrency
-    )
-    memory = memory_bound.churn(
-        plan.churn_polls, plan.churn_per_poll, plan.memory_samples, args.seed
-    )
-    cap = memory_bound.ended_cap(
-        plan.cap_ends,
-        plan.cap_max_ended,
-        plan.memory_samples,
+    poll = scrape = server = memory = cap = None
+    if not args.only_floors:
+        empty = fleet.snapshot_pages()
+        poll, snapshots = poll_cost.run(fleet, plan.sizes, plan.repeats)
+        scrape = scrape_cost.run(
+            fleet, [empty, *snapshots], plan.scrape_repeats, plan.scrape_inner, plan.http_scrapes
+        )
+        server = server_latency.run(
+            fleet, snapshots[-1], plan.scrape_repeats, plan.server_inner, plan.server_concurrency
+        )
+        memory = memory_bound.churn(
+            plan.churn_polls, plan.churn_per_poll, plan.memory_samples, args.seed
+        )
+        cap = memory_bound.ended_cap(
+            plan.cap_ends,
+            plan.cap_max_ended,
+            plan.memory_samples,
+        )
+    floor = floors.run(
+        fleet,
+        max(plan.floor_sessions, fleet.size),
+        plan.floor_repeats,
+        plan.scrape_inner,
+        args.rtt / 1e3 if not args.quick else min(args.rtt, 5.0) / 1e3,
     )
     report: dict[str, Any] = {
         "meta": {
@@ -136,9 +165,11 @@ def main(argv: list[str] | None = None) -> int:
         "server": server,
         "memory": memory,
         "ended_cap": cap,
+        "floors": floor,
     }
     print(render_tables(report))
-    print("\n" + server_latency.table(server))
+    if server is not None:
+        print("\n" + server_latency.table(server))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(f"report written to {args.output}", file=sys.stderr)

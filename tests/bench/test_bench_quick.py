@@ -36,7 +36,7 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any],
 
 def test_report_has_every_phase(quick_run: tuple[dict[str, Any], str]) -> None:
     report, _ = quick_run
-    assert set(report) == {"meta", "poll", "scrape", "server", "memory", "ended_cap"}
+    assert set(report) == {"meta", "poll", "scrape", "server", "memory", "ended_cap", "floors"}
     assert report["meta"]["quick"] is True
 
 
@@ -105,3 +105,16 @@ def test_scrape_latency_is_reported_through_the_old_and_the_new_server(
         assert row["old_ms"] > 0
         assert row["new_ms"] > 0
     assert "Scrape latency through the HTTP server" in stdout
+
+
+def test_every_target_is_reported_next_to_its_floor(
+    quick_run: tuple[dict[str, Any], str],
+) -> None:
+    report, text = quick_run
+    floors = report["floors"]
+    assert set(floors) == {"sessions", "scrape", "poll_cpu", "poll_wall", "rss"}
+    assert [row["encoding"] for row in floors["scrape"]["rows"]] == ["identity", "gzip"]
+    assert [row["transport"] for row in floors["poll_cpu"]["rows"]] == ["mock", "loopback"]
+    assert floors["poll_wall"]["concurrency"] == 4
+    assert floors["rss"]["sessions"] == floors["sessions"]
+    assert "Targets against their floors" in text

@@ -1,0 +1,70 @@
+"""A poll's CPU against its floor: ``json.loads`` of the same page bytes.
+
+The process's CPU time (``time.process_time``: every thread of this process, nothing of
+the server's) per poll of the fleet, once through ``httpx.MockTransport`` (no socket) and
+once over loopback HTTP from a static page server in a child process; the floor is decoding
+the same bytes (every live page and the history page a poll reads) with ``json.loads``.
+Measured interleaved. Targets: ratio <= 2 (mock), <= 4 (loopback). A poll here includes
+everything the daemon does per poll: paging, validation, lifecycle, snapshot and rendering
+the exposition.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .fixtures import StaticPages, make_exporter
+from .page_server import PageServer
+
+TARGETS = {"mock": 2.0, "loopback": 4.0}
+
+
+def _cpu(fn: Callable[[], object]) -> float:
+    gc.collect()
+    started = time.process_time()
+    fn()
+    return time.process_time() - started
+
+
+def run(pages: StaticPages, clock: Any, repeats: int) -> dict[str, Any]:
+    bodies = [body for _, body in sorted(pages.pages.items())]
+
+    def floor() -> None:
+        for body in bodies:
+            json.loads(body)
+
+    mock = make_exporter(clock, transport=pages.transport())
+    with PageServer(pages.pages) as url:
+        loopback = make_exporter(clock, api_url=url)
+        polls = {"mock": mock.poll_once, "loopback": loopback.poll_once}
+        for poll in polls.values():  # warm up: connections, and the expected page count
+            if not poll().ok:
+                raise RuntimeError("a benchmark poll failed")
+        samples: dict[str, list[float]] = {"floor": [], "mock": [], "loopback": []}
+        for _ in range(repeats):
+            samples["floor"].append(_cpu(floor))
+            samples["mock"].append(_cpu(polls["mock"]))
+            samples["floor"].append(_cpu(floor))
+            samples["loopback"].append(_cpu(polls["loopback"]))
+        loopback.client.close()
+    mock.client.close()
+    cpu = {name: statistics.median(values) for name, values in samples.items()}
+    return {
+        "sessions": pages.live_sessions,
+        "requests": len(bodies),
+        "floor_ms": round(cpu["floor"] * 1e3, 2),
+        "rows": [
+            {
+                "transport": name,
+                "poll_cpu_ms": round(cpu[name] * 1e3, 2),
+                "ratio": round(cpu[name] / cpu["floor"], 2),
+                "target": target,
+            }
+            for name, target in TARGETS.items()
+        ],
+    }

@@ -1,0 +1,80 @@
+"""A static Notte listing served from a child process, with a simulated round trip.
+
+The floors of the poll measurements need an API that costs the benchmark's process nothing:
+pages rendered once in advance, answered by a plain threaded ``http.server`` in a process of
+its own (so its CPU is not the exporter's), each answer held back ``rtt`` seconds to stand
+for the network. A page that was not rendered is the empty last page.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from multiprocessing.connection import Connection
+from types import TracebackType
+from urllib.parse import parse_qs, urlsplit
+
+Pages = dict[tuple[bool, int], bytes]
+
+
+def _empty(page: int) -> bytes:
+    return json.dumps({"items": [], "page": page, "page_size": 100, "has_next": False}).encode()
+
+
+def _serve(pages: Pages, rtt: float, conn: Connection) -> None:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as the real API
+        disable_nagle_algorithm = True
+
+        def do_GET(self) -> None:
+            query = parse_qs(urlsplit(self.path).query)
+            page = int(query.get("page", ["1"])[0])
+            body = pages.get((query.get("only_active", ["true"])[0] == "true", page))
+            if body is None:
+                body = _empty(page)
+            if rtt > 0:
+                time.sleep(rtt)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    server.request_queue_size = 256
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    conn.send(server.server_address[1])
+    conn.recv()  # until told to stop
+    server.shutdown()
+
+
+class PageServer:
+    """``with PageServer(pages, rtt) as url:`` serves ``pages`` at ``url`` from a child."""
+
+    def __init__(self, pages: Pages, rtt: float = 0.0) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._conn, child = context.Pipe()
+        self._process = context.Process(target=_serve, args=(pages, rtt, child), daemon=True)
+
+    def __enter__(self) -> str:
+        self._process.start()
+        port = self._conn.recv()
+        return f"http://127.0.0.1:{port}"
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._conn.send("stop")
+        self._process.join(timeout=10)
+        if self._process.is_alive():
+            self._process.kill()
