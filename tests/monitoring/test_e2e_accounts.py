@@ -205,6 +205,13 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
             )
         api = httpx.Client(base_url=f"http://127.0.0.1:{prometheus_port}", timeout=5)
         clients.append(api)
+        # Until its TSDB is open, Prometheus answers queries with a plain-text 503.
+        wait_for(
+            "Prometheus to be ready",
+            lambda: True if api.get("/-/ready").status_code == 200 else None,
+            STARTUP_TIMEOUT,
+            logs,
+        )
         fleet = Fleet(api, instances, time.time())
 
         def both_accounts_ended_sessions() -> bool | None:
