@@ -11,29 +11,24 @@ time, once per account and once for both, the way Grafana substitutes the variab
 from __future__ import annotations
 
 import math
-import os
 import re
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import helm_python as helm
 import httpx
 import pytest
 import yaml
+from e2e_processes import Processes, wait_for
 from monitoring_helpers import (
     JOB,
-    PROMETHEUS,
     REPO,
     PanelQuery,
     all_panel_queries,
-    free_port,
     substitute,
 )
-from test_e2e_prometheus import EXPORTER, STARTUP_TIMEOUT, stop, wait_for
 
 pytestmark = pytest.mark.prometheus
 
@@ -131,86 +126,37 @@ def _service_monitor_relabelings(account: str) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    tmp_path = tmp_path_factory.mktemp("accounts")
-    env = {name: value for name, value in os.environ.items() if not name.startswith("NOTTE_")}
-    processes: list[subprocess.Popen[bytes]] = []
-    clients: list[httpx.Client] = []
-    logs: list[Path] = []
+    processes = Processes(tmp_path_factory.mktemp("accounts"))
     instances: dict[str, str] = {}
     try:
         for seed, account in enumerate(ACCOUNTS, start=1):
-            instance = f"127.0.0.1:{free_port()}"
-            instances[account] = instance
-            log = tmp_path / f"exporter-{account}.log"
-            logs.append(log)
-            with log.open("wb") as out:
-                processes.append(
-                    subprocess.Popen(
-                        [
-                            str(EXPORTER),
-                            "--demo",
-                            "--demo.profile=leak",
-                            f"--demo.seed={seed}",
-                            "--demo.speed=60",
-                            "--poll.interval=1s",
-                            # The cost panels' burn rates need more than one usage read.
-                            "--usage.interval=1s",
-                            # Different plan limits, so a utilisation that averaged the two
-                            # ratios instead of dividing the sums would show.
-                            f"--sessions.limit={40 * seed}",
-                            f"--web.listen-address={instance}",
-                        ],
-                        stdout=out,
-                        stderr=subprocess.STDOUT,
-                        env=env,
-                    )
-                )
-            exporter = httpx.Client(base_url=f"http://{instance}", timeout=2)
-            clients.append(exporter)
-            wait_for(
-                f"the {account} exporter to be ready",
-                lambda e=exporter: True if e.get("/readyz").status_code == 200 else None,
-                STARTUP_TIMEOUT,
-                logs,
+            _, instances[account] = processes.exporter(
+                f"exporter-{account}",
+                [
+                    "--demo",
+                    "--demo.profile=leak",
+                    f"--demo.seed={seed}",
+                    "--demo.speed=60",
+                    "--poll.interval=1s",
+                    # The cost panels' burn rates need more than one usage read.
+                    "--usage.interval=1s",
+                    # Different plan limits, so a utilisation that averaged the two
+                    # ratios instead of dividing the sums would show.
+                    f"--sessions.limit={40 * seed}",
+                ],
             )
-        config = {
-            "global": {"scrape_interval": "1s", "scrape_timeout": "1s"},
-            "scrape_configs": [
-                {
-                    "job_name": f"serviceMonitor/monitoring/notte-{account}/0",
-                    "static_configs": [{"targets": [instances[account]]}],
-                    "relabel_configs": _service_monitor_relabelings(account),
-                }
-                for account in ACCOUNTS
-            ],
-        }
-        config_path = tmp_path / "prometheus.yml"
-        config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
-        prometheus_port = free_port()
-        log = tmp_path / "prometheus.log"
-        logs.append(log)
-        with log.open("wb") as out:
-            processes.append(
-                subprocess.Popen(
-                    [
-                        PROMETHEUS,
-                        f"--config.file={config_path}",
-                        f"--storage.tsdb.path={tmp_path / 'data'}",
-                        f"--web.listen-address=127.0.0.1:{prometheus_port}",
-                        "--log.level=warn",
-                    ],
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                )
-            )
-        api = httpx.Client(base_url=f"http://127.0.0.1:{prometheus_port}", timeout=5)
-        clients.append(api)
-        # Until its TSDB is open, Prometheus answers queries with a plain-text 503.
-        wait_for(
-            "Prometheus to be ready",
-            lambda: True if api.get("/-/ready").status_code == 200 else None,
-            STARTUP_TIMEOUT,
-            logs,
+        api = processes.prometheus(
+            {
+                "global": {"scrape_interval": "1s", "scrape_timeout": "1s"},
+                "scrape_configs": [
+                    {
+                        "job_name": f"serviceMonitor/monitoring/notte-{account}/0",
+                        "static_configs": [{"targets": [instances[account]]}],
+                        "relabel_configs": _service_monitor_relabelings(account),
+                    }
+                    for account in ACCOUNTS
+                ],
+            }
         )
         fleet = Fleet(api, instances, time.time())
 
@@ -226,15 +172,17 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
             enough = all(ended.get(account, 0) >= 5 for account in ACCOUNTS)
             return True if enough and time.time() - fleet.started > RANGE_SECONDS + 5 else None
 
-        wait_for("both accounts to end sessions", both_accounts_ended_sessions, DATA_TIMEOUT, logs)
+        wait_for(
+            "both accounts to end sessions",
+            both_accounts_ended_sessions,
+            DATA_TIMEOUT,
+            processes.logs,
+        )
         # One instant for every query: both accounts and their sum read the same data.
         fleet.at = time.time() - 2
         yield fleet
     finally:
-        for client in clients:
-            client.close()
-        for process in reversed(processes):
-            stop(process)
+        processes.close()
 
 
 QUERIES = all_panel_queries()

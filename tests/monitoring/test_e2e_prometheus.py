@@ -10,27 +10,23 @@ drain within minutes (GET /usage read every second).
 from __future__ import annotations
 
 import math
-import os
-import signal
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
 import yaml
+from e2e_processes import Processes, stop, wait_for
 from monitoring_helpers import (
     JOB,
-    PROMETHEUS,
     REPO,
     RULE_FILE,
     PanelQuery,
     all_panel_queries,
-    free_port,
     rule_groups,
     run_generator,
     substitute,
@@ -76,37 +72,7 @@ LEAK_ALERTS = (
     "NotteSessionLeak",
     "NotteSessionsOverdue",
 )
-STARTUP_TIMEOUT = 20.0
 ALERT_TIMEOUT = 60.0
-EXPORTER = Path(sys.executable).with_name("notte-exporter")
-
-T = TypeVar("T")
-
-
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float, logs: list[Path]) -> T:
-    """Poll `probe` until it returns something, or fail with the processes' log tails."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            value = probe()
-        except httpx.HTTPError:
-            value = None
-        if value is not None:
-            return value
-        if time.monotonic() > deadline:
-            tails = "\n".join(f"--- {log.name}\n{log.read_text()[-3000:]}" for log in logs)
-            pytest.fail(f"timed out after {timeout}s waiting for {what}\n{tails}")
-        time.sleep(0.25)
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
 
 
 @dataclass
@@ -163,87 +129,34 @@ def compose_rules(tmp_path: Path) -> Path:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp_path = tmp_path_factory.mktemp("e2e")
     rules = compose_rules(tmp_path)
-    exporter_port, prometheus_port = free_port(), free_port()
-    instance = f"127.0.0.1:{exporter_port}"
-    env = {name: value for name, value in os.environ.items() if not name.startswith("NOTTE_")}
-    exporter_log = tmp_path / "exporter.log"
-    prometheus_log = tmp_path / "prometheus.log"
-    logs = [exporter_log, prometheus_log]
-    processes: list[subprocess.Popen[bytes]] = []
-    clients: list[httpx.Client] = []
+    processes = Processes(tmp_path)
     try:
-        with exporter_log.open("wb") as out:
-            processes.append(
-                subprocess.Popen(
-                    [
-                        str(EXPORTER),
-                        "--demo",
-                        "--demo.profile",
-                        "leak",
-                        "--demo.speed",
-                        "60",
-                        "--poll.interval",
-                        "1s",
-                        "--usage.interval",
-                        "1s",
-                        # The plan-limit panels and NotteSessionsNearLimit need a limit.
-                        "--sessions.limit",
-                        "50",
-                        "--web.listen-address",
-                        instance,
-                    ],
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    env=env,
-                )
-            )
-        exporter_api = httpx.Client(base_url=f"http://{instance}", timeout=2)
-        clients.append(exporter_api)
-        wait_for(
-            "the exporter to be ready",
-            lambda: True if exporter_api.get("/readyz").status_code == 200 else None,
-            STARTUP_TIMEOUT,
-            logs,
+        exporter, instance = processes.exporter(
+            "exporter",
+            [
+                "--demo",
+                "--demo.profile=leak",
+                "--demo.speed=60",
+                "--poll.interval=1s",
+                "--usage.interval=1s",
+                # The plan-limit panels and NotteSessionsNearLimit need a limit.
+                "--sessions.limit=50",
+            ],
         )
-        config = {
-            "global": {
-                "scrape_interval": "1s",
-                "scrape_timeout": "1s",
-                "evaluation_interval": "1s",
-            },
-            "rule_files": [str(rules)],
-            "scrape_configs": [{"job_name": JOB, "static_configs": [{"targets": [instance]}]}],
-        }
-        config_path = tmp_path / "prometheus.yml"
-        config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
-        with prometheus_log.open("wb") as out:
-            processes.append(
-                subprocess.Popen(
-                    [
-                        PROMETHEUS,
-                        f"--config.file={config_path}",
-                        f"--storage.tsdb.path={tmp_path / 'data'}",
-                        f"--web.listen-address=127.0.0.1:{prometheus_port}",
-                        "--log.level=warn",
-                    ],
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                )
-            )
-        api = httpx.Client(base_url=f"http://127.0.0.1:{prometheus_port}", timeout=5)
-        clients.append(api)
-        wait_for(
-            "Prometheus to be ready",
-            lambda: True if api.get("/-/ready").status_code == 200 else None,
-            STARTUP_TIMEOUT,
-            logs,
+        api = processes.prometheus(
+            {
+                "global": {
+                    "scrape_interval": "1s",
+                    "scrape_timeout": "1s",
+                    "evaluation_interval": "1s",
+                },
+                "rule_files": [str(rules)],
+                "scrape_configs": [{"job_name": JOB, "static_configs": [{"targets": [instance]}]}],
+            }
         )
-        yield Stack(processes[0], instance, api, time.time(), logs)
+        yield Stack(exporter, instance, api, time.time(), processes.logs)
     finally:
-        for client in clients:
-            client.close()
-        for process in reversed(processes):
-            stop(process)
+        processes.close()
 
 
 @pytest.fixture(scope="module")
