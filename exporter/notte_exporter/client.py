@@ -22,6 +22,7 @@ evenly instead of spending it at once.
 
 from __future__ import annotations
 
+import errno
 import json
 import threading
 import time
@@ -269,8 +270,7 @@ class NotteClient:
                 FailureReason.NETWORK,
                 f"GET {endpoint} failed: {type(exc).__name__}: {exc}",
                 transient=True,
-                advice=f"cannot reach {display_url(self._base_url)}; check --notte.api-url, "
-                "DNS and egress",
+                advice=_transport_advice(exc, self._base_url),
             ) from None
         self._observe(endpoint, str(response.status_code), started)
         self._record_rate_limit(response.headers)
@@ -392,6 +392,24 @@ def _not_json(endpoint: str, response: httpx.Response) -> ApiError:
 def _is_html(response: httpx.Response) -> bool:
     content_type = response.headers.get("Content-Type", "").lower()
     return "html" in content_type or response.content.lstrip()[:1] == b"<"
+
+
+def _transport_advice(error: BaseException, base_url: str) -> str:
+    """What to do about a request that never got an answer.
+
+    Running out of file descriptors surfaces as a failed connect too, but DNS and egress
+    advice would send the operator to the wrong place: the limit is the exporter's own.
+    """
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, OSError) and cause.errno in (errno.EMFILE, errno.ENFILE):
+            return (
+                "the exporter ran out of file descriptors (too many open connections or "
+                "files); raise its open-files limit (ulimit -n, or the container's nofile "
+                "limit) or lower --web.max-requests"
+            )
+        cause = cause.__cause__ or cause.__context__
+    return f"cannot reach {display_url(base_url)}; check --notte.api-url, DNS and egress"
 
 
 def _looks_like_a_listing(content: bytes) -> bool:

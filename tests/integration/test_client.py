@@ -1,5 +1,8 @@
 """Talking to the API over loopback: headers, paging, retry classification and backoff."""
 
+import os
+import subprocess
+import sys
 import time
 from datetime import timedelta
 from email.utils import format_datetime
@@ -174,3 +177,42 @@ def test_stopping_ends_a_retry_wait_at_once_without_failing_the_poll(api, clock)
     assert sample(exporter, "notte_exporter_polls_total") == 1
     for reason in FailureReason:
         assert sample(exporter, "notte_exporter_poll_failures_total", reason=reason.value) == 0
+
+
+_OUT_OF_DESCRIPTORS = """
+import os, resource, sys
+from pydantic import SecretStr
+from notte_exporter.config import Settings
+from notte_exporter.daemon import Exporter
+from notte_exporter.keys import ApiKey
+
+settings = Settings(
+    notte_api_url=sys.argv[1], notte_api_key=SecretStr(sys.argv[2]), notte_retries=0,
+    collector_usage=False,
+)
+exporter = Exporter(settings, ApiKey(settings.notte_api_key), process_metrics=False)
+hoard = []
+try:
+    while True:
+        hoard.append(open(os.devnull))
+except OSError:
+    pass
+status = exporter.poll_once()
+hoard.clear()
+print(status.reason, status.advice, sep="\\n")
+"""
+
+
+def test_running_out_of_descriptors_is_not_blamed_on_the_network(api) -> None:
+    # A process of its own, whose every descriptor is taken before it polls: the connect
+    # fails with EMFILE as it would in an exporter flooded with connections.
+    env = {name: value for name, value in os.environ.items() if not name.startswith("NOTTE_")}
+    result = subprocess.run(
+        [sys.executable, "-c", _OUT_OF_DESCRIPTORS, api.url, API_KEY],
+        capture_output=True, text=True, timeout=60, env=env, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    reason, advice = result.stdout.splitlines()
+    assert reason == "network"
+    assert "file descriptors" in advice
+    assert "DNS" not in advice
