@@ -94,3 +94,12 @@ def make_exporter(
     yield make
     for exporter in made:
         exporter.stop(grace=1.0)
+
+
+@pytest.fixture
+def served(make_exporter: MakeExporter) -> Exporter:
+    """An exporter serving on a free loopback port, after one successful poll."""
+    exporter = make_exporter(web_listen_address="127.0.0.1:0")
+    exporter.start()
+    assert exporter.poll_once().ok
+    return exporter

@@ -37,14 +37,6 @@ def _enough_descriptors() -> Iterator[None]:
     resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
-@pytest.fixture
-def served(make_exporter):
-    exporter = make_exporter(web_listen_address="127.0.0.1:0")
-    exporter.start()
-    assert exporter.poll_once().ok
-    return exporter
-
-
 def test_200_concurrent_scrapes_all_succeed(served) -> None:
     url = f"{served.urls[0]}/metrics"
     start = threading.Barrier(CONCURRENT_SCRAPES)

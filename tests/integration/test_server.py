@@ -10,14 +10,6 @@ import pytest
 from notte_exporter.server import bind
 
 
-@pytest.fixture
-def served(make_exporter):
-    exporter = make_exporter(web_listen_address="127.0.0.1:0")
-    exporter.start()
-    assert exporter.poll_once().ok
-    return exporter
-
-
 def test_head_metrics_answers_200_with_headers_only(served) -> None:
     response = httpx.head(f"{served.urls[0]}/metrics", timeout=10)
     assert response.status_code == 200
