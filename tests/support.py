@@ -46,3 +46,14 @@ def parse_one(session_id: str = "s-1", **fields: Any) -> Session:
     parsed = parse_session(session_json(session_id, **fields))
     assert isinstance(parsed, Session), parsed
     return parsed
+
+
+def closed(exporter: Exporter, browser: str, status: str, reason: str) -> float | None:
+    """``notte_sessions_closed_total`` of one browser type, final status and close reason."""
+    return sample(
+        exporter,
+        "notte_sessions_closed_total",
+        browser_type=browser,
+        status=status,
+        close_reason=reason,
+    )

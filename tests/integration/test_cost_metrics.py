@@ -8,7 +8,7 @@ ends are still learned, not given up as ``unknown``.
 import pytest
 
 from notte_exporter.simulator import Fault, SimulatedAccount, SimulatorServer
-from support import API_KEY, sample
+from support import API_KEY, closed, sample
 
 
 def browser_seconds(exporter, browser: str = "chromium") -> float | None:
@@ -18,16 +18,6 @@ def browser_seconds(exporter, browser: str = "chromium") -> float | None:
 def idle_seconds(exporter, reason: str, browser: str = "chromium") -> float | None:
     return sample(
         exporter, "notte_sessions_idle_seconds_total", browser_type=browser, close_reason=reason
-    )
-
-
-def closed(exporter, status: str, reason: str, browser: str = "chromium") -> float | None:
-    return sample(
-        exporter,
-        "notte_sessions_closed_total",
-        browser_type=browser,
-        status=status,
-        close_reason=reason,
     )
 
 
@@ -46,7 +36,7 @@ def test_180_idle_seconds_before_an_idle_timeout_add_exactly_180(
     clock.advance(47)
     account.access(session)  # last use; then nobody touches it until the platform closes it
     run_polls(exporter, clock, 10 * 60)
-    assert closed(exporter, "timed_out", "idle_timeout", "firefox") == 1
+    assert closed(exporter, "firefox", "timed_out", "idle_timeout") == 1
     assert idle_seconds(exporter, "idle_timeout", "firefox") == 180
     assert idle_seconds(exporter, "manual", "firefox") == 0
 
@@ -63,7 +53,7 @@ def test_browser_seconds_of_a_watched_session_equal_its_duration(
     account.stop(session)
     run_polls(exporter, clock, 90)
     duration = 5 * 60 + 13
-    assert closed(exporter, "closed", "manual") == 1
+    assert closed(exporter, "chromium", "closed", "manual") == 1
     assert browser_seconds(exporter) == pytest.approx(duration, abs=30)
     assert browser_seconds(exporter) == duration  # learned from closed_at: exact here
 
@@ -139,10 +129,10 @@ def test_a_failed_lookup_does_not_abandon_the_others(api, account, clock, make_e
         Fault.status(500, path=f"/sessions/{ids[0]}", exact=True, times=2),
     )
     assert exporter.poll_once().ok
-    assert closed(exporter, "closed", "manual", "firefox") == 2
+    assert closed(exporter, "firefox", "closed", "manual") == 2
     assert sample(exporter, "notte_exporter_tracked_sessions", state="pending") == 1
     exporter.poll_once()
-    assert closed(exporter, "closed", "manual", "firefox") == 3
+    assert closed(exporter, "firefox", "closed", "manual") == 3
 
 
 def test_a_lookup_by_id_is_retried(api, account, make_exporter) -> None:
@@ -156,7 +146,7 @@ def test_a_lookup_by_id_is_retried(api, account, make_exporter) -> None:
         Fault.status(503, path="/sessions/", times=2),
     )
     exporter.poll_once()
-    assert closed(exporter, "closed", "manual", "firefox") == 1
+    assert closed(exporter, "firefox", "closed", "manual") == 1
     assert sample(exporter, "notte_api_retries_total", endpoint="/sessions/{session_id}") == 2
 
 
@@ -179,10 +169,10 @@ def test_ends_survive_many_fast_failing_polls_within_the_pending_timeout(
             Fault.status(503, path="/sessions/"),
         )
         assert exporter.poll_once().ok
-    assert closed(exporter, "unknown", "unknown", "firefox") == 0
+    assert closed(exporter, "firefox", "unknown", "unknown") == 0
     clock.advance(1)
     exporter.poll_once()
-    assert closed(exporter, "closed", "manual", "firefox") == 1
+    assert closed(exporter, "firefox", "closed", "manual") == 1
     assert browser_seconds(exporter, "firefox") == 2
     assert (
         sample(exporter, "notte_network_response_bytes_total", browser_type="firefox", proxy="true")

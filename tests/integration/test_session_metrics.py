@@ -9,19 +9,9 @@ from datetime import timedelta
 import pytest
 
 from notte_exporter.simulator import Fault
-from support import sample
+from support import closed, sample
 
 BROWSERS = ("chromium", "chrome", "firefox", "chrome-nightly", "chrome-turbo")
-
-
-def closed(exporter, browser: str, status: str, reason: str) -> float | None:
-    return sample(
-        exporter,
-        "notte_sessions_closed_total",
-        browser_type=browser,
-        status=status,
-        close_reason=reason,
-    )
 
 
 def total_closed(exporter) -> float:
