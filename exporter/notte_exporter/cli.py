@@ -27,7 +27,7 @@ from pydantic import SecretStr
 from pydantic.fields import FieldInfo
 
 from . import __version__
-from .config import Settings, SettingsError, env_name, key_source, load_settings
+from .config import Settings, SettingsError, WebConfigError, env_name, key_source, load_settings
 from .daemon import Exporter
 from .errors import ADVICE
 from .keys import ENV_SOURCE, ApiKey
@@ -35,7 +35,6 @@ from .logs import configure
 from .options import GROUPS, choices_of, default_of, env_of, flag_of, is_switch, option_of
 from .redaction import Secrets
 from .server import raise_open_files_limit
-from .webconfig import WebConfigError
 
 log = logging.getLogger("notte_exporter")
 

@@ -289,6 +289,19 @@ class SettingsError(Exception):
         super().__init__("\n".join(self.problems))
 
 
+class WebConfigError(Exception):
+    """Everything wrong with a web config file (webconfig.py), as lines fit to print.
+
+    Here rather than in webconfig.py, so that catching it at start-up does not load what
+    only a web config needs (YAML, bcrypt, its models): most exporters run without one.
+    """
+
+    def __init__(self, path: Path, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.path = path
+        self.problems = problems
+
+
 def load_settings(overrides: dict[str, Any]) -> Settings:
     """Build settings from flags (``overrides``) over the environment, checking everything."""
     if overrides.get("notte_api_key_file") is not None and "notte_api_key" not in overrides:

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import httpx
 from prometheus_client import (
@@ -27,7 +28,6 @@ from prometheus_client import (
 )
 
 from . import __version__, statuspage
-from .access import guard
 from .client import NotteClient
 from .collector import SessionCollector
 from .config import Settings, key_source
@@ -42,7 +42,9 @@ from .server import WebServer
 from .state import ExporterState, PollStatus
 from .usage import UsageCollector, UsageWatcher
 from .web import make_app
-from .webconfig import LiveWebConfig
+
+if TYPE_CHECKING:
+    from .webconfig import LiveWebConfig
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +76,13 @@ class Exporter:
         self._clock = clock
         self.started_at = clock()
         # Checked now, so that a broken file stops start-up (WebConfigError) with every problem.
-        self.web_config = (
-            LiveWebConfig(settings.web_config_file) if settings.web_config_file else None
-        )
+        self.web_config: LiveWebConfig | None = None
+        if settings.web_config_file:
+            # Imported only here and in start(): without a web config the process never loads
+            # YAML, bcrypt or the web config's models (about 1.4 MB resident).
+            from .webconfig import LiveWebConfig  # noqa: PLC0415
+
+            self.web_config = LiveWebConfig(settings.web_config_file)
         # The one redaction step (see redaction.py) for every text this exporter serves.
         self.redact = api_key.redact
         # What polls change, rendered once per poll; apart from the per-process series,
@@ -223,6 +229,8 @@ class Exporter:
         )
         web_config = self.web_config
         if web_config is not None:
+            from .access import guard  # noqa: PLC0415 - see the web config in __init__
+
             app = guard(app, web_config)
         self._server = WebServer(
             app,

@@ -49,6 +49,8 @@ import bcrypt
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from .config import WebConfigError
+
 log = logging.getLogger(__name__)
 
 RECHECK_SECONDS = 1.0
@@ -112,15 +114,6 @@ class WebConfigFile(_Strict):
     tls_server_config: TlsServerConfig | None = None
     http_server_config: HttpServerConfig = HttpServerConfig()
     basic_auth_users: dict[str, str] = {}
-
-
-class WebConfigError(Exception):
-    """Everything wrong with a web config file, as lines fit to print."""
-
-    def __init__(self, path: Path, problems: list[str]) -> None:
-        super().__init__("; ".join(problems))
-        self.path = path
-        self.problems = problems
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ import sys
 import httpx
 import pytest
 
-from notte_exporter.webconfig import LiveWebConfig, WebConfigError, load
+from notte_exporter.config import WebConfigError
+from notte_exporter.webconfig import LiveWebConfig, load
 from tls_support import PASSWORD, USER, bcrypt_hash, make_pki, tls_section, write_config
 
 
