@@ -38,7 +38,7 @@ from notte_exporter.lifecycle import (
     LifecycleMetrics,
     LifecycleTracker,
 )
-from notte_exporter.models import Session
+from notte_exporter.models import InvalidItem, parse_session
 from notte_exporter.simulator import ManualClock
 
 from . import churn_server
@@ -171,17 +171,19 @@ def ended_cap(ends: int, max_ended: int, samples: int) -> dict[str, Any]:
     try:
         base = tracemalloc.get_traced_memory()[0]
         for index in range(1, ends + 1):
-            session = Session.model_construct(
-                session_id=f"{index:032x}",
-                status="closed",
-                close_reason="manual",
-                created_at=now - timedelta(minutes=5),
-                closed_at=now,
-                duration=None,
-                browser_type=BROWSER_TYPES[index % len(BROWSER_TYPES)],
-                network_request_bytes=1000,
-                network_response_bytes=100_000,
+            session = parse_session(
+                {
+                    "session_id": f"{index:032x}",
+                    "status": "closed",
+                    "close_reason": "manual",
+                    "created_at": now - timedelta(minutes=5),
+                    "closed_at": now,
+                    "browser_type": BROWSER_TYPES[index % len(BROWSER_TYPES)],
+                    "network_request_bytes": 1000,
+                    "network_response_bytes": 100_000,
+                }
             )
+            assert not isinstance(session, InvalidItem), session
             tracker.observe_final(session, now)
             del session
             if index % sample_every == 0:

@@ -10,8 +10,8 @@ For each fleet size the same poll is timed four ways, interleaved:
 * ``raw``: a bare httpx client fetching and decoding those same pre-rendered pages: the
   floor any client pays, the baseline of ``exporter``.
 
-and the exporter's own stages are timed on their own from already decoded items: ``decode``
-(``json.loads`` of the pages, their baseline), ``parse`` (pydantic validation of each item),
+and the exporter's own stages are timed on their own: ``decode`` (``json.loads`` of the
+pages, their baseline), ``parse`` (``parse_page`` of the same bytes: decoding and validation),
 ``track`` (the lifecycle tracker's steady-state ``observe_live``) and ``summarise``.
 
 Linear work means a per-session cost that does not grow with the fleet: the reported ratios
@@ -32,7 +32,7 @@ from prometheus_client import CollectorRegistry
 
 from notte_exporter.labels import BROWSER_TYPES, BoundedLabel
 from notte_exporter.lifecycle import LifecycleMetrics, LifecycleTracker
-from notte_exporter.models import Session, parse_session
+from notte_exporter.models import InvalidItem, in_api_utc, parse_page, parse_session
 from notte_exporter.simulator import SimulatorServer
 from notte_exporter.snapshot import summarise
 
@@ -68,9 +68,9 @@ def _stage_candidates(pages: StaticPages, fleet: Fleet) -> dict[str, Callable[[]
     """The exporter's per-session stages, fed decoded pages directly."""
     bodies = pages.live_bodies()
     items: list[Any] = [item for body in bodies for item in json.loads(body)["items"]]
-    sessions = [s for s in map(parse_session, items) if isinstance(s, Session)]
+    sessions = [s for s in map(parse_session, items) if not isinstance(s, InvalidItem)]
     assert len(sessions) == pages.live_sessions, "every generated session must parse"
-    now = fleet.clock.now()
+    now = in_api_utc(fleet.clock.now())
     browser_label = BoundedLabel(BROWSER_TYPES)
     status_label = BoundedLabel(("active", "authenticating"))
     tracker = LifecycleTracker(
@@ -83,8 +83,8 @@ def _stage_candidates(pages: StaticPages, fleet: Fleet) -> dict[str, Callable[[]
             json.loads(body)
 
     def parse() -> None:
-        for item in items:
-            parse_session(item)
+        for body in bodies:
+            parse_page(body)
 
     def track() -> None:
         tracker.observe_live(sessions, now)

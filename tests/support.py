@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from notte_exporter.daemon import Exporter
-from notte_exporter.models import Session, parse_session
+from notte_exporter.models import InvalidItem, Session, parse_session
 
 API_KEY = "sk-test-7f3c9b2e1d4a"
 
@@ -44,7 +44,7 @@ def at(text: str) -> datetime:
 def parse_one(session_id: str = "s-1", **fields: Any) -> Session:
     """A valid Session, as the exporter reads it from the API."""
     parsed = parse_session(session_json(session_id, **fields))
-    assert isinstance(parsed, Session), parsed
+    assert not isinstance(parsed, InvalidItem), parsed
     return parsed
 
 

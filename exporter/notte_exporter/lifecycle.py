@@ -44,7 +44,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from .labels import CLOSE_REASONS, CLOSED_STATUSES, UNKNOWN, BoundedLabel
 from .labels import close_reason as close_reason_label
 from .labels import closed_status as closed_status_label
-from .models import Session
+from .models import Session, in_api_utc, is_live, last_activity, lifetime
 
 # Sessions last from seconds (a scrape) to a day (the largest max_duration_minutes, 1440).
 SESSION_DURATION_BUCKETS = (
@@ -128,7 +128,7 @@ class LifecycleMetrics:
                     self.closed.labels(browser_type=browser, status=status, close_reason=reason)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Tracked:
     browser_type: str
     request_hwm: int
@@ -164,7 +164,8 @@ class LifecycleTracker:
     ) -> None:
         self._metrics = metrics
         self._browser = browser_label
-        self._watch_start = watch_start
+        # In the API's UTC instance: compared with a timestamp of every session first seen.
+        self._watch_start = in_api_utc(watch_start)
         self._horizon = horizon
         self._max_pending = max_pending
         self._max_ended = max_ended
@@ -176,35 +177,46 @@ class LifecycleTracker:
         self._lock = threading.Lock()
 
     def observe_live(self, sessions: Iterable[Session], now: datetime) -> None:
-        """Record one complete live listing: new sessions, traffic, and who vanished."""
+        """Record one complete live listing: new sessions, traffic, and who vanished.
+
+        ``now`` should be in ``models.API_UTC``, like the sessions' timestamps (cheap to
+        compare). Traffic and browser seconds are summed per label set and each counter is
+        updated once per poll: one update per session would cost more than the rest of the
+        bookkeeping, and most live sessions move their totals between two polls.
+        """
         with self._lock:
             previous = self._live
-            self._live = {}
-            # Browser seconds are summed per browser type and counted once per poll: one
-            # counter update per session would cost more than the rest of the bookkeeping.
+            live: dict[str, _Tracked] = {}
+            ended = self._ended
+            pending = self._pending
             seconds: dict[str, float] = {}
+            sent: _Traffic = {}
+            received: _Traffic = {}
             for session in sessions:
-                sid = session.session_id
-                if sid in self._ended:
+                sid = session["session_id"]
+                if sid in ended:
                     continue  # a stale listing after its end was counted: nothing new to learn
-                tracked = previous.pop(sid, None) or self._pending.pop(sid, None)
+                tracked = previous.pop(sid, None) or pending.pop(sid, None)
                 if tracked is None:
                     tracked = self._first_sight(session)
                 else:
                     tracked.vanished_at = None
-                self._count_traffic(tracked, session)
+                _add_traffic(tracked, session, sent, received)
                 if now > tracked.counted_until:
                     browser = tracked.browser_type
                     seconds[browser] = seconds.get(browser, 0.0) + (
                         (now - tracked.counted_until).total_seconds()
                     )
                     tracked.counted_until = now
-                self._live[sid] = tracked
+                live[sid] = tracked
+            self._live = live
+            metrics = self._metrics
             for browser, amount in seconds.items():
-                self._metrics.browser_seconds.labels(browser_type=browser).inc(amount)
+                metrics.browser_seconds.labels(browser_type=browser).inc(amount)
+            self._count_traffic(sent, received)
             for sid, tracked in previous.items():
                 tracked.vanished_at = now
-                self._pending[sid] = tracked
+                pending[sid] = tracked
             self._age_pending(now)
             self._forget_old_ends(now)
 
@@ -219,10 +231,10 @@ class LifecycleTracker:
 
     def observe_final(self, session: Session, now: datetime) -> bool:
         """Record a session seen in a final state; returns True if this counted an end."""
-        if session.is_live:
+        if is_live(session):
             return False
         with self._lock:
-            sid = session.session_id
+            sid = session["session_id"]
             if sid in self._ended or sid in self._live:
                 return False
             tracked = self._pending.pop(sid, None)
@@ -231,15 +243,18 @@ class LifecycleTracker:
                     return False
                 # Began and ended between two polls: a start and an end, all traffic new.
                 tracked = self._first_sight(session)
-            self._count_traffic(tracked, session)
-            reason = close_reason_label(session.close_reason)
-            lifetime = session.lifetime()
-            ended_at = session.closed_at
-            if ended_at is None and lifetime is not None:
-                ended_at = session.created_at + lifetime
+            sent_now: _Traffic = {}
+            received_now: _Traffic = {}
+            _add_traffic(tracked, session, sent_now, received_now)
+            self._count_traffic(sent_now, received_now)
+            reason = close_reason_label(session["close_reason"])
+            lived = lifetime(session)
+            ended_at = session["closed_at"]
+            if ended_at is None and lived is not None:
+                ended_at = session["created_at"] + lived
             if ended_at is not None:
                 self._count_time(tracked, ended_at)
-                idle_from = max(session.last_activity, tracked.watched_from)
+                idle_from = max(last_activity(session), tracked.watched_from)
                 if ended_at > idle_from:
                     self._metrics.idle_seconds.labels(
                         browser_type=tracked.browser_type, close_reason=reason
@@ -247,13 +262,13 @@ class LifecycleTracker:
             self._count_end(
                 sid,
                 tracked,
-                status=closed_status_label(session.status),
+                status=closed_status_label(session["status"]),
                 reason=reason,
                 now=now,
             )
-            if lifetime is not None:
+            if lived is not None:
                 self._metrics.duration.labels(browser_type=tracked.browser_type).observe(
-                    lifetime.total_seconds()
+                    lived.total_seconds()
                 )
             return True
 
@@ -268,38 +283,31 @@ class LifecycleTracker:
             return LifecycleStats(len(self._live), len(self._pending), len(self._ended))
 
     def _first_sight(self, session: Session) -> _Tracked:
-        browser = self._browser(session.browser_type)
+        browser = self._browser(session["browser_type"])
         proxy = _proxy_label(session)
-        if session.created_at >= self._watch_start:
+        created_at = session["created_at"]
+        if created_at >= self._watch_start:
             self._metrics.started.labels(browser_type=browser).inc()
-            return _Tracked(browser, 0, 0, proxy, session.created_at, session.created_at)
+            return _Tracked(browser, 0, 0, proxy, created_at, created_at)
         # Running before the exporter started: its traffic and time so far were never ours
         # to count.
         return _Tracked(
             browser,
-            max(session.network_request_bytes, 0),
-            max(session.network_response_bytes, 0),
+            max(session["network_request_bytes"], 0),
+            max(session["network_response_bytes"], 0),
             proxy,
             self._watch_start,
             self._watch_start,
         )
 
     def _began_while_watched(self, session: Session, now: datetime) -> bool:
-        return session.created_at >= max(self._watch_start, now - self._horizon)
+        return session["created_at"] >= max(self._watch_start, now - self._horizon)
 
-    def _count_traffic(self, tracked: _Tracked, session: Session) -> None:
-        # A session's proxies setting is fixed at start; the latest answer is the best one.
-        tracked.proxy = _proxy_label(session)
-        if session.network_request_bytes > tracked.request_hwm:
-            self._metrics.request_bytes.labels(tracked.browser_type, tracked.proxy).inc(
-                session.network_request_bytes - tracked.request_hwm
-            )
-            tracked.request_hwm = session.network_request_bytes
-        if session.network_response_bytes > tracked.response_hwm:
-            self._metrics.response_bytes.labels(tracked.browser_type, tracked.proxy).inc(
-                session.network_response_bytes - tracked.response_hwm
-            )
-            tracked.response_hwm = session.network_response_bytes
+    def _count_traffic(self, sent: _Traffic, received: _Traffic) -> None:
+        for (browser, proxy), amount in sent.items():
+            self._metrics.request_bytes.labels(browser, proxy).inc(amount)
+        for (browser, proxy), amount in received.items():
+            self._metrics.response_bytes.labels(browser, proxy).inc(amount)
 
     def _count_time(self, tracked: _Tracked, until: datetime) -> None:
         """Add the browser time up to ``until`` not counted yet; never negative, never twice."""
@@ -346,5 +354,25 @@ class LifecycleTracker:
             del self._ended[sid]
 
 
+# Bytes to add per (browser type, proxy) label set.
+_Traffic = dict[tuple[str, str], int]
+
+
+def _add_traffic(tracked: _Tracked, session: Session, sent: _Traffic, received: _Traffic) -> None:
+    """Add the bytes past the session's high-water marks to ``sent`` and ``received``."""
+    # A session's proxies setting is fixed at start; the latest answer is the best one.
+    proxy = tracked.proxy = _proxy_label(session)
+    value = session["network_request_bytes"]
+    if value > tracked.request_hwm:
+        key = (tracked.browser_type, proxy)
+        sent[key] = sent.get(key, 0) + value - tracked.request_hwm
+        tracked.request_hwm = value
+    value = session["network_response_bytes"]
+    if value > tracked.response_hwm:
+        key = (tracked.browser_type, proxy)
+        received[key] = received.get(key, 0) + value - tracked.response_hwm
+        tracked.response_hwm = value
+
+
 def _proxy_label(session: Session) -> str:
-    return "true" if session.proxies else "false"
+    return "true" if session["proxies"] else "false"

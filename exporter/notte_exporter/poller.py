@@ -16,12 +16,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import httpx
+
 from .client import NotteClient
 from .errors import ApiError, FailureReason, ShutdownRequested
 from .instrumentation import ExporterMetrics
 from .labels import BoundedLabel
 from .lifecycle import LifecycleTracker
-from .models import InvalidItem, Session, SessionPage
+from .models import InvalidItem, Session, in_api_utc, is_live
 from .paging import read_listing
 from .pollreport import PollReporter
 from .snapshot import summarise
@@ -86,10 +88,12 @@ class Poller:
         requests_before = self._client.requests_made
         self._pages = 0
         self._metrics.polls.inc()
-        listing_started = self._clock()
+        # Times of a poll are taken in the API's UTC instance, cheap to compare with its
+        # timestamps (see models).
+        listing_started = in_api_utc(self._clock())
         try:
             sessions = self._list_live(deadline)
-            now = self._clock()
+            now = in_api_utc(self._clock())
             self._tracker.observe_live(sessions, now)
             self._learn_ends(deadline, now)
             snapshot = summarise(
@@ -161,8 +165,8 @@ class Poller:
                 needed,
             )
 
-        def fetch(page: int) -> SessionPage:
-            result = self._client.list_sessions(
+        def fetch(page: int) -> httpx.Response:
+            result = self._client.fetch_sessions(
                 page=page,
                 page_size=self._config.page_size,
                 only_active=True,
@@ -175,6 +179,7 @@ class Poller:
 
         pages = read_listing(
             fetch,
+            self._client.read_sessions,
             expected=self._expected_pages,
             concurrency=concurrency,
             max_pages=self._config.max_pages,
@@ -185,10 +190,10 @@ class Poller:
         for page in pages:
             invalid.extend(page.invalid)
             for item in page.sessions:
-                if item.is_live:
+                if is_live(item):
                     # The list can shift while it is paged: a session seen twice is one
                     # session, and the later sighting is the fresher one.
-                    sessions[item.session_id] = item
+                    sessions[item["session_id"]] = item
         self._report_invalid(invalid)
         self._pages = self._expected_pages = len(pages)
         return list(sessions.values())
@@ -233,7 +238,7 @@ class Poller:
                 continue
             if found is None:
                 self._tracker.observe_unknown(session_id, now)
-            elif isinstance(found, Session):
+            elif not isinstance(found, InvalidItem):
                 self._tracker.observe_final(found, now)
         if failed:
             log.info(
@@ -267,8 +272,8 @@ class Poller:
             )
             fresh = False
             for item in result.sessions:
-                fresh = fresh or item.created_at > since
-                if not item.is_live:
+                fresh = fresh or item["created_at"] > since
+                if not is_live(item):
                     self._tracker.observe_final(item, now)
             remaining = budget - page
             if not result.has_next or remaining == 0:

@@ -8,13 +8,14 @@ about what "now" was. All time-based judgements (idle, overdue) use the poll's o
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from operator import attrgetter
+from operator import itemgetter
 
 from .labels import FEATURES, OVERDUE_REASONS
 from .models import Session
+from .models import last_activity as last_activity_of
 
 
 class _Cutoffs(dict[int, datetime]):
@@ -59,7 +60,7 @@ class Snapshot:
 
 
 def summarise(
-    sessions: Iterable[Session],
+    live: Sequence[Session],
     *,
     taken_at: datetime,
     browser_label: Callable[[str], str],
@@ -70,9 +71,11 @@ def summarise(
 ) -> Snapshot:
     """Aggregate live sessions into a snapshot in one pass (plus a bounded heap).
 
-    It runs once per poll over every live session, so the loop does only comparisons and
-    additions: each time limit becomes a cutoff computed once (per distinct number of
-    minutes), never a datetime sum per session.
+    It runs once per poll over every live session, so the loop does only lookups,
+    comparisons and additions, and counts per raw browser type (mapped to labels once, at
+    the end): each time limit becomes a cutoff computed once per distinct number of minutes,
+    never a datetime sum per session. ``taken_at`` should be in ``models.API_UTC`` (see
+    ``models``), so that comparing it with the API's timestamps is cheap.
     """
     active: dict[str, int] = {}
     request_bytes: dict[str, int] = {}
@@ -85,40 +88,38 @@ def summarise(
     # A session is overdue when created (or last used) before these cutoffs.
     max_duration_cutoffs = _Cutoffs(taken_at - overdue_grace)
     idle_timeout_cutoffs = _Cutoffs(taken_at - overdue_grace)
-    labels: dict[str, str] = {}
-    live = list(sessions)
     for session in live:
-        raw_browser = session.browser_type
-        browser = labels.get(raw_browser)
-        if browser is None:
-            browser = labels[raw_browser] = browser_label(raw_browser)
+        browser = session["browser_type"]
         active[browser] = active.get(browser, 0) + 1
         # Totals can only be non-negative; a negative number from the API is noise, not data.
-        if session.network_request_bytes > 0:
-            request_bytes[browser] = request_bytes.get(browser, 0) + session.network_request_bytes
-        if session.network_response_bytes > 0:
-            response_bytes[browser] = (
-                response_bytes.get(browser, 0) + session.network_response_bytes
-            )
-        if session.error:
+        sent = session["network_request_bytes"]
+        if sent > 0:
+            request_bytes[browser] = request_bytes.get(browser, 0) + sent
+        received = session["network_response_bytes"]
+        if received > 0:
+            response_bytes[browser] = response_bytes.get(browser, 0) + received
+        if session["error"]:
             with_error[browser] = with_error.get(browser, 0) + 1
-        last_activity = session.last_accessed_at or session.created_at
+        last_activity = session["last_accessed_at"] or session["created_at"]
         if last_activity < idle_cutoff:
             idle[browser] = idle.get(browser, 0) + 1
-        proxies += session.proxies
-        solve_captchas += bool(session.solve_captchas)
-        file_storage += session.use_file_storage
-        web_bot_auth += session.web_bot_auth
-        headful += not session.headless
-        if session.created_at < max_duration_cutoffs[session.max_duration_minutes]:
+        # bools add as 0 and 1; solve_captchas may be None (unknown), counted as off.
+        proxies += session["proxies"]
+        solve_captchas += session["solve_captchas"] is True
+        file_storage += session["use_file_storage"]
+        web_bot_auth += session["web_bot_auth"]
+        headful += not session["headless"]
+        if session["created_at"] < max_duration_cutoffs[session["max_duration_minutes"]]:
             over_max_duration += 1
-        if last_activity < idle_timeout_cutoffs[session.idle_timeout_minutes]:
+        if last_activity < idle_timeout_cutoffs[session["idle_timeout_minutes"]]:
             over_idle_timeout += 1
-    oldest = heapq.nsmallest(detail_limit, live, key=attrgetter("created_at", "session_id"))
+    # The listing is newest first, so it is read backwards: the oldest come first and the
+    # heap is rarely touched again (forwards, every session would replace its top: 4x).
+    oldest = heapq.nsmallest(detail_limit, reversed(live), key=_AGE_KEY)
     if oldest:
-        oldest_created_at: datetime | None = oldest[0].created_at
+        oldest_created_at: datetime | None = oldest[0]["created_at"]
     else:
-        oldest_created_at = min((s.created_at for s in live), default=None)
+        oldest_created_at = min((s["created_at"] for s in live), default=None)
     with_feature = {
         "proxies": proxies,
         "solve_captchas": solve_captchas,
@@ -129,22 +130,34 @@ def summarise(
     overdue = {"max_duration": over_max_duration, "idle_timeout": over_idle_timeout}
     return Snapshot(
         taken_at=taken_at,
-        active=active,
-        request_bytes=request_bytes,
-        response_bytes=response_bytes,
-        with_error=with_error,
-        idle=idle,
+        active=_by_label(active, browser_label),
+        request_bytes=_by_label(request_bytes, browser_label),
+        response_bytes=_by_label(response_bytes, browser_label),
+        with_error=_by_label(with_error, browser_label),
+        idle=_by_label(idle, browser_label),
         with_feature={feature: with_feature[feature] for feature in FEATURES},
         overdue={reason: overdue[reason] for reason in OVERDUE_REASONS},
         oldest_created_at=oldest_created_at,
         oldest=tuple(
             SessionDetail(
-                session_id=s.session_id,
-                browser_type=browser_label(s.browser_type),
-                status=status_label(s.status),
-                created_at=s.created_at,
-                last_accessed_at=s.last_activity,
+                session_id=s["session_id"],
+                browser_type=browser_label(s["browser_type"]),
+                status=status_label(s["status"]),
+                created_at=s["created_at"],
+                last_accessed_at=last_activity_of(s),
             )
             for s in oldest
         ),
     )
+
+
+_AGE_KEY = itemgetter("created_at", "session_id")
+
+
+def _by_label(counts: dict[str, int], label: Callable[[str], str]) -> dict[str, int]:
+    """Counts per raw value, summed per label value (several raw values may share one)."""
+    labelled: dict[str, int] = {}
+    for raw, count in counts.items():
+        name = label(raw)
+        labelled[name] = labelled.get(name, 0) + count
+    return labelled

@@ -7,7 +7,7 @@ from prometheus_client import CollectorRegistry
 
 from notte_exporter.labels import BROWSER_TYPES, BoundedLabel
 from notte_exporter.lifecycle import LifecycleMetrics, LifecycleTracker
-from notte_exporter.models import Session, parse_session
+from notte_exporter.models import InvalidItem, Session, parse_session
 from support import at, session_json
 
 WATCH_START = at("2026-05-01T10:00:00")
@@ -16,7 +16,7 @@ WATCH_START = at("2026-05-01T10:00:00")
 def session(session_id: str = "s-1", **fields: object) -> Session:
     fields.setdefault("created_at", "2026-05-01T10:01:00Z")
     result = parse_session(session_json(session_id, **fields))
-    assert isinstance(result, Session)
+    assert not isinstance(result, InvalidItem)
     return result
 
 

@@ -42,13 +42,22 @@ class Listing:
 
 
 def ids(pages: list[SessionPage]) -> list[str]:
-    return [session.session_id for page in pages for session in page.sessions]
+    return [session["session_id"] for page in pages for session in page.sessions]
 
 
 def read(listing: Listing, expected: int, concurrency: int = 4, max_pages: int = 50):
     return read_listing(
-        listing, expected=expected, concurrency=concurrency, max_pages=max_pages, page_size=1
+        listing,
+        as_fetched,
+        expected=expected,
+        concurrency=concurrency,
+        max_pages=max_pages,
+        page_size=1,
     )
+
+
+def as_fetched(page: SessionPage, number: int) -> SessionPage:
+    return page
 
 
 @pytest.mark.parametrize(
@@ -113,5 +122,25 @@ def test_a_failed_page_fails_the_listing_and_sends_nothing_more() -> None:
         return SessionPage([parse_one(f"p{number}")], [], has_next=True)
 
     with pytest.raises(ApiError, match="boom"):
-        read_listing(fetch, expected=10, concurrency=4, max_pages=50, page_size=1)
+        read_listing(fetch, as_fetched, expected=10, concurrency=4, max_pages=50, page_size=1)
     assert sorted(asked) == [1, 9]
+
+
+def test_pages_are_fetched_on_the_pool_but_read_in_order_on_the_callers_thread() -> None:
+    listing = Listing(10)
+    fetchers: set[threading.Thread] = set()
+    readers: list[tuple[int, threading.Thread]] = []
+
+    def fetch(number: int) -> SessionPage:
+        fetchers.add(threading.current_thread())
+        return listing(number)
+
+    def record(page: SessionPage, number: int) -> SessionPage:
+        readers.append((number, threading.current_thread()))
+        return page
+
+    read_listing(fetch, record, expected=10, concurrency=4, max_pages=50, page_size=1)
+    assert threading.current_thread() not in fetchers
+    assert {thread for _, thread in readers} == {threading.current_thread()}
+    # The probe (page 9) is read first, to decide what to ask for; then pages in order.
+    assert [number for number, _ in readers] == [9, 1, 2, 3, 4, 5, 6, 7, 8, 10]
