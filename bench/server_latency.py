@@ -1,9 +1,12 @@
 """Scrape latency through the HTTP server: the new one (hypercorn) next to the old (wsgiref).
 
-Both serve the same WSGI app of the same exporter, polled once against a fleet, in the same
+Both serve the same routes of the same exporter, polled once against a fleet, in the same
 run: the old one is the threaded wsgiref server the exporter used before (HTTP/1.0, a
-thread per connection, a listen backlog of 5), rebuilt here as the baseline. Three ways of
-scraping, each a median over interleaved repeats, and the ratio new/old:
+thread per connection, a listen backlog of 5), rebuilt here as the baseline, with the routes
+behind a small WSGI adapter (every request answered on its connection's thread, as before).
+The new one is the exporter's own (``server.py``: ASGI on hypercorn, cheap routes answered
+on its event loop). Three ways of scraping, each a median over interleaved repeats, and the
+ratio new/old:
 
 - ``sequential_new_connection``: one scrape at a time, a new connection each (Prometheus
   with keep-alive off, curl);
@@ -21,14 +24,16 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from http import HTTPStatus
 from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import httpx
 
+from notte_exporter.exchange import Handler, Request
 from notte_exporter.server import WebServer
-from notte_exporter.web import make_app
+from notte_exporter.web import Routes
 
 from .fixtures import Fleet, StaticPages, make_exporter
 from .timing import interleaved_medians, ratio
@@ -48,6 +53,28 @@ class _OldHandler(WSGIRequestHandler):
         pass
 
 
+def wsgi(handler: Handler) -> WSGIApp:
+    """The routes as a WSGI app, for the old server: everything answered on its thread."""
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        headers = [
+            (name[5:].replace("_", "-").encode("latin-1"), str(value).encode("latin-1"))
+            for name, value in environ.items()
+            if name.startswith("HTTP_")
+        ]
+        request = Request.of(
+            environ["REQUEST_METHOD"], environ["PATH_INFO"], environ.get("QUERY_STRING", ""),
+            headers,
+        )  # fmt: skip
+        response = handler.answer(request)
+        start_response(
+            f"{response.status} {HTTPStatus(response.status).phrase}", list(response.headers)
+        )
+        return [] if request.method == "HEAD" else [response.body]
+
+    return app
+
+
 @contextmanager
 def old_server(app: WSGIApp) -> Iterator[str]:
     """The wsgiref server as the exporter ran it before, on loopback; yields its URL."""
@@ -63,8 +90,8 @@ def old_server(app: WSGIApp) -> Iterator[str]:
 
 
 @contextmanager
-def new_server(app: WSGIApp) -> Iterator[str]:
-    server = WebServer(app, [("127.0.0.1", 0)])
+def new_server(handler: Handler) -> Iterator[str]:
+    server = WebServer(handler, [("127.0.0.1", 0)])
     server.start()
     try:
         yield server.url
@@ -109,13 +136,13 @@ def run(
     exporter = make_exporter(fleet.clock, transport=pages.transport())
     status = exporter.poll_once()
     assert status.ok, f"poll failed: {status.message}"
-    app = make_app(exporter.published, exporter.state, exporter.settings.web_telemetry_path)
+    routes = Routes(exporter.published, exporter.state, exporter.settings.web_telemetry_path)
     rows: list[dict[str, Any]] = []
     started = time.perf_counter()
     try:
         with (
-            old_server(app) as old,
-            new_server(app) as new,
+            old_server(wsgi(routes)) as old,
+            new_server(routes) as new,
             httpx.Client() as old_client,
             httpx.Client() as new_client,
             ThreadPoolExecutor(max_workers=concurrency) as pool,

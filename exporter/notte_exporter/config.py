@@ -55,8 +55,8 @@ class Settings(BaseSettings):
         40,
         ge=1,
         le=10_000,
-        description="Requests served at once; more wait their turn rather than each getting "
-        "a thread.",
+        description="Requests served at once on worker threads (status page, password "
+        "checks, filtered scrapes); more wait their turn. Scrapes and probes need no thread.",
     )
     web_config_file: Annotated[Path | None, Option("web", "PATH", flag="--web.config.file")] = (
         Field(

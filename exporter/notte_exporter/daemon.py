@@ -32,6 +32,7 @@ from .client import NotteClient
 from .collector import SessionCollector
 from .config import Settings, key_source
 from .errors import ShutdownRequested, display_url
+from .exchange import Handler
 from .exposition import PublishedExposition
 from .instrumentation import ExporterMetrics
 from .keys import ApiKey
@@ -41,7 +42,7 @@ from .poller import PollConfig, Poller, utc_now
 from .server import WebServer
 from .state import ExporterState, PollStatus
 from .usage import UsageCollector, UsageWatcher
-from .web import make_app
+from .web import Routes
 
 if TYPE_CHECKING:
     from .webconfig import LiveWebConfig
@@ -220,7 +221,7 @@ class Exporter:
 
     def start(self) -> str:
         """Start serving and polling in the background; returns the metrics URL."""
-        app = make_app(
+        routes: Handler = Routes(
             self.published,
             self.state,
             self.settings.web_telemetry_path,
@@ -229,11 +230,11 @@ class Exporter:
         )
         web_config = self.web_config
         if web_config is not None:
-            from .access import guard  # noqa: PLC0415 - see the web config in __init__
+            from .access import Guard  # noqa: PLC0415 - see the web config in __init__
 
-            app = guard(app, web_config)
+            routes = Guard(routes, web_config)
         self._server = WebServer(
-            app,
+            routes,
             self.settings.listen_addresses,
             max_requests=self.settings.web_max_requests,
             tls=web_config.tls_context if web_config is not None and web_config.tls_on else None,

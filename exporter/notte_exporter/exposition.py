@@ -126,20 +126,36 @@ class PublishedExposition:
         self, accept: str | None = None, accept_encoding: str | None = None, query: str = ""
     ) -> Reply:
         """The body for a scrape with these headers and query string."""
+        published = self.reply_now(accept, accept_encoding, query)
+        if published is not None:
+            return published
         encoder, content_type = choose_encoder(accept or "")
         gzipped = gzip_accepted(accept_encoding or "")
-        encoding = "gzip" if gzipped else None
         names = parse_qs(query).get("name[]")
-        if names:
-            return Reply(self._live(encoder, names, gzipped), content_type, encoding)
+        body = self._live(encoder, names or None, gzipped)
+        return Reply(body, content_type, "gzip" if gzipped else None)
+
+    def reply_now(
+        self, accept: str | None = None, accept_encoding: str | None = None, query: str = ""
+    ) -> Reply | None:
+        """The body from the published bytes, or None if it must be rendered live.
+
+        Cheap and never waiting on a poll (only the per-process series are read), so the
+        server answers it on its event loop; a live render (a ``?name[]=`` filter, a format
+        variant not published yet) reads the whole registry and is left to ``reply()``.
+        """
+        if query and parse_qs(query).get("name[]"):
+            return None
+        encoder, content_type = choose_encoder(accept or "")
         with self._lock:
             rendered = self._rendered.get(content_type)
             if rendered is None and len(self._encoders) < MAX_VARIANTS:
                 self._encoders[content_type] = encoder
         if rendered is None:
-            return Reply(self._live(encoder, None, gzipped), content_type, encoding)
+            return None
+        gzipped = gzip_accepted(accept_encoding or "")
         body = rendered.finish(self._tail(content_type, encoder), gzipped)
-        return Reply(body, content_type, encoding)
+        return Reply(body, content_type, "gzip" if gzipped else None)
 
     def text(self) -> bytes:
         """The plain Prometheus text format, as a scraper that asks for nothing gets it."""

@@ -1,99 +1,107 @@
-"""The WSGI app: /metrics, /healthz, /readyz and the status page at /, routed by path.
+"""The routes: /metrics, /healthz, /readyz and the status page at /, answered by path.
 
 Serving reads only the state the poll thread published, so a slow or failing API never
 slows a scrape. ``/metrics`` serves the bytes rendered when the last poll ended
 (``exposition.py`` negotiates the format and gzip with the scraper). The server that runs
-this app is ``server.py``; the web config's TLS, authentication and headers wrap it in
-``access.py``. HEAD is answered like GET, with the headers only.
+these routes is ``server.py``; the web config's authentication and headers wrap them in
+``access.py``. HEAD is answered like GET (the server sends the headers only).
+
+Everything but the status page and live renders of ``/metrics`` (a ``?name[]=`` filter, a
+format variant not published yet) is answered from memory, so ``answer_now`` gives it on
+the server's event loop; the status page renders a page from the state and the others read
+the whole registry, so they are left to a worker thread (``answer``; see exchange.py).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable
 
-from .exposition import PublishedExposition
+from .exchange import Request, Response
+from .exposition import PublishedExposition, Reply
 from .state import ExporterState
 from .statuspage import CONTENT_SECURITY_POLICY
 
 log = logging.getLogger(__name__)
 
-StartResponse = Callable[..., Any]
-Environ = dict[str, Any]
+_STATUS_PAGE_HEADERS = (
+    ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+    ("Cache-Control", "no-store"),
+)
 
 
-def make_app(
-    exposition: PublishedExposition,
-    state: ExporterState,
-    telemetry_path: str = "/metrics",
-    redact: Callable[[str], str] = str,
-    status_page: Callable[[], str] | None = None,
-) -> Callable[[Environ, StartResponse], Iterable[bytes]]:
-    """The app; ``status_page`` renders ``/`` (statuspage.py), which is 404 without it."""
+class Routes:
+    """The exporter's pages; ``status_page`` renders ``/`` (statuspage.py), 404 without it."""
 
-    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        body = route(environ, start_response)
-        if environ.get("REQUEST_METHOD") == "HEAD":
-            return []  # Content-Length still says what GET would send
-        return body
+    def __init__(
+        self,
+        exposition: PublishedExposition,
+        state: ExporterState,
+        telemetry_path: str = "/metrics",
+        redact: Callable[[str], str] = str,
+        status_page: Callable[[], str] | None = None,
+    ) -> None:
+        self._exposition = exposition
+        self._state = state
+        self._telemetry_path = telemetry_path
+        self._redact = redact
+        self._status_page = status_page
 
-    def route(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        path = environ.get("PATH_INFO", "/")
-        method = environ.get("REQUEST_METHOD", "GET")
-        if method not in ("GET", "HEAD"):
-            return _plain(start_response, "405 Method Not Allowed", "method not allowed\n")
-        if path == telemetry_path:
-            return _metrics(start_response, exposition, environ)
+    def answer_now(self, request: Request) -> Response | None:
+        return self._route(request, now=True)
+
+    def answer(self, request: Request) -> Response:
+        response = self._route(request, now=False)
+        assert response is not None, "every route answers when it may take its time"
+        return response
+
+    def _route(self, request: Request, *, now: bool) -> Response | None:
+        if request.method not in ("GET", "HEAD"):
+            return _plain(405, "method not allowed\n")
+        path = request.path
+        if path == self._telemetry_path:
+            return self._metrics(request, now=now)
         if path == "/healthz":
-            return _plain(start_response, "200 OK", "ok\n")
+            return _plain(200, "ok\n")
         if path == "/readyz":
-            if state.ready:
-                return _plain(start_response, "200 OK", "ready\n")
-            return _plain(
-                start_response, "503 Service Unavailable", "not ready: no successful poll yet\n"
-            )
-        if path == "/" and status_page is not None:
-            return _status_page(start_response, redact(status_page()))
-        return _plain(start_response, "404 Not Found", "not found\n")
+            if self._state.ready:
+                return _plain(200, "ready\n")
+            return _plain(503, "not ready: no successful poll yet\n")
+        if path == "/" and self._status_page is not None:
+            if now:
+                return None
+            return _status_page(self._redact(self._status_page()))
+        return _plain(404, "not found\n")
 
-    return app
-
-
-def _metrics(
-    start_response: StartResponse, exposition: PublishedExposition, environ: Environ
-) -> list[bytes]:
-    reply = exposition.reply(
-        environ.get("HTTP_ACCEPT"),
-        environ.get("HTTP_ACCEPT_ENCODING"),
-        environ.get("QUERY_STRING", ""),
-    )
-    headers = [("Content-Type", reply.content_type), ("Content-Length", str(len(reply.body)))]
-    if reply.content_encoding is not None:
-        headers.append(("Content-Encoding", reply.content_encoding))
-    start_response("200 OK", headers)
-    return [reply.body]
+    def _metrics(self, request: Request, *, now: bool) -> Response | None:
+        accept = request.headers.get("accept")
+        encoding = request.headers.get("accept-encoding")
+        reply: Reply | None
+        if now:
+            reply = self._exposition.reply_now(accept, encoding, request.query)
+            if reply is None:
+                return None
+        else:
+            reply = self._exposition.reply(accept, encoding, request.query)
+        headers = [("Content-Type", reply.content_type), ("Content-Length", str(len(reply.body)))]
+        if reply.content_encoding is not None:
+            headers.append(("Content-Encoding", reply.content_encoding))
+        return Response(200, tuple(headers), reply.body)
 
 
-def _plain(start_response: StartResponse, status: str, body: str) -> list[bytes]:
+def _plain(status: int, body: str) -> Response:
     data = body.encode()
-    start_response(
-        status, [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(data)))]
-    )
-    return [data]
+    headers = (("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(data))))
+    return Response(status, headers, data)
 
 
-def _status_page(start_response: StartResponse, page: str) -> list[bytes]:
+def _status_page(page: str) -> Response:
     data = page.encode()
-    start_response(
-        "200 OK",
-        [
-            ("Content-Type", "text/html; charset=utf-8"),
-            ("Content-Length", str(len(data))),
-            ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
-            ("X-Content-Type-Options", "nosniff"),
-            ("Referrer-Policy", "no-referrer"),
-            ("Cache-Control", "no-store"),
-        ],
+    headers = (
+        ("Content-Type", "text/html; charset=utf-8"),
+        ("Content-Length", str(len(data))),
+        *_STATUS_PAGE_HEADERS,
     )
-    return [data]
+    return Response(200, headers, data)

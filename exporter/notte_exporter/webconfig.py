@@ -336,6 +336,16 @@ class LiveWebConfig:
             self.reload()
         return self._config
 
+    def fresh(self) -> WebConfig | None:
+        """The config, unless the files are due a look (then None: call ``current()``).
+
+        For the server's event loop, which must not wait for files or for the bcrypt
+        checks of a reload: the request that finds the files due goes to a worker thread.
+        """
+        if self._monotonic() - self._checked_at >= RECHECK_SECONDS:
+            return None
+        return self._config
+
     def tls_context(self) -> ssl.SSLContext:
         """The context for a TLS handshake, as last loaded.
 

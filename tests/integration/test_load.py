@@ -54,12 +54,31 @@ def test_200_concurrent_scrapes_all_succeed(served) -> None:
 def test_requests_beyond_max_requests_wait_instead_of_taking_threads(make_exporter) -> None:
     exporter = make_exporter(web_listen_address="127.0.0.1:0", web_max_requests=2)
     exporter.start()
-    url = f"{exporter.urls[0]}/metrics"
+    # The status page is rendered on the worker threads, which --web.max-requests bounds.
+    url = f"{exporter.urls[0]}/"
     with ThreadPoolExecutor(max_workers=50) as pool:
         statuses = list(pool.map(lambda _: httpx.get(url, timeout=60).status_code, range(50)))
     assert statuses == [200] * 50
     workers = [t for t in threading.enumerate() if t.name.startswith("http_")]
     assert 1 <= len(workers) <= 2
+
+
+def test_scrapes_of_published_metrics_take_no_worker_thread(make_exporter) -> None:
+    exporter = make_exporter(web_listen_address="127.0.0.1:0", web_max_requests=2)
+    exporter.start()
+    assert exporter.poll_once().ok
+    base = exporter.urls[0]
+    # Workers of servers stopped by earlier tests may not have ended yet: look for new ones.
+    before = {t for t in threading.enumerate() if t.name.startswith("http_")}
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        statuses = list(
+            pool.map(
+                lambda path: httpx.get(base + path, timeout=60).status_code,
+                ["/metrics", "/healthz", "/readyz"] * 20,
+            )
+        )
+    assert statuses == [200] * 60
+    assert not {t for t in threading.enumerate() if t.name.startswith("http_")} - before
 
 
 def open_idle_connections(port: int, count: int) -> list[socket.socket]:

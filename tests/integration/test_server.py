@@ -41,6 +41,12 @@ def test_http_0_9_requests_are_refused(served) -> None:
     assert answer == b"" or answer.startswith(b"HTTP/1.1 4")
 
 
+def test_a_request_body_over_64_kib_is_refused_and_a_small_one_ignored(served) -> None:
+    with httpx.Client(base_url=served.urls[0], timeout=10) as client:
+        assert client.request("GET", "/healthz", content=b"x" * 1024).status_code == 200
+        assert client.request("GET", "/healthz", content=b"x" * (65 * 1024)).status_code == 400
+
+
 def test_every_listen_address_is_served(make_exporter) -> None:
     exporter = make_exporter(web_listen_address=["127.0.0.1:0", "127.0.0.2:0"])
     exporter.start()

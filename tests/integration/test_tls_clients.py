@@ -101,6 +101,27 @@ def test_the_probes_need_no_credentials_but_still_speak_tls(pki, tls_auth) -> No
     assert "strict-transport-security: max-age=31536000" in result.stdout.lower()
 
 
+def test_curl_scrapes_over_http2_with_basic_auth(pki, tls_auth) -> None:
+    result = curl("--http2", "--cacert", str(pki.ca_file), "--user", f"{USER}:{PASSWORD}",
+                  "--write-out", "\n%{http_version} %{http_code}",
+                  f"https://127.0.0.1:{tls_auth.port}/metrics")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert status_of(result) == "2 200"
+    assert "notte_up 1.0" in result.stdout
+
+
+def test_http2_off_in_the_web_config_serves_http_1_1(pki, make_exporter) -> None:
+    path = write_config(pki.folder / "web.yml", {
+        "tls_server_config": tls_section(), "http_server_config": {"http2": False},
+    })  # fmt: skip
+    exporter = make_exporter(web_listen_address="127.0.0.1:0", web_config_file=path)
+    exporter.start()
+    result = curl("--http2", "--cacert", str(pki.ca_file), "--write-out",
+                  "\n%{http_version} %{http_code}",
+                  f"https://127.0.0.1:{exporter.port}/healthz")  # fmt: skip
+    assert status_of(result) == "1.1 200"
+
+
 def test_plain_http_to_the_tls_port_gets_no_metrics(tls_auth) -> None:
     result = curl("--write-out", "\n%{http_code}", f"http://127.0.0.1:{tls_auth.port}/metrics")
     assert "notte_up" not in result.stdout

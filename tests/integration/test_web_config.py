@@ -6,7 +6,9 @@ import logging
 import ssl
 import subprocess
 import sys
+import threading
 
+import bcrypt
 import httpx
 import pytest
 
@@ -136,6 +138,27 @@ def test_basic_auth_protects_everything_but_the_probes(pki, make_exporter) -> No
     for probe in ("/healthz", "/readyz"):
         assert httpx.get(base + probe, timeout=10).status_code in (200, 503)
     assert httpx.get(base + "/healthz", timeout=10).headers["x-content-type-options"] == "nosniff"
+
+
+def test_bcrypt_runs_on_worker_threads_never_on_the_servers_loop(
+    pki, make_exporter, monkeypatch
+) -> None:
+    path = write_config(pki.folder / "web.yml", {"basic_auth_users": {USER: bcrypt_hash()}})
+    exporter = make_exporter(web_listen_address="127.0.0.1:0", web_config_file=path)
+    base = exporter.start().removesuffix("/metrics")
+    threads: list[str] = []
+    checkpw = bcrypt.checkpw
+
+    def spied(password: bytes, hashed: bytes) -> bool:
+        threads.append(threading.current_thread().name)
+        return checkpw(password, hashed)
+
+    monkeypatch.setattr(bcrypt, "checkpw", spied)
+    with httpx.Client(base_url=base, timeout=10) as client:
+        for auth in [(USER, "wrong"), ("mallory", PASSWORD), (USER, PASSWORD), (USER, PASSWORD)]:
+            client.get("/metrics", auth=auth)
+    assert threads  # the first good login, the wrong one and the unknown user's decoy
+    assert all(name.startswith("http_") for name in threads), threads
 
 
 def test_a_renewed_certificate_is_served_without_a_restart(pki, make_exporter, monkeypatch) -> None:

@@ -1,0 +1,123 @@
+"""Basic auth on the server's loop: only logins already checked pass there; bcrypt never runs."""
+
+import base64
+
+import bcrypt
+import pytest
+
+from notte_exporter.access import Guard
+from notte_exporter.exchange import Request, Response
+from notte_exporter.webconfig import RECHECK_SECONDS, LiveWebConfig
+from tls_support import PASSWORD, USER, bcrypt_hash, write_config
+
+OK = Response(200, (("Content-Type", "text/plain"), ("X-Content-Type-Options", "x")), b"ok\n")
+
+
+class Pages:
+    """Answers every request with OK, on the loop or not."""
+
+    def answer_now(self, request: Request) -> Response | None:
+        return OK
+
+    def answer(self, request: Request) -> Response:
+        return OK
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def login(user: str = USER, password: str = PASSWORD) -> dict[str, str]:
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {"authorization": f"Basic {token}"}
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def guard(tmp_path, clock) -> Guard:
+    path = write_config(tmp_path / "web.yml", {
+        "basic_auth_users": {USER: bcrypt_hash()},
+        "http_server_config": {"headers": {"X-Content-Type-Options": "nosniff"}},
+    })  # fmt: skip
+    return Guard(Pages(), LiveWebConfig(path, monotonic=clock))
+
+
+@pytest.fixture
+def bcrypt_calls(monkeypatch) -> list[bytes]:
+    """Every bcrypt check made from now on (they still run)."""
+    calls: list[bytes] = []
+    real = bcrypt.checkpw
+
+    def counted(password: bytes, hashed: bytes) -> bool:
+        calls.append(password)
+        return real(password, hashed)
+
+    monkeypatch.setattr(bcrypt, "checkpw", counted)
+    return calls
+
+
+def test_a_login_not_checked_yet_is_left_to_a_thread(guard, bcrypt_calls) -> None:
+    assert guard.answer_now(Request("GET", "/metrics", headers=login())) is None
+    assert bcrypt_calls == []
+
+
+def test_an_unknown_user_is_left_to_a_thread_which_pays_the_decoy_bcrypt(
+    guard, bcrypt_calls
+) -> None:
+    request = Request("GET", "/metrics", headers=login("mallory"))
+    assert guard.answer_now(request) is None
+    assert bcrypt_calls == []
+    assert guard.answer(request).status == 401
+    assert len(bcrypt_calls) == 1
+
+
+def test_a_login_checked_on_a_thread_then_passes_on_the_loop(guard, bcrypt_calls) -> None:
+    request = Request("GET", "/metrics", headers=login())
+    assert guard.answer(request).status == 200
+    checks = len(bcrypt_calls)
+    response = guard.answer_now(request)
+    assert response is not None
+    assert response.status == 200
+    assert len(bcrypt_calls) == checks
+
+
+def test_a_wrong_password_never_passes_on_the_loop(guard) -> None:
+    request = Request("GET", "/metrics", headers=login(password="wrong"))
+    assert guard.answer(request).status == 401
+    assert guard.answer_now(request) is None
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"authorization": "Bearer x"}, {"authorization": "Basic !!!"}],
+    ids=["none", "not basic", "not base64"],
+)
+def test_requests_without_usable_credentials_are_refused_on_the_loop(guard, headers) -> None:
+    on_loop = guard.answer_now(Request("GET", "/metrics", headers=headers))
+    assert on_loop is not None
+    assert on_loop == guard.answer(Request("GET", "/metrics", headers=headers))
+    assert on_loop.status == 401
+    assert dict(on_loop.headers)["WWW-Authenticate"].startswith('Basic realm="notte-exporter"')
+
+
+def test_the_probes_pass_on_the_loop_with_the_operators_headers(guard) -> None:
+    response = guard.answer_now(Request("GET", "/healthz"))
+    assert response is not None
+    assert response.status == 200
+    options = [value for name, value in response.headers if name == "X-Content-Type-Options"]
+    assert options == ["nosniff"]
+
+
+def test_a_request_finding_the_web_config_due_a_look_goes_to_a_thread(guard, clock) -> None:
+    clock.now += RECHECK_SECONDS
+    assert guard.answer_now(Request("GET", "/healthz")) is None
+    assert guard.answer(Request("GET", "/healthz")).status == 200  # looked at the files
+    assert guard.answer_now(Request("GET", "/healthz")) is not None
