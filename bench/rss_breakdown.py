@@ -80,6 +80,8 @@ LIBRARIES: dict[str, tuple[str, ...]] = {
         "typing_inspection",
     ),
     "pydantic_settings (+python-dotenv)": ("pydantic_settings", "dotenv"),
+    # Imported by hypercorn (always) and by httpcore (whenever it is installed).
+    "HTTP/2: h2, hpack, hyperframe, priority": ("h2", "hpack", "hyperframe", "priority"),
     "httpx (+httpcore, h11, anyio, idna, certifi, sniffio)": (
         "httpx",
         "httpcore",
@@ -91,14 +93,7 @@ LIBRARIES: dict[str, tuple[str, ...]] = {
     ),
     "tenacity": ("tenacity",),
     "prometheus_client": ("prometheus_client",),
-    "hypercorn (+h2, hpack, hyperframe, priority, wsproto)": (
-        "hypercorn",
-        "h2",
-        "hpack",
-        "hyperframe",
-        "priority",
-        "wsproto",
-    ),
+    "hypercorn (+wsproto)": ("hypercorn", "wsproto"),
     "yaml, bcrypt (the web config's)": ("yaml", "bcrypt"),
 }
 BUILD = "build the Exporter (settings, registries, httpx client and its CA bundle)"
