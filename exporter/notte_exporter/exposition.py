@@ -12,9 +12,19 @@ from their own registry. Two things follow:
   are read in one go by the thread that just changed them, never half-way through a poll.
 
 OpenMetrics ends with a single ``# EOF``: the poll's part is stored without it and the
-per-process part (or a bare ``# EOF``) closes the body. The gzip of the poll's part is
-flushed to a byte boundary and the compressor kept, so a scrape copies that state (a few
-microseconds) and compresses only the per-process tail into the same gzip member.
+per-process part closes the body with it. The per-process part is rendered family by family
+and only the families that changed since the last scrape are rendered again
+(``perprocess.py``): the same bytes, for ~60 us instead of ~100.
+
+The gzip of the poll's part is compressed once, as raw deflate blocks flushed to a byte
+boundary, none of them final. A scrape compresses only the per-process part, with a fresh
+compressor, into blocks of its own that end the stream, and wraps both in one gzip member
+(header, blocks, CRC-32 and length of the whole): a deflate stream is just a sequence of
+blocks, so these concatenate, as pigz joins what it compresses in parallel; it stays one
+member, so clients that read only the first (httpx does) get the whole body. A small
+compressor (512-byte window, least memory) costs ~15 us to set up, where copying the poll's
+level-6 compressor cost 50-130 us; the part it compresses is a few KB of numbers, so the
+window barely matters (the body grows by well under 1%).
 
 Requests this cache cannot answer as published are rendered live from the registries, as
 prometheus_client would: a ``?name[]=`` filter, and a format variant (``Accept`` parameters
@@ -25,6 +35,7 @@ from the cache from its second poll on.
 
 from __future__ import annotations
 
+import struct
 import threading
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -37,6 +48,8 @@ from prometheus_client.exposition import choose_encoder, gzip_accepted
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
+from .perprocess import ProcessSeries
+
 Encoder = Callable[[Collector], bytes]
 
 OPENMETRICS = "application/openmetrics-text"
@@ -45,6 +58,12 @@ EOF = b"# EOF\n"
 # a handful covers every real scraper; a client inventing new ones only gets live renders.
 MAX_VARIANTS = 8
 _GZIP_WBITS = 16 + zlib.MAX_WBITS
+# A gzip member's header as zlib writes it: deflate, no name, no time, made on Unix.
+_GZIP_HEADER = bytes([0x1F, 0x8B, 8, 0, 0, 0, 0, 0, 0, 3])
+_LEVEL = 6
+# The per-process part's compressor: the smallest window zlib allows and the least memory.
+_TAIL_WBITS = -9
+_TAIL_MEMLEVEL = 1
 
 
 class Reply(NamedTuple):
@@ -60,21 +79,23 @@ class _Rendered:
     """One format of one poll: the poll's bytes, plain and as an unfinished gzip member."""
 
     plain: bytes
+    # The gzip header and the poll's deflate blocks, none final, ending on a byte boundary.
     gzip_prefix: bytes
-    # Holds the gzip state after ``gzip_prefix``; only ever copied, never advanced.
-    compressor: zlib._Compress
+    crc: int
 
     @classmethod
     def of(cls, body: bytes) -> _Rendered:
-        compressor = zlib.compressobj(6, zlib.DEFLATED, _GZIP_WBITS)
-        prefix = compressor.compress(body) + compressor.flush(zlib.Z_SYNC_FLUSH)
-        return cls(body, prefix, compressor)
+        compressor = zlib.compressobj(_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
+        blocks = compressor.compress(body) + compressor.flush(zlib.Z_SYNC_FLUSH)
+        return cls(body, _GZIP_HEADER + blocks, zlib.crc32(body))
 
     def finish(self, tail: bytes, gzipped: bool) -> bytes:
         if not gzipped:
             return self.plain + tail
-        rest = self.compressor.copy()
-        return self.gzip_prefix + rest.compress(tail) + rest.flush()
+        rest = zlib.compressobj(_LEVEL, zlib.DEFLATED, _TAIL_WBITS, _TAIL_MEMLEVEL)
+        size = (len(self.plain) + len(tail)) & 0xFFFFFFFF
+        trailer = struct.pack("<II", zlib.crc32(tail, self.crc), size)
+        return b"".join((self.gzip_prefix, rest.compress(tail), rest.flush(), trailer))
 
 
 class _Collects(Protocol):
@@ -104,6 +125,7 @@ class PublishedExposition:
     ) -> None:
         self._registry = registry
         self._process = process_registry
+        self._process_series = None if process_registry is None else ProcessSeries(process_registry)
         self._lock = threading.Lock()
         text_encoder, text_type = choose_encoder("")
         om_encoder, om_type = choose_encoder(OPENMETRICS)
@@ -162,9 +184,10 @@ class PublishedExposition:
         return self.reply().body
 
     def _tail(self, content_type: str, encoder: Encoder) -> bytes:
-        if self._process is None:
-            return EOF if content_type.startswith(OPENMETRICS) else b""
-        return encoder(self._process)
+        end = EOF if content_type.startswith(OPENMETRICS) else b""
+        if self._process_series is None:
+            return end
+        return self._process_series.render(content_type, encoder) + end
 
     def _live(self, encoder: Encoder, names: Sequence[str] | None, gzipped: bool) -> bytes:
         registries = [self._registry]

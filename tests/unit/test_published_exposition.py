@@ -1,6 +1,7 @@
 """The published exposition: bytes rendered once per poll, per-process series per scrape."""
 
 import gzip
+import zlib
 
 import pytest
 from prometheus_client import PROCESS_COLLECTOR, CollectorRegistry, Gauge
@@ -110,3 +111,23 @@ def test_a_new_format_variant_is_rendered_at_every_later_publish(registry, gauge
     assert reply.content_type == first.content_type
     assert b"notte_things 1.0" in reply.body
     assert reply.body.count(b"# EOF") == 1
+
+
+@pytest.mark.parametrize("accept", [None, OPENMETRICS])
+@pytest.mark.parametrize("per_process", [True, False], ids=["per-process", "none"])
+def test_gzip_is_one_member_holding_the_whole_body(
+    registry, gauge, process, accept, per_process
+) -> None:
+    """Clients that read one gzip member and stop (httpx, urllib3) must get every byte."""
+    exposition = PublishedExposition(registry, process if per_process else None)
+    zipped = exposition.reply(accept, "gzip").body
+    reader = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    unzipped = reader.decompress(zipped)
+    assert reader.eof
+    assert reader.unused_data == b""
+    assert (
+        unzipped.split(b"# HELP process_")[0]
+        == exposition.reply(accept).body.split(b"# HELP process_")[0]
+    )
+    assert unzipped.endswith(b"# EOF\n") == (accept is not None)
+    assert gzip.decompress(zipped) == unzipped  # length and CRC-32 of the whole checked
