@@ -4,10 +4,11 @@ import gzip
 import zlib
 
 import pytest
-from prometheus_client import PROCESS_COLLECTOR, CollectorRegistry, Gauge
+from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client.parser import text_string_to_metric_families
 
 from notte_exporter.exposition import PublishedExposition
+from notte_exporter.perprocess import LeanProcessCollector
 
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
 # What Prometheus 3 sends by default: a format variant the exposition has not rendered yet.
@@ -32,7 +33,7 @@ def gauge(registry: CollectorRegistry) -> Gauge:
 @pytest.fixture
 def process() -> CollectorRegistry:
     process = CollectorRegistry(auto_describe=True)
-    process.register(PROCESS_COLLECTOR)
+    process.register(LeanProcessCollector())
     return process
 
 
@@ -131,3 +132,12 @@ def test_gzip_is_one_member_holding_the_whole_body(
     )
     assert unzipped.endswith(b"# EOF\n") == (accept is not None)
     assert gzip.decompress(zipped) == unzipped  # length and CRC-32 of the whole checked
+
+
+@pytest.mark.parametrize("size", [0, 1, 65535, 65536, 200_000])
+def test_a_per_process_part_of_any_size_fits_in_the_gzip_member(registry, gauge, size) -> None:
+    """Stored deflate blocks hold at most 65535 bytes each: longer parts take several."""
+    process = CollectorRegistry(auto_describe=True)
+    Gauge("process_padding", "x" * size, registry=process).set(1)
+    exposition = PublishedExposition(registry, process)
+    assert gzip.decompress(exposition.reply(None, "gzip").body) == exposition.reply().body
