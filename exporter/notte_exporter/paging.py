@@ -29,7 +29,7 @@ turns at CPU work cost more than the work: reading on the fetching threads made 
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, wait
 from typing import TypeVar
 
 from .config import flag_name
@@ -46,22 +46,23 @@ def read_listing(
     fetch: Callable[[int], Fetched],
     read: Callable[[Fetched, int], SessionPage],
     *,
+    pool: Executor | None,
     expected: int,
-    concurrency: int,
     max_pages: int,
     page_size: int,
 ) -> list[SessionPage]:
     """Pages 1..P of a listing, in order, P being the first page without ``has_next``.
 
-    ``fetch(n)`` gets page ``n`` (on any thread); ``read(fetched, n)`` reads it (on this one).
+    ``fetch(n)`` gets page ``n`` on a thread of ``pool`` (whose size is the most requests in
+    flight; None: one page at a time, here); ``read(fetched, n)`` reads it on this thread.
     """
     expected = min(expected, max_pages)
-    if concurrency <= 1 or expected < _SMALLEST_PARALLEL:
+    if pool is None or expected < _SMALLEST_PARALLEL:
         return _read_in_order(fetch, read, {}, {}, max_pages, page_size)
-    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="page")
+    ahead: dict[int, Future[Fetched]] = {}
     try:
         probe = expected - 1
-        ahead = {page: pool.submit(fetch, page) for page in (1, probe)}
+        ahead.update((page, pool.submit(fetch, page)) for page in (1, probe))
         found = read(ahead.pop(probe).result(), probe)
         if found.has_next:
             rest = range(2, expected + 1)
@@ -74,7 +75,9 @@ def read_listing(
     finally:
         # A failure (or the end of the listing) leaves nothing behind: requests not yet
         # sent are cancelled and those in flight are waited for.
-        pool.shutdown(wait=True, cancel_futures=True)
+        for future in ahead.values():
+            future.cancel()
+        wait(ahead.values())
 
 
 def _read_in_order(
@@ -87,7 +90,8 @@ def _read_in_order(
 ) -> list[SessionPage]:
     pages: list[SessionPage] = []
     for number in range(1, max_pages + 1):
-        requested = ahead.get(number)
+        # Popped, so that each answer's bytes are freed once read, not held to the end.
+        requested = ahead.pop(number, None)
         if number in known:
             page = known[number]
         elif requested is not None:

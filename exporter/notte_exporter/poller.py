@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -92,10 +94,13 @@ class Poller:
         # timestamps (see models).
         listing_started = in_api_utc(self._clock())
         try:
-            sessions = self._list_live(deadline)
-            now = in_api_utc(self._clock())
-            self._tracker.observe_live(sessions, now)
-            self._learn_ends(deadline, now)
+            # Leaving the pool waits for whatever it still has in flight, so a poll's
+            # requests are all its own, even when it fails.
+            with self._page_pool() as pool:
+                sessions, history = self._list_live(deadline, pool)
+                now = in_api_utc(self._clock())
+                self._tracker.observe_live(sessions, now)
+                self._learn_ends(deadline, now, history)
             snapshot = summarise(
                 sessions,
                 taken_at=now,
@@ -151,19 +156,49 @@ class Poller:
         self._metrics.poll_duration.observe(duration)
         return duration
 
-    def _list_live(self, deadline: float) -> list[Session]:
-        """Every live session, each once, or an ApiError: never a partial list."""
-        concurrency = self._config.concurrency
+    @contextmanager
+    def _page_pool(self) -> Iterator[Executor | None]:
+        """Threads for the poll's requests (``--notte.concurrency``), or None: one at a time.
+
+        One at a time when the API's rate limit would not cover what the poll expects to
+        ask: then every request is also spaced out (``NotteClient.paced``).
+        """
         needed = self._expected_pages + self._config.lookup_budget
         self._client.paced = not self._client.leaves_room_for(needed)
         if self._client.paced:
-            concurrency = 1
             self._metrics.throttled_polls.inc()
             log.info(
                 "the API's rate limit leaves fewer than the %d requests this poll expects: "
                 "reading pages one at a time, spaced out",
                 needed,
             )
+        if self._client.paced or self._config.concurrency <= 1:
+            yield None
+            return
+        with ThreadPoolExecutor(self._config.concurrency, thread_name_prefix="page") as pool:
+            yield pool
+
+    def _fetch_history(self, page: int, deadline: float) -> httpx.Response:
+        return self._client.fetch_sessions(
+            page=page,
+            page_size=self._config.page_size,
+            only_active=False,
+            only_current_token=self._config.only_current_token,
+            deadline=deadline,
+            retries=0,
+        )
+
+    def _list_live(
+        self, deadline: float, pool: Executor | None
+    ) -> tuple[list[Session], Future[httpx.Response] | None]:
+        """Every live session, each once, or an ApiError: never a partial list.
+
+        Also the first page of the history, when ``pool`` could fetch it while the listing
+        is read: it is asked for once the listing's page 1 has come back (so a rejected key
+        or a down API costs no request more) and takes a free place among the listing's
+        pages: one round trip less than asking for it afterwards.
+        """
+        history: list[Future[httpx.Response]] = []
 
         def fetch(page: int) -> httpx.Response:
             result = self._client.fetch_sessions(
@@ -175,13 +210,15 @@ class Poller:
             )
             # For the poll's log line; pages may arrive out of order, so the furthest one.
             self._pages = max(self._pages, page)
+            if page == 1 and pool is not None and self._config.lookup_budget > 0:
+                history.append(pool.submit(self._fetch_history, 1, deadline))
             return result
 
         pages = read_listing(
             fetch,
             self._client.read_sessions,
+            pool=pool,
             expected=self._expected_pages,
-            concurrency=concurrency,
             max_pages=self._config.max_pages,
             page_size=self._config.page_size,
         )
@@ -196,7 +233,7 @@ class Poller:
                     sessions[item["session_id"]] = item
         self._report_invalid(invalid)
         self._pages = self._expected_pages = len(pages)
-        return list(sessions.values())
+        return list(sessions.values()), (history[0] if history else None)
 
     def _report_invalid(self, invalid: list[InvalidItem]) -> None:
         if not invalid:
@@ -210,7 +247,9 @@ class Poller:
             first.problem,
         )
 
-    def _learn_ends(self, deadline: float, now: datetime) -> None:
+    def _learn_ends(
+        self, deadline: float, now: datetime, first: Future[httpx.Response] | None
+    ) -> None:
         """Spend at most ``lookup_budget`` pages and lookups learning how sessions ended.
 
         A lookup by id is retried on transient failures within the poll's deadline, so in a
@@ -220,7 +259,7 @@ class Poller:
         if budget <= 0:
             return
         try:
-            budget -= self._scan_history(deadline, now, budget)
+            budget -= self._scan_history(deadline, now, budget, first)
         except ApiError as exc:
             # Not a poll failure: the live picture is complete. Lookups by id still run;
             # the failed page counts as one request spent.
@@ -247,7 +286,9 @@ class Poller:
                 failed[0],
             )
 
-    def _scan_history(self, deadline: float, now: datetime, budget: int) -> int:
+    def _scan_history(
+        self, deadline: float, now: datetime, budget: int, first: Future[httpx.Response] | None
+    ) -> int:
         """Read the newest pages of the full listing; returns the requests it made.
 
         A page of up to 100 sessions costs one request, so scanning is the cheap way to learn
@@ -262,14 +303,13 @@ class Poller:
         """
         since = self._previous_listing or now
         for page in range(1, budget + 1):
-            result = self._client.list_sessions(
-                page=page,
-                page_size=self._config.page_size,
-                only_active=False,
-                only_current_token=self._config.only_current_token,
-                deadline=deadline,
-                retries=0,
+            # Page 1 may have been fetched already, alongside the live listing.
+            fetched = (
+                first.result()
+                if page == 1 and first is not None
+                else self._fetch_history(page, deadline)
             )
+            result = self._client.read_sessions(fetched, page)
             fresh = False
             for item in result.sessions:
                 fresh = fresh or item["created_at"] > since

@@ -8,6 +8,7 @@ against the pages a one-by-one read needs, and the sessions counted against the 
 import pytest
 
 from notte_exporter.instrumentation import RateLimit
+from notte_exporter.simulator import Fault
 from support import sample
 
 PAGE_SIZE = 10
@@ -61,6 +62,40 @@ def test_a_parallel_poll_is_exact_and_makes_at_most_one_extra_request(
     assert set(range(1, pages + 1)) <= set(asked)
     assert len(asked) == len(set(asked)) == pages + extra
     assert active(paged) == 100 + change
+
+
+def history_pages(api) -> list[int]:
+    return [
+        int(r.query["page"])
+        for r in api.requests
+        if r.path == "/sessions" and r.query["only_active"] == "false"
+    ]
+
+
+def test_a_parallel_poll_asks_for_the_history_page_once_along_with_the_listing(
+    api, account, make_exporter
+) -> None:
+    for _ in range(35):
+        account.start_session()
+    exporter = make_exporter(notte_page_size=PAGE_SIZE, sessions_lookup_budget=5)
+    assert exporter.poll_once().ok
+    api.clear_requests()
+    assert exporter.poll_once().ok
+    assert sorted(live_pages(api)) == [1, 2, 3, 4]
+    assert history_pages(api) == [1]
+
+
+def test_a_listing_rejected_on_its_first_page_asks_for_no_history(
+    api, account, make_exporter
+) -> None:
+    for _ in range(35):
+        account.start_session()
+    exporter = make_exporter(notte_page_size=PAGE_SIZE, sessions_lookup_budget=5)
+    assert exporter.poll_once().ok
+    api.clear_requests()
+    api.faults.push(Fault.status(401, times=2))  # page 1 and the probe, sent together
+    assert not exporter.poll_once().ok
+    assert history_pages(api) == []
 
 
 def test_the_first_poll_reads_one_page_at_a_time(api, account, make_exporter) -> None:

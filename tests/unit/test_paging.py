@@ -1,6 +1,7 @@
 """Reading a listing in parallel: the same pages as one by one, at most one request more."""
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -46,14 +47,14 @@ def ids(pages: list[SessionPage]) -> list[str]:
 
 
 def read(listing: Listing, expected: int, concurrency: int = 4, max_pages: int = 50):
-    return read_listing(
-        listing,
-        as_fetched,
-        expected=expected,
-        concurrency=concurrency,
-        max_pages=max_pages,
-        page_size=1,
-    )
+    if concurrency <= 1:
+        return read_listing(
+            listing, as_fetched, pool=None, expected=expected, max_pages=max_pages, page_size=1
+        )
+    with ThreadPoolExecutor(concurrency) as pool:
+        return read_listing(
+            listing, as_fetched, pool=pool, expected=expected, max_pages=max_pages, page_size=1
+        )
 
 
 def as_fetched(page: SessionPage, number: int) -> SessionPage:
@@ -121,8 +122,8 @@ def test_a_failed_page_fails_the_listing_and_sends_nothing_more() -> None:
             raise ApiError(FailureReason.SERVER_ERROR, "boom")
         return SessionPage([parse_one(f"p{number}")], [], has_next=True)
 
-    with pytest.raises(ApiError, match="boom"):
-        read_listing(fetch, as_fetched, expected=10, concurrency=4, max_pages=50, page_size=1)
+    with pytest.raises(ApiError, match="boom"), ThreadPoolExecutor(4) as pool:
+        read_listing(fetch, as_fetched, pool=pool, expected=10, max_pages=50, page_size=1)
     assert sorted(asked) == [1, 9]
 
 
@@ -139,7 +140,8 @@ def test_pages_are_fetched_on_the_pool_but_read_in_order_on_the_callers_thread()
         readers.append((number, threading.current_thread()))
         return page
 
-    read_listing(fetch, record, expected=10, concurrency=4, max_pages=50, page_size=1)
+    with ThreadPoolExecutor(4) as pool:
+        read_listing(fetch, record, pool=pool, expected=10, max_pages=50, page_size=1)
     assert threading.current_thread() not in fetchers
     assert {thread for _, thread in readers} == {threading.current_thread()}
     # The probe (page 9) is read first, to decide what to ask for; then pages in order.
