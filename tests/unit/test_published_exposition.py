@@ -5,7 +5,9 @@ import zlib
 
 import pytest
 from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import Collector
 
 from notte_exporter.exposition import PublishedExposition
 from notte_exporter.perprocess import LeanProcessCollector
@@ -141,3 +143,21 @@ def test_a_per_process_part_of_any_size_fits_in_the_gzip_member(registry, gauge,
     Gauge("process_padding", "x" * size, registry=process).set(1)
     exposition = PublishedExposition(registry, process)
     assert gzip.decompress(exposition.reply(None, "gzip").body) == exposition.reply().body
+
+
+def test_a_publish_reads_the_registry_once_for_every_format(registry, gauge) -> None:
+    class Counting(Collector):
+        reads = 0
+
+        def collect(self) -> list[Metric]:
+            Counting.reads += 1
+            return [GaugeMetricFamily("notte_reads", "Reads of the registry.", Counting.reads)]
+
+    registry.register(Counting())
+    published = PublishedExposition(registry)
+    Counting.reads = 0
+    published.publish()
+    assert Counting.reads == 1
+    # Both formats hold the value of that one reading.
+    assert values(published.reply().body)["notte_reads"] == 1
+    assert b"notte_reads 1.0" in published.reply("application/openmetrics-text").body
