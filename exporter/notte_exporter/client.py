@@ -145,27 +145,6 @@ class NotteClient:
         self._metrics.rate_limit_wait.inc(delay)
         self._sleep(delay)
 
-    def list_sessions(
-        self,
-        *,
-        page: int,
-        page_size: int,
-        only_active: bool,
-        only_current_token: bool,
-        deadline: float,
-        retries: int | None = None,
-    ) -> SessionPage:
-        """One page of ``GET /sessions``, fetched and read."""
-        response = self.fetch_sessions(
-            page=page,
-            page_size=page_size,
-            only_active=only_active,
-            only_current_token=only_current_token,
-            deadline=deadline,
-            retries=retries,
-        )
-        return self.read_sessions(response, page)
-
     def fetch_sessions(
         self,
         *,

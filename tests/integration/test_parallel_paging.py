@@ -72,29 +72,28 @@ def history_pages(api) -> list[int]:
     ]
 
 
-def test_a_parallel_poll_asks_for_the_history_page_once_along_with_the_listing(
-    api, account, make_exporter
-) -> None:
+@pytest.fixture
+def scanning(api, account, make_exporter):
+    """An exporter with a lookup budget that has polled 35 live sessions (4 pages) once."""
     for _ in range(35):
         account.start_session()
     exporter = make_exporter(notte_page_size=PAGE_SIZE, sessions_lookup_budget=5)
     assert exporter.poll_once().ok
     api.clear_requests()
-    assert exporter.poll_once().ok
+    return exporter
+
+
+def test_a_parallel_poll_asks_for_the_history_page_once_along_with_the_listing(
+    api, scanning
+) -> None:
+    assert scanning.poll_once().ok
     assert sorted(live_pages(api)) == [1, 2, 3, 4]
     assert history_pages(api) == [1]
 
 
-def test_a_listing_rejected_on_its_first_page_asks_for_no_history(
-    api, account, make_exporter
-) -> None:
-    for _ in range(35):
-        account.start_session()
-    exporter = make_exporter(notte_page_size=PAGE_SIZE, sessions_lookup_budget=5)
-    assert exporter.poll_once().ok
-    api.clear_requests()
+def test_a_listing_rejected_on_its_first_page_asks_for_no_history(api, scanning) -> None:
     api.faults.push(Fault.status(401, times=2))  # page 1 and the probe, sent together
-    assert not exporter.poll_once().ok
+    assert not scanning.poll_once().ok
     assert history_pages(api) == []
 
 
