@@ -165,6 +165,7 @@ class Exporter:
         self.published = PublishedExposition(self.registry, self.process_registry)
         self._poll_thread: threading.Thread | None = None
         self._usage_thread: threading.Thread | None = None
+        self._web_config_thread: threading.Thread | None = None
         self._server: WebServer | None = None
 
     @property
@@ -249,6 +250,12 @@ class Exporter:
                 target=self._usage_loop, args=(self.usage,), name="usage", daemon=True
             )
             self._usage_thread.start()
+        if web_config is not None:
+            # Looks at the web config's files once a second, so that requests never do.
+            self._web_config_thread = threading.Thread(
+                target=web_config.watch, args=(self._stop,), name="web-config", daemon=True
+            )
+            self._web_config_thread.start()
         return f"{self._server.url}{self.settings.web_telemetry_path}"
 
     @property
@@ -306,7 +313,11 @@ class Exporter:
     def stop(self, grace: float = 3.0) -> None:
         """Stop polling and serving; an in-flight request gets ``grace`` seconds."""
         self._stop.set()
-        threads = [t for t in (self._poll_thread, self._usage_thread) if t is not None]
+        threads = [
+            t
+            for t in (self._poll_thread, self._usage_thread, self._web_config_thread)
+            if t is not None
+        ]
         for thread in threads:
             thread.join(timeout=grace)
         if self._server is not None:

@@ -161,6 +161,18 @@ def test_bcrypt_runs_on_worker_threads_never_on_the_servers_loop(
     assert all(name.startswith("http_") for name in threads), threads
 
 
+def test_the_daemon_looks_at_the_web_config_on_a_thread_of_its_own(pki, make_exporter) -> None:
+    path = write_config(pki.folder / "web.yml", {"basic_auth_users": {USER: bcrypt_hash()}})
+    exporter = make_exporter(web_listen_address="127.0.0.1:0", web_config_file=path)
+    before = {t for t in threading.enumerate() if t.name == "web-config"}
+    exporter.start()
+    watchers = [t for t in threading.enumerate() if t.name == "web-config" and t not in before]
+    assert len(watchers) == 1
+    exporter.stop()
+    watchers[0].join(timeout=10)
+    assert not watchers[0].is_alive()
+
+
 def test_a_renewed_certificate_is_served_without_a_restart(pki, make_exporter, monkeypatch) -> None:
     path = write_config(pki.folder / "web.yml", {"tls_server_config": tls_section()})
     exporter = make_exporter(web_listen_address="127.0.0.1:0", web_config_file=path)

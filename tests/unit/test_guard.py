@@ -121,3 +121,30 @@ def test_a_request_finding_the_web_config_due_a_look_goes_to_a_thread(guard, clo
     assert guard.answer_now(Request("GET", "/healthz")) is None
     assert guard.answer(Request("GET", "/healthz")).status == 200  # looked at the files
     assert guard.answer_now(Request("GET", "/healthz")) is not None
+
+
+class Looks:
+    """A stop event for ``watch``: lets it look ``times`` times, advancing the clock each."""
+
+    def __init__(self, live: LiveWebConfig, clock: Clock, times: int) -> None:
+        self.live, self.clock, self.left = live, clock, times
+        self.fresh_while_watched: list[object] = []
+
+    def wait(self, timeout: float) -> bool:
+        self.clock.now += timeout
+        self.fresh_while_watched.append(self.live.fresh())
+        self.left -= 1
+        return self.left < 0
+
+
+def test_a_watched_web_config_is_looked_at_by_the_watch_not_by_requests(tmp_path, clock) -> None:
+    path = write_config(tmp_path / "web.yml", {"basic_auth_users": {USER: bcrypt_hash()}})
+    live = LiveWebConfig(path, monotonic=clock)
+    write_config(path, {"basic_auth_users": {USER: bcrypt_hash(), "second": bcrypt_hash()}})
+    looks = Looks(live, clock, times=1)
+    live.watch(looks)  # type: ignore[arg-type]
+    assert set(live.current().users) == {USER, "second"}
+    # Due a look by the clock, yet never sent to a thread for it while the watch runs.
+    assert None not in looks.fresh_while_watched
+    clock.now += RECHECK_SECONDS
+    assert live.fresh() is None  # the watch has ended: requests look again
