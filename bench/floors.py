@@ -2,14 +2,15 @@
 
 One module per measurement (``floor_scrape``, ``floor_poll_cpu``, ``floor_wall``,
 ``floor_rss``); this one runs them on one fleet and lays the results out side by side, each
-ratio next to its target. ``--only-floors`` runs just this phase.
+ratio next to its target; ``floor_poll_parts`` adds where a poll's CPU goes, part by part.
+``--only-floors`` runs just this phase.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from . import floor_poll_cpu, floor_rss, floor_scrape, floor_wall
+from . import floor_poll_cpu, floor_poll_parts, floor_rss, floor_scrape, floor_wall
 from .fixtures import Fleet
 
 
@@ -20,6 +21,7 @@ def run(fleet: Fleet, sessions: int, repeats: int, scrape_inner: int, rtt: float
         "sessions": sessions,
         "scrape": floor_scrape.run(pages, fleet.clock, repeats, scrape_inner),
         "poll_cpu": floor_poll_cpu.run(pages, fleet.clock, repeats),
+        "poll_parts": floor_poll_parts.run(pages, fleet.clock, repeats),
         "poll_wall": floor_wall.run(pages, fleet.clock, repeats, rtt),
         "rss": floor_rss.run(pages),
     }
@@ -50,3 +52,11 @@ def table_rows(floors: dict[str, Any]) -> list[list[object]]:
                  f"peak {rss['peak_mb']} MB", None, f"<= {rss['target_mb']} MB",
                  verdict(rss["rss_mb"], rss["target_mb"])])  # fmt: skip
     return rows
+
+
+def parts_rows(floors: dict[str, Any]) -> list[list[object]]:
+    parts = floors["poll_parts"]
+    return [
+        [row["part"], f"{row['cpu_ms']} ms", f"{parts['floor_ms']} ms json.loads", row["ratio"]]
+        for row in parts["rows"]
+    ]

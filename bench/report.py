@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .floors import table_rows
+from .floors import parts_rows, table_rows
 
 
 def _table(title: str, header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -160,7 +160,12 @@ def floor_tables(floors: dict[str, Any] | None) -> list[str]:
             "(medians; measured interleaved in this run)",
             ["measurement", "exporter", "floor", "ratio", "target", "verdict"],
             table_rows(floors),
-        )
+        ),
+        _table(
+            "Where a poll's CPU goes: each part alone, against the same floor",
+            ["part", "cpu", "floor", "ratio"],
+            parts_rows(floors),
+        ),
     ]
 
 

@@ -112,9 +112,13 @@ def test_every_target_is_reported_next_to_its_floor(
 ) -> None:
     report, text = quick_run
     floors = report["floors"]
-    assert set(floors) == {"sessions", "scrape", "poll_cpu", "poll_wall", "rss"}
+    assert set(floors) == {"sessions", "scrape", "poll_cpu", "poll_parts", "poll_wall", "rss"}
     assert [row["encoding"] for row in floors["scrape"]["rows"]] == ["identity", "gzip"]
     assert [row["transport"] for row in floors["poll_cpu"]["rows"]] == ["mock", "loopback"]
+    assert [row["part"] for row in floors["poll_parts"]["rows"]] == [
+        "parse", "httpx (mock)", "httpx (loopback)", "track", "summarise", "publish"
+    ]  # fmt: skip
     assert floors["poll_wall"]["concurrency"] == 4
     assert floors["rss"]["sessions"] == floors["sessions"]
     assert "Targets against their floors" in text
+    assert "Where a poll's CPU goes" in text

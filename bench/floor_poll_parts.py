@@ -1,0 +1,133 @@
+"""Where a poll's CPU goes, part by part, each against the same ``json.loads`` floor.
+
+``floor_poll_cpu`` says how far a whole poll is from decoding its bytes; this says which
+parts make up the distance, so that a target can be judged against what the libraries the
+exporter is built on cost by themselves. Each part runs alone on the same fleet, measured
+with ``time.process_time`` and interleaved with the floor:
+
+* ``parse``: ``parse_page`` of every page the poll reads, the sessions held as the poll
+  holds them (pydantic-core decoding and validating);
+* ``httpx (mock)`` and ``httpx (loopback)``: a bare httpx client fetching the same requests
+  (URLs built once, as the exporter does), through the same ``MockTransport`` and from the
+  same static page server: what the HTTP client costs before the exporter does anything;
+* ``track``: the lifecycle tracker's steady-state ``observe_live`` of the live sessions;
+* ``summarise``: the snapshot of the live sessions;
+* ``publish``: rendering the exposition (both formats, gzip) after a poll.
+
+The parts do not add up to a poll exactly (a poll also pages, dedupes, counts its requests
+and runs a thread pool), but they bound what any poll built on these libraries costs.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import statistics
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import httpx
+
+from notte_exporter.labels import BROWSER_TYPES, BoundedLabel
+from notte_exporter.models import Session, in_api_utc, parse_page
+from notte_exporter.snapshot import summarise
+
+from .fixtures import OFFLINE_URL, PAGE_SIZE, StaticPages, make_exporter
+from .page_server import PageServer
+
+
+def _cpu(fn: Callable[[], object]) -> float:
+    gc.collect()
+    started = time.process_time()
+    fn()
+    return time.process_time() - started
+
+
+def _fetch_all(client: httpx.Client, urls: list[httpx.URL]) -> Callable[[], None]:
+    def fetch() -> None:
+        for url in urls:
+            client.get(url).read()
+
+    return fetch
+
+
+def run(pages: StaticPages, clock: Any, repeats: int) -> dict[str, Any]:
+    keys = sorted(pages.pages)
+    bodies = [pages.pages[key] for key in keys]
+    live: list[Session] = [
+        session
+        for (active, _), body in zip(keys, bodies, strict=True)
+        if active
+        for session in parse_page(body).sessions
+    ]
+    now = in_api_utc(clock.now())
+    exporter = make_exporter(clock, transport=pages.transport())
+    if not exporter.poll_once().ok:
+        raise RuntimeError("a benchmark poll failed")
+    tracker = exporter.tracker
+    browser_label = BoundedLabel(BROWSER_TYPES)
+    status_label = BoundedLabel(("active",))
+
+    def urls(base: str) -> list[httpx.URL]:
+        return [
+            httpx.URL(
+                f"{base}/sessions",
+                params={"page": page, "page_size": PAGE_SIZE, "only_active": str(active).lower()},
+            )
+            for active, page in keys
+        ]
+
+    def floor() -> None:
+        for body in bodies:
+            json.loads(body)
+
+    def parse() -> None:
+        held = [parse_page(body) for body in bodies]
+        del held
+
+    def summary() -> None:
+        summarise(
+            live,
+            taken_at=now,
+            browser_label=browser_label,
+            status_label=status_label,
+            idle_threshold=timedelta(seconds=60),
+            overdue_grace=timedelta(seconds=60),
+            detail_limit=20,
+        )
+
+    with (
+        PageServer(pages.pages) as url,
+        httpx.Client(transport=pages.transport()) as mock_client,
+        httpx.Client() as loopback_client,
+    ):
+        parts: dict[str, Callable[[], object]] = {
+            "parse": parse,
+            "httpx (mock)": _fetch_all(mock_client, urls(OFFLINE_URL)),
+            "httpx (loopback)": _fetch_all(loopback_client, urls(url)),
+            "track": lambda: tracker.observe_live(live, now),
+            "summarise": summary,
+            "publish": exporter.published.publish,
+        }
+        for part in parts.values():  # warm up: connections, caches
+            part()
+        samples: dict[str, list[float]] = {"floor": [], **{name: [] for name in parts}}
+        for _ in range(repeats):
+            for name, part in parts.items():
+                samples["floor"].append(_cpu(floor))
+                samples[name].append(_cpu(part))
+    exporter.client.close()
+    cpu = {name: statistics.median(values) for name, values in samples.items()}
+    return {
+        "floor_ms": round(cpu["floor"] * 1e3, 2),
+        "rows": [
+            {
+                "part": name,
+                "cpu_ms": round(cpu[name] * 1e3, 2),
+                "ratio": round(cpu[name] / cpu["floor"], 2),
+            }
+            for name in parts
+        ],
+    }
