@@ -14,7 +14,7 @@ import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -23,7 +23,10 @@ from pydantic import SecretStr
 from notte_exporter.config import Settings
 from notte_exporter.daemon import Exporter
 from notte_exporter.keys import ApiKey
+from notte_exporter.labels import BoundedLabel
+from notte_exporter.models import Session
 from notte_exporter.simulator import BROWSER_TYPES, ManualClock, SimulatedAccount
+from notte_exporter.snapshot import Snapshot, summarise
 
 KEY = "bench-key"
 PAGE_SIZE = 100
@@ -68,6 +71,19 @@ def make_exporter(
         clock=clock.now,
         sleep=lambda seconds: None,
         process_metrics=process_metrics,
+    )
+
+
+def summarise_default(sessions: list[Session], now: datetime) -> Snapshot:
+    """The snapshot a poll takes of ``sessions`` at ``now``, with the daemon's defaults."""
+    return summarise(
+        sessions,
+        taken_at=now,
+        browser_label=BoundedLabel(BROWSER_TYPES),
+        status_label=BoundedLabel(("active", "authenticating")),
+        idle_threshold=timedelta(seconds=60),
+        overdue_grace=timedelta(seconds=60),
+        detail_limit=20,
     )
 
 

@@ -25,16 +25,13 @@ import json
 import statistics
 import time
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
 import httpx
 
-from notte_exporter.labels import BROWSER_TYPES, BoundedLabel
 from notte_exporter.models import Session, in_api_utc, parse_page
-from notte_exporter.snapshot import summarise
 
-from .fixtures import OFFLINE_URL, PAGE_SIZE, StaticPages, make_exporter
+from .fixtures import OFFLINE_URL, PAGE_SIZE, StaticPages, make_exporter, summarise_default
 from .page_server import PageServer
 
 
@@ -67,8 +64,6 @@ def run(pages: StaticPages, clock: Any, repeats: int) -> dict[str, Any]:
     if not exporter.poll_once().ok:
         raise RuntimeError("a benchmark poll failed")
     tracker = exporter.tracker
-    browser_label = BoundedLabel(BROWSER_TYPES)
-    status_label = BoundedLabel(("active",))
 
     def urls(base: str) -> list[httpx.URL]:
         return [
@@ -88,15 +83,7 @@ def run(pages: StaticPages, clock: Any, repeats: int) -> dict[str, Any]:
         del held
 
     def summary() -> None:
-        summarise(
-            live,
-            taken_at=now,
-            browser_label=browser_label,
-            status_label=status_label,
-            idle_threshold=timedelta(seconds=60),
-            overdue_grace=timedelta(seconds=60),
-            detail_limit=20,
-        )
+        summarise_default(live, now)
 
     with (
         PageServer(pages.pages) as url,

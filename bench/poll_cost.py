@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -34,9 +33,16 @@ from notte_exporter.labels import BROWSER_TYPES, BoundedLabel
 from notte_exporter.lifecycle import LifecycleMetrics, LifecycleTracker
 from notte_exporter.models import InvalidItem, in_api_utc, parse_page, parse_session
 from notte_exporter.simulator import SimulatorServer
-from notte_exporter.snapshot import summarise
 
-from .fixtures import KEY, OFFLINE_URL, PAGE_SIZE, Fleet, StaticPages, make_exporter
+from .fixtures import (
+    KEY,
+    OFFLINE_URL,
+    PAGE_SIZE,
+    Fleet,
+    StaticPages,
+    make_exporter,
+    summarise_default,
+)
 from .timing import interleaved_medians, ratio
 
 # Timed variants, in the order the report shows them; each "per session" and ratio column
@@ -72,7 +78,6 @@ def _stage_candidates(pages: StaticPages, fleet: Fleet) -> dict[str, Callable[[]
     assert len(sessions) == pages.live_sessions, "every generated session must parse"
     now = in_api_utc(fleet.clock.now())
     browser_label = BoundedLabel(BROWSER_TYPES)
-    status_label = BoundedLabel(("active", "authenticating"))
     tracker = LifecycleTracker(
         LifecycleMetrics(CollectorRegistry(), BROWSER_TYPES), browser_label, watch_start=now
     )
@@ -90,15 +95,7 @@ def _stage_candidates(pages: StaticPages, fleet: Fleet) -> dict[str, Callable[[]
         tracker.observe_live(sessions, now)
 
     def summary() -> None:
-        summarise(
-            sessions,
-            taken_at=now,
-            browser_label=browser_label,
-            status_label=status_label,
-            idle_threshold=timedelta(seconds=60),
-            overdue_grace=timedelta(seconds=60),
-            detail_limit=20,
-        )
+        summarise_default(sessions, now)
 
     return {"decode": decode, "parse": parse, "track": track, "summarise": summary}
 

@@ -47,18 +47,15 @@ class BasicAuth:
 
     def check(self, header: str | None, users: dict[str, bytes]) -> bool:
         """Whether the header holds a known login; may cost a bcrypt (~100+ ms)."""
-        credentials = _credentials(header)
-        if credentials is None:
+        login = self._login(header, users)
+        if login is None:
             return False
-        user, password = credentials
-        hashed = users.get(user)
+        password, hashed, digest = login
         if hashed is None:
             bcrypt.checkpw(password, self._decoy)  # as slow as a known user
             return False
-        digest = self._digest(user, hashed, password)
-        with self._lock:
-            if digest in self._verified:
-                return True
+        if self._remembered(digest):
+            return True
         if not bcrypt.checkpw(password, hashed):
             return False
         with self._lock:
@@ -69,16 +66,28 @@ class BasicAuth:
 
     def check_cached(self, header: str | None, users: dict[str, bytes]) -> bool | None:
         """``check`` without a bcrypt: None when only a bcrypt could tell (call ``check``)."""
-        credentials = _credentials(header)
-        if credentials is None:
+        login = self._login(header, users)
+        if login is None:
             return False
-        user, password = credentials
-        hashed = users.get(user)
+        _, hashed, digest = login
         if hashed is None:
             return None  # check() pays the decoy bcrypt, so that timing tells nothing
-        digest = self._digest(user, hashed, password)
+        return True if self._remembered(digest) else None
+
+    def _login(
+        self, header: str | None, users: dict[str, bytes]
+    ) -> tuple[bytes, bytes | None, bytes] | None:
+        """(password, its user's hash or None for an unknown user, cache key), or None."""
+        credentials = _credentials(header)
+        if credentials is None:
+            return None
+        user, password = credentials
+        hashed = users.get(user)
+        return password, hashed, self._digest(user, hashed or b"", password)
+
+    def _remembered(self, digest: bytes) -> bool:
         with self._lock:
-            return True if digest in self._verified else None
+            return digest in self._verified
 
     def _digest(self, user: str, hashed: bytes, password: bytes) -> bytes:
         message = b"\0".join([user.encode(), hashed, password])
