@@ -37,7 +37,7 @@ from __future__ import annotations
 import struct
 import threading
 import zlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 from urllib.parse import parse_qs
@@ -47,12 +47,8 @@ from prometheus_client.exposition import choose_encoder, gzip_accepted
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from .perprocess import ProcessSeries
+from .perprocess import EOF, OPENMETRICS, Collected, Encoder, ProcessSeries, without_eof
 
-Encoder = Callable[[Collector], bytes]
-
-OPENMETRICS = "application/openmetrics-text"
-EOF = b"# EOF\n"
 # Format variants remembered for pre-rendering: each Prometheus version asks in one way, so
 # a handful covers every real scraper; a client inventing new ones only gets live renders.
 MAX_VARIANTS = 8
@@ -114,16 +110,6 @@ class _Collects(Protocol):
     def collect(self) -> Iterable[Metric]: ...
 
 
-class _Read(Collector):
-    """Metric families already read from a registry, to render more than once."""
-
-    def __init__(self, families: list[Metric]) -> None:
-        self._families = families
-
-    def collect(self) -> Iterable[Metric]:
-        return self._families
-
-
 class _Both(Collector):
     """Several registries read as one, for live renders."""
 
@@ -164,9 +150,9 @@ class PublishedExposition:
         """
         with self._lock:
             encoders = dict(self._encoders)
-        reading = _Read(list(self._registry.collect()))
+        reading = Collected(list(self._registry.collect()))
         rendered = {
-            content_type: _Rendered.of(_poll_part(content_type, encoder(reading)))
+            content_type: _Rendered.of(without_eof(content_type, encoder(reading)))
             for content_type, encoder in encoders.items()
         }
         with self._lock:
@@ -228,12 +214,5 @@ class PublishedExposition:
         body = encoder(_Both(parts))
         if not gzipped:
             return body
-        compressor = zlib.compressobj(6, zlib.DEFLATED, _GZIP_WBITS)
+        compressor = zlib.compressobj(_LEVEL, zlib.DEFLATED, _GZIP_WBITS)
         return compressor.compress(body) + compressor.flush()
-
-
-def _poll_part(content_type: str, body: bytes) -> bytes:
-    """The poll's share of a body: OpenMetrics without its closing ``# EOF``."""
-    if content_type.startswith(OPENMETRICS) and body.endswith(EOF):
-        return body[: -len(EOF)]
-    return body

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import os
 import resource
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, ProcessCollector
@@ -47,12 +47,21 @@ EOF = b"# EOF\n"
 MAX_FAMILIES = 256
 
 
-class _One(Collector):
-    def __init__(self, metric: Metric) -> None:
-        self._metric = metric
+class Collected(Collector):
+    """Metric families already read from a registry, to render more than once."""
+
+    def __init__(self, families: Sequence[Metric]) -> None:
+        self._families = families
 
     def collect(self) -> Iterable[Metric]:
-        return (self._metric,)
+        return self._families
+
+
+def without_eof(content_type: str, body: bytes) -> bytes:
+    """A body that more will follow: OpenMetrics without its closing ``# EOF``."""
+    if content_type.startswith(OPENMETRICS) and body.endswith(EOF):
+        return body[: -len(EOF)]
+    return body
 
 
 def _identity(metric: Metric) -> tuple[Any, ...]:
@@ -91,9 +100,7 @@ class ProcessSeries:
             identity = _identity(metric)
             cached = self._rendered.get(key)
             if cached is None or cached[0] != identity:
-                body = encoder(_One(metric))
-                if content_type.startswith(OPENMETRICS) and body.endswith(EOF):
-                    body = body[: -len(EOF)]
+                body = without_eof(content_type, encoder(Collected((metric,))))
                 if len(self._rendered) >= MAX_FAMILIES:
                     self._rendered.clear()
                 cached = (identity, body)
