@@ -205,15 +205,13 @@ class Exporter:
 
     def poll_once(self) -> PollStatus:
         """Poll, read usage if it is due, then publish (for --once, tests, the catalogue)."""
-        status = self.poller.poll()
-        if self.usage is not None:
-            self.usage.poll_if_due()
-        self.published.publish()
-        return status
+        return self._poll_and_publish(read_usage=True)
 
-    def _poll_and_publish(self) -> PollStatus:
-        """One poll of the daemon's loop; usage is read by its own thread."""
+    def _poll_and_publish(self, *, read_usage: bool = False) -> PollStatus:
+        """One poll, then publish; the daemon's loop leaves usage to its own thread."""
         status = self.poller.poll()
+        if read_usage and self.usage is not None:
+            self.usage.poll_if_due()
         self.published.publish()
         return status
 

@@ -133,7 +133,6 @@ class _Tracked:
     browser_type: str
     request_hwm: int
     response_hwm: int
-    proxy: str
     # Browser time is counted from watched_from (its start, or the exporter's if later) up to
     # counted_until; vanished_at is when it left the live listing (pending since then).
     watched_from: datetime
@@ -284,18 +283,16 @@ class LifecycleTracker:
 
     def _first_sight(self, session: Session) -> _Tracked:
         browser = self._browser(session["browser_type"])
-        proxy = _proxy_label(session)
         created_at = session["created_at"]
         if created_at >= self._watch_start:
             self._metrics.started.labels(browser_type=browser).inc()
-            return _Tracked(browser, 0, 0, proxy, created_at, created_at)
+            return _Tracked(browser, 0, 0, created_at, created_at)
         # Running before the exporter started: its traffic and time so far were never ours
         # to count.
         return _Tracked(
             browser,
             max(session["network_request_bytes"], 0),
             max(session["network_response_bytes"], 0),
-            proxy,
             self._watch_start,
             self._watch_start,
         )
@@ -361,7 +358,7 @@ _Traffic = dict[tuple[str, str], int]
 def _add_traffic(tracked: _Tracked, session: Session, sent: _Traffic, received: _Traffic) -> None:
     """Add the bytes past the session's high-water marks to ``sent`` and ``received``."""
     # A session's proxies setting is fixed at start; the latest answer is the best one.
-    proxy = tracked.proxy = _proxy_label(session)
+    proxy = _proxy_label(session)
     value = session["network_request_bytes"]
     if value > tracked.request_hwm:
         key = (tracked.browser_type, proxy)

@@ -178,14 +178,15 @@ class Poller:
         with ThreadPoolExecutor(self._config.concurrency, thread_name_prefix="page") as pool:
             yield pool
 
-    def _fetch_history(self, page: int, deadline: float) -> httpx.Response:
+    def _fetch_page(self, page: int, deadline: float, *, live: bool) -> httpx.Response:
+        """A page of the live listing (retried) or of the history (best effort: no retry)."""
         return self._client.fetch_sessions(
             page=page,
             page_size=self._config.page_size,
-            only_active=False,
+            only_active=live,
             only_current_token=self._config.only_current_token,
             deadline=deadline,
-            retries=0,
+            retries=None if live else 0,
         )
 
     def _list_live(
@@ -201,17 +202,11 @@ class Poller:
         history: list[Future[httpx.Response]] = []
 
         def fetch(page: int) -> httpx.Response:
-            result = self._client.fetch_sessions(
-                page=page,
-                page_size=self._config.page_size,
-                only_active=True,
-                only_current_token=self._config.only_current_token,
-                deadline=deadline,
-            )
+            result = self._fetch_page(page, deadline, live=True)
             # For the poll's log line; pages may arrive out of order, so the furthest one.
             self._pages = max(self._pages, page)
             if page == 1 and pool is not None and self._config.lookup_budget > 0:
-                history.append(pool.submit(self._fetch_history, 1, deadline))
+                history.append(pool.submit(self._fetch_page, 1, deadline, live=False))
             return result
 
         pages = read_listing(
@@ -307,7 +302,7 @@ class Poller:
             fetched = (
                 first.result()
                 if page == 1 and first is not None
-                else self._fetch_history(page, deadline)
+                else self._fetch_page(page, deadline, live=False)
             )
             result = self._client.read_sessions(fetched, page)
             fresh = False

@@ -87,9 +87,9 @@ def summarise(
     idle: dict[str, int] = {}
     over_max_duration = over_idle_timeout = 0
     idle_cutoff = taken_at - idle_threshold
-    # A session is overdue when created (or last used) before these cutoffs.
-    max_duration_cutoffs = _Cutoffs(taken_at - overdue_grace)
-    idle_timeout_cutoffs = _Cutoffs(taken_at - overdue_grace)
+    # A session is overdue when created (or last used) more than its limit (in minutes)
+    # plus the grace before the poll: both limits count from the same cutoffs.
+    overdue_cutoffs = _Cutoffs(taken_at - overdue_grace)
     for session in live:
         browser = session["browser_type"]
         # Totals can only be non-negative; a negative number from the API is noise, not data.
@@ -104,9 +104,9 @@ def summarise(
         last_activity = session["last_accessed_at"] or session["created_at"]
         if last_activity < idle_cutoff:
             idle[browser] = idle.get(browser, 0) + 1
-        if session["created_at"] < max_duration_cutoffs[session["max_duration_minutes"]]:
+        if session["created_at"] < overdue_cutoffs[session["max_duration_minutes"]]:
             over_max_duration += 1
-        if last_activity < idle_timeout_cutoffs[session["idle_timeout_minutes"]]:
+        if last_activity < overdue_cutoffs[session["idle_timeout_minutes"]]:
             over_idle_timeout += 1
     # The listing is newest first, so it is read backwards: the oldest come first and the
     # heap is rarely touched again (forwards, every session would replace its top: 4x).

@@ -89,11 +89,6 @@ class UsageWatcher:
             self._poll()
             return True
 
-    def poll(self) -> None:
-        """Read usage now; never raises for anything the API or the network does."""
-        with self._reading:
-            self._poll()
-
     def _poll(self) -> None:
         started = self._monotonic()
         self._next_due = started + self._interval
@@ -181,7 +176,7 @@ class UsageCollector(Collector):
         self._state = state
 
     def describe(self) -> list[Metric]:
-        return []  # families come with the data, as in SessionCollector
+        return []  # families come with the data; nothing to describe before a read
 
     def collect(self) -> Iterator[Metric]:
         state = self._state()
