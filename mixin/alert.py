@@ -56,3 +56,16 @@ def target_name(config: Config) -> str:
 def target_filter(config: Config) -> str:
     """Label matchers of the alert's own target, as a printf format for `query` templates."""
     return f"job=%q,{config.instance_label}=%q"
+
+
+def query_value(config: Config, expr_format: str, pipeline: str = 'printf "%.0f"') -> str:
+    """Template text printing one value queried for the alert's own target, or `?`.
+
+    ``expr_format`` takes the target's job and instance (``%s``) and ``pipeline`` formats
+    the value (a whole number by default).
+    """
+    inst = config.instance_label
+    return (
+        f"{{{{ with printf `{expr_format}` $labels.job $labels.{inst} | query }}}}"
+        f"{{{{ . | first | value | {pipeline} }}}}{{{{ else }}}}?{{{{ end }}}}"
+    )

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from mixin.config import Config
 from mixin.cost_rules import SECONDS_TO_MONTH_END, burn_rate_expr
-from mixin.dashboards import RATE, UP_MAPPINGS, _annotations, _per_exporter, _selector, _variables
-from mixin.grafana import Json, Panel, Target, dashboard, row, stat, timeseries
+from mixin.dashboards import RATE, UP_MAPPINGS, _per_exporter, _selector, bundle_dashboard
+from mixin.grafana import Json, Panel, Target, row, stat, timeseries
 
 DOLLARS = "currencyUSD"
 EXCEEDED_MAPPINGS: list[Json] = [
@@ -332,18 +332,14 @@ def cost_dashboard(config: Config) -> Json:
             height=8,
         ),
     ]
-    return dashboard(
-        uid=f"{c.dashboard_uid_prefix}-cost",
-        title="Notte cost",
-        description="What the Notte sessions cost: spend and credits from GET /usage, the burn "
-        "rate and a forecast to the end of the month, browser time, the idle waste of leaked "
-        "sessions and proxied traffic, from notte-exporter.",
-        tags=list(c.dashboard_tags),
-        variables=_variables(c),
-        panels=panels,
-        refresh=c.dashboard_refresh,
-        time_from=c.dashboard_time_from,
-        annotations=_annotations(c),
+    return bundle_dashboard(
+        c,
+        "cost",
+        "Notte cost",
+        "What the Notte sessions cost: spend and credits from GET /usage, the burn rate and a "
+        "forecast to the end of the month, browser time, the idle waste of leaked sessions "
+        "and proxied traffic, from notte-exporter.",
+        panels,
     )
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mixin.alert import Alert, target_filter, target_name
+from mixin.alert import Alert, query_value, target_filter, target_name
 from mixin.config import Config, human_duration
 
 # Seconds from now to the end of the current calendar month (UTC); a label-less scalar.
@@ -86,17 +86,8 @@ def cost_recording_rules(config: Config) -> list[dict[str, str]]:
     ]
 
 
-def _query(config: Config, expr_format: str, pipeline: str) -> str:
-    """Template text printing one value queried for the alert's own target, or `?`."""
-    inst = config.instance_label
-    return (
-        f"{{{{ with printf `{expr_format}` $labels.job $labels.{inst} | query }}}}"
-        f"{{{{ . | first | value | {pipeline} }}}}{{{{ else }}}}?{{{{ end }}}}"
-    )
-
-
 def _dollars(config: Config, expr_format: str) -> str:
-    return "$" + _query(config, expr_format, 'printf "%.2f"')
+    return "$" + query_value(config, expr_format, 'printf "%.2f"')
 
 
 def cost_alerts(config: Config) -> list[Alert]:
@@ -153,7 +144,7 @@ def cost_alerts(config: Config) -> list[Alert]:
     )
     # The same target twice: Go's printf takes the arguments by index.
     indexed = f"job=%[1]q,{c.instance_label}=%[2]q"
-    runs_out = _query(
+    runs_out = query_value(
         c,
         f"sum(notte_usage_total_balance_dollars{{{indexed}}}) / "
         f"sum({names.burn_rate}{{{indexed}}}) * 3600",
@@ -179,8 +170,12 @@ def cost_alerts(config: Config) -> list[Alert]:
             ),
         )
     )
-    waste_hours = _query(c, f"sum({names.idle_waste_seconds}{{{target}}}) / 3600", 'printf "%.1f"')
-    browser_hours = _query(c, f"sum({names.browser_seconds}{{{target}}}) / 3600", 'printf "%.1f"')
+    waste_hours = query_value(
+        c, f"sum({names.idle_waste_seconds}{{{target}}}) / 3600", 'printf "%.1f"'
+    )
+    browser_hours = query_value(
+        c, f"sum({names.browser_seconds}{{{target}}}) / 3600", 'printf "%.1f"'
+    )
     result.append(
         Alert(
             name="NotteIdleWasteHigh",
@@ -202,7 +197,7 @@ def cost_alerts(config: Config) -> list[Alert]:
             ),
         )
     )
-    last_read = _query(
+    last_read = query_value(
         c,
         f"time() - max(notte_usage_last_success_timestamp_seconds{{{target}}})",
         "humanizeDuration",

@@ -85,6 +85,8 @@ def _annotations(config: Config) -> list[Json]:
             'ALERTS{alertname=~"Notte.+", alertstate="firing", job=~"$job", '
             f'{config.account_label}=~"$account|", '
             f'{config.instance_label}=~"${config.instance_label}|"}}',
+            # The target's labels, under whatever names this bundle gives them.
+            f"{{{{severity}}}}: {{{{{config.instance_label}}}}} {{{{{config.account_label}}}}}",
         )
     ]
 
@@ -347,17 +349,13 @@ def sessions_dashboard(config: Config) -> Json:
             threshold_steps=limit_steps,
         ),
     ]
-    return dashboard(
-        uid=f"{config.dashboard_uid_prefix}-sessions",
-        title="Notte sessions",
-        description="Live Notte cloud-browser sessions, how they end, leaks, traffic and the "
-        "plan limit, from notte-exporter.",
-        tags=list(config.dashboard_tags),
-        variables=_variables(config),
-        panels=panels,
-        refresh=config.dashboard_refresh,
-        time_from=config.dashboard_time_from,
-        annotations=_annotations(config),
+    return bundle_dashboard(
+        config,
+        "sessions",
+        "Notte sessions",
+        "Live Notte cloud-browser sessions, how they end, leaks, traffic and the plan limit, "
+        "from notte-exporter.",
+        panels,
     )
 
 
@@ -593,11 +591,24 @@ def exporter_dashboard(config: Config) -> Json:
             min_value=None,
         ),
     ]
+    return bundle_dashboard(
+        config,
+        "exporter",
+        "Notte exporter",
+        "Health of notte-exporter: scrapes, polls, Notte API requests and the rate-limit budget.",
+        panels,
+    )
+
+
+def bundle_dashboard(
+    config: Config, slug: str, title: str, description: str, panels: list[Panel]
+) -> Json:
+    """A dashboard of the bundle: its uid, tags, variables, refresh, range and annotations
+    come from the config, the same for every dashboard."""
     return dashboard(
-        uid=f"{config.dashboard_uid_prefix}-exporter",
-        title="Notte exporter",
-        description="Health of notte-exporter: scrapes, polls, Notte API requests and the "
-        "rate-limit budget.",
+        uid=f"{config.dashboard_uid_prefix}-{slug}",
+        title=title,
+        description=description,
         tags=list(config.dashboard_tags),
         variables=_variables(config),
         panels=panels,

@@ -266,8 +266,11 @@ def query_variable(
     return variable
 
 
-def alert_annotation(name: str, expr: str) -> Json:
-    """Marks on every time series panel where a Prometheus alert was firing (from ALERTS)."""
+def alert_annotation(name: str, expr: str, text: str) -> Json:
+    """Marks on every time series panel where a Prometheus alert was firing (from ALERTS).
+
+    ``text`` is the mark's text, a Grafana template of the alert's labels.
+    """
     return {
         "datasource": DATASOURCE,
         "enable": True,
@@ -276,7 +279,7 @@ def alert_annotation(name: str, expr: str) -> Json:
         "name": name,
         "step": "1m",
         "titleFormat": "{{alertname}}",
-        "textFormat": "{{severity}}: {{instance}} {{account}}",
+        "textFormat": text,
         "useValueForTime": False,
     }
 

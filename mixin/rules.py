@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from mixin.alert import Alert
+from mixin.alert import Alert, query_value
 from mixin.alert import target_filter as _target_filter
 from mixin.alert import target_name as _target_name
 from mixin.config import Config, human_duration
@@ -90,15 +90,6 @@ def recording_rules(config: Config) -> list[dict[str, str]]:
             ),
         },
     ]
-
-
-def _query_value(config: Config, expr_format: str) -> str:
-    """Template text that prints one number queried for the alert's own target."""
-    inst = config.instance_label
-    return (
-        f"{{{{ with printf `{expr_format}` $labels.job $labels.{inst} | query }}}}"
-        f'{{{{ . | first | value | printf "%.0f" }}}}{{{{ else }}}}?{{{{ end }}}}'
-    )
 
 
 def _failure_reasons(config: Config) -> str:
@@ -246,7 +237,7 @@ def session_alerts(config: Config) -> list[Alert]:
     ended_window = human_duration(c.sessions_ended_window)
     target = _target_filter(c)
     result: list[Alert] = []
-    leak_volume = _query_value(
+    leak_volume = query_value(
         c,
         f'sum({names.closed_by_reason}{{close_reason!="unknown",{target}}})',
     )
@@ -270,7 +261,7 @@ def session_alerts(config: Config) -> list[Alert]:
             ),
         )
     )
-    error_volume = _query_value(
+    error_volume = query_value(
         c,
         f'sum({names.closed_by_status}{{status!="unknown",{target}}})',
     )
@@ -309,7 +300,7 @@ def session_alerts(config: Config) -> list[Alert]:
             ),
         )
     )
-    live = _query_value(c, f"sum({names.active}{{{target}}})")
+    live = query_value(c, f"sum({names.active}{{{target}}})")
     result.append(
         Alert(
             name="NotteSessionsIdle",
@@ -360,7 +351,7 @@ def session_alerts(config: Config) -> list[Alert]:
             ),
         )
     )
-    limit = _query_value(c, f"sum(notte_sessions_limit{{{target}}})")
+    limit = query_value(c, f"sum(notte_sessions_limit{{{target}}})")
     for severity, share in (
         ("warning", "near_limit_warning_share"),
         ("critical", "near_limit_critical_share"),

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import subprocess
+from dataclasses import replace
 from typing import Any
 
 import pytest
 import yaml
+from mixin.config import DEFAULT
+from mixin.dashboards import dashboards
 from monitoring_helpers import (
     DASHBOARD_FILES,
     JOB,
@@ -280,3 +283,10 @@ def test_panel_query_is_scoped_to_the_selected_job_account_and_instance(query):
     assert query.expr.count('job=~"$job", account=~"$account", instance=~"$instance"') >= len(
         referenced_series(query.expr)
     )
+
+
+def test_alert_annotations_name_the_target_labels_the_bundle_is_built_for():
+    config = replace(DEFAULT, instance_label="pod", account_label="tenant")
+    for name, built in dashboards(config).items():
+        (annotation,) = built["annotations"]["list"]
+        assert annotation["textFormat"] == "{{severity}}: {{pod}} {{tenant}}", name
