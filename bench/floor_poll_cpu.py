@@ -11,24 +11,15 @@ the exposition.
 
 from __future__ import annotations
 
-import gc
 import json
 import statistics
-import time
-from collections.abc import Callable
 from typing import Any
 
 from .fixtures import StaticPages, make_exporter
 from .page_server import PageServer
+from .timing import cpu_once
 
 TARGETS = {"mock": 2.0, "loopback": 4.0}
-
-
-def _cpu(fn: Callable[[], object]) -> float:
-    gc.collect()
-    started = time.process_time()
-    fn()
-    return time.process_time() - started
 
 
 def run(pages: StaticPages, clock: Any, repeats: int) -> dict[str, Any]:
@@ -47,10 +38,10 @@ def run(pages: StaticPages, clock: Any, repeats: int) -> dict[str, Any]:
                 raise RuntimeError("a benchmark poll failed")
         samples: dict[str, list[float]] = {"floor": [], "mock": [], "loopback": []}
         for _ in range(repeats):
-            samples["floor"].append(_cpu(floor))
-            samples["mock"].append(_cpu(polls["mock"]))
-            samples["floor"].append(_cpu(floor))
-            samples["loopback"].append(_cpu(polls["loopback"]))
+            samples["floor"].append(cpu_once(floor))
+            samples["mock"].append(cpu_once(polls["mock"]))
+            samples["floor"].append(cpu_once(floor))
+            samples["loopback"].append(cpu_once(polls["loopback"]))
         loopback.client.close()
     mock.client.close()
     cpu = {name: statistics.median(values) for name, values in samples.items()}

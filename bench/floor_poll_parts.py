@@ -20,10 +20,8 @@ and runs a thread pool), but they bound what any poll built on these libraries c
 
 from __future__ import annotations
 
-import gc
 import json
 import statistics
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -33,13 +31,7 @@ from notte_exporter.models import Session, in_api_utc, parse_page
 
 from .fixtures import OFFLINE_URL, PAGE_SIZE, StaticPages, make_exporter, summarise_default
 from .page_server import PageServer
-
-
-def _cpu(fn: Callable[[], object]) -> float:
-    gc.collect()
-    started = time.process_time()
-    fn()
-    return time.process_time() - started
+from .timing import cpu_once
 
 
 def _fetch_all(client: httpx.Client, urls: list[httpx.URL]) -> Callable[[], None]:
@@ -103,8 +95,8 @@ def run(pages: StaticPages, clock: Any, repeats: int) -> dict[str, Any]:
         samples: dict[str, list[float]] = {"floor": [], **{name: [] for name in parts}}
         for _ in range(repeats):
             for name, part in parts.items():
-                samples["floor"].append(_cpu(floor))
-                samples[name].append(_cpu(part))
+                samples["floor"].append(cpu_once(floor))
+                samples[name].append(cpu_once(part))
     exporter.client.close()
     cpu = {name: statistics.median(values) for name, values in samples.items()}
     return {
