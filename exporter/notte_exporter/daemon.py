@@ -238,7 +238,6 @@ class Exporter:
             self.settings.listen_addresses,
             max_requests=self.settings.web_max_requests,
             tls=web_config.tls_context if web_config is not None and web_config.tls_on else None,
-            http2=(lambda: web_config.current().http2) if web_config is not None else lambda: True,
         )
         self._server.start()
         self._poll_thread = threading.Thread(target=self._poll_loop, name="poll", daemon=True)

@@ -156,10 +156,9 @@ def _body(body: bytes) -> HTTPResponseBodyEvent:
 class _TlsConfig(Config):
     """Hypercorn's settings, with the TLS context coming from the web config."""
 
-    def __init__(self, tls: TlsContext | None, http2: Callable[[], bool]) -> None:
+    def __init__(self, tls: TlsContext | None) -> None:
         super().__init__()
         self._tls = tls
-        self._http2 = http2
 
     @property
     def ssl_enabled(self) -> bool:
@@ -169,16 +168,13 @@ class _TlsConfig(Config):
         if self._tls is None:
             return None
         tls = self._tls
-        http2 = self._http2
         # The listening context only routes: each handshake is given the current context,
-        # so certificates and client-auth settings read again from disk apply at once.
+        # so certificates, client-auth settings and the HTTP/2 offer (ALPN, set on each
+        # context when it is loaded) read again from disk apply at once.
         router = tls()
-        router.set_alpn_protocols(["h2", "http/1.1"])
 
         def current(sslobj: ssl.SSLObject, server_name: str | None, _: ssl.SSLContext) -> None:
-            context = tls()
-            context.set_alpn_protocols(["h2", "http/1.1"] if http2() else ["http/1.1"])
-            sslobj.context = context
+            sslobj.context = tls()
 
         router.sni_callback = current
         return router
@@ -194,7 +190,6 @@ class WebServer:
         *,
         max_requests: int = 40,
         tls: TlsContext | None = None,
-        http2: Callable[[], bool] = lambda: True,
         idle_timeout: float = IDLE_TIMEOUT,
     ) -> None:
         self.tls = tls is not None
@@ -205,7 +200,7 @@ class WebServer:
         except OSError:
             self._close_sockets()
             raise
-        self._config = _TlsConfig(tls, http2)
+        self._config = _TlsConfig(tls)
         self._config.keep_alive_timeout = idle_timeout
         self._config.read_timeout = int(max(idle_timeout, 1))
         self._config.ssl_handshake_timeout = idle_timeout

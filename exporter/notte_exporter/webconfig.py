@@ -193,6 +193,12 @@ def load(path: Path) -> WebConfig:
     users = _users(document.basic_auth_users, problems)
     if problems:
         raise WebConfigError(path, problems)
+    if tls is not None:
+        # Set once, here: each handshake is handed this context (server.py), and with it
+        # this config's choice of protocols, without looking at the config again.
+        tls.set_alpn_protocols(
+            ["h2", "http/1.1"] if document.http_server_config.http2 else ["http/1.1"]
+        )
     return WebConfig(
         tls=tls,
         http2=document.http_server_config.http2,

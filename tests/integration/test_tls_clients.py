@@ -122,6 +122,25 @@ def test_http2_off_in_the_web_config_serves_http_1_1(pki, make_exporter) -> None
     assert status_of(result) == "1.1 200"
 
 
+@pytest.mark.parametrize(("before", "after"), [(False, True), (True, False)])
+def test_a_reloaded_http2_setting_applies_to_the_next_handshake(
+    pki, make_exporter, before: bool, after: bool
+) -> None:
+    def write(http2: bool) -> Path:
+        return write_config(pki.folder / "web.yml", {
+            "tls_server_config": tls_section(), "http_server_config": {"http2": http2},
+        })  # fmt: skip
+
+    exporter = make_exporter(web_listen_address="127.0.0.1:0", web_config_file=write(before))
+    exporter.start()
+    write(after)
+    assert exporter.reload()  # what SIGHUP does
+    result = curl("--http2", "--cacert", str(pki.ca_file), "--write-out",
+                  "\n%{http_version} %{http_code}",
+                  f"https://127.0.0.1:{exporter.port}/healthz")  # fmt: skip
+    assert status_of(result) == ("2 200" if after else "1.1 200")
+
+
 def test_plain_http_to_the_tls_port_gets_no_metrics(tls_auth) -> None:
     result = curl("--write-out", "\n%{http_code}", f"http://127.0.0.1:{tls_auth.port}/metrics")
     assert "notte_up" not in result.stdout
