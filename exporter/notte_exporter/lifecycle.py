@@ -176,48 +176,14 @@ class LifecycleTracker:
         self._lock = threading.Lock()
 
     def observe_live(self, sessions: Iterable[Session], now: datetime) -> None:
-        """Record one complete live listing: new sessions, traffic, and who vanished.
+        """Record one complete live listing at once (see ``LiveListing``)."""
+        listing = self.begin_listing(now)
+        listing.add(sessions)
+        listing.complete()
 
-        ``now`` should be in ``models.API_UTC``, like the sessions' timestamps (cheap to
-        compare). Traffic and browser seconds are summed per label set and each counter is
-        updated once per poll: one update per session would cost more than the rest of the
-        bookkeeping, and most live sessions move their totals between two polls.
-        """
-        with self._lock:
-            previous = self._live
-            live: dict[str, _Tracked] = {}
-            ended = self._ended
-            pending = self._pending
-            seconds: dict[str, float] = {}
-            sent: _Traffic = {}
-            received: _Traffic = {}
-            for session in sessions:
-                sid = session["session_id"]
-                if sid in ended:
-                    continue  # a stale listing after its end was counted: nothing new to learn
-                tracked = previous.pop(sid, None) or pending.pop(sid, None)
-                if tracked is None:
-                    tracked = self._first_sight(session)
-                else:
-                    tracked.vanished_at = None
-                _add_traffic(tracked, session, sent, received)
-                if now > tracked.counted_until:
-                    browser = tracked.browser_type
-                    seconds[browser] = seconds.get(browser, 0.0) + (
-                        (now - tracked.counted_until).total_seconds()
-                    )
-                    tracked.counted_until = now
-                live[sid] = tracked
-            self._live = live
-            metrics = self._metrics
-            for browser, amount in seconds.items():
-                metrics.browser_seconds.labels(browser_type=browser).inc(amount)
-            self._count_traffic(sent, received)
-            for sid, tracked in previous.items():
-                tracked.vanished_at = now
-                pending[sid] = tracked
-            self._age_pending(now)
-            self._forget_old_ends(now)
+    def begin_listing(self, now: datetime) -> LiveListing:
+        """Start reading a live listing taken at ``now``, to be fed page by page."""
+        return LiveListing(self, now)
 
     def pending_ids(self) -> list[str]:
         """Sessions whose end is still to be learned, longest-vanished first."""
@@ -349,6 +315,103 @@ class LifecycleTracker:
             if counted_at >= cutoff:
                 break
             del self._ended[sid]
+
+
+class LiveListing:
+    """One live listing, observed page by page as it is read, so no page need be kept.
+
+    What a page shows is true whether or not the rest of the listing arrives: a session
+    seen live has started, its traffic and browser time up to the listing's ``now`` have
+    happened. So each page updates the tracked sessions as it is read (their high-water
+    marks with it), and the amounts are counted when the listing ends either way. Only who
+    *vanished* needs the whole listing: ``complete()`` moves every session the listing did
+    not show to pending, ``abandon()`` (the listing failed part way) keeps them live, as if
+    this poll had not happened for them.
+
+    A session listed twice (the list shifted while it was paged) is one session: its first
+    sighting counts, and whatever a later one shows beyond it is counted at the next poll.
+    """
+
+    def __init__(self, tracker: LifecycleTracker, now: datetime) -> None:
+        self._tracker = tracker
+        # In the API's UTC instance, like the sessions' timestamps (cheap to compare).
+        self._now = in_api_utc(now)
+        # Every session of the listing, by id: its tracked entry, or None when its end was
+        # already counted (a stale listing: nothing to learn from it).
+        self._seen: dict[str, _Tracked | None] = {}
+        self._seconds: dict[str, float] = {}
+        self._sent: _Traffic = {}
+        self._received: _Traffic = {}
+
+    def add(self, sessions: Iterable[Session]) -> list[Session]:
+        """Observe a page; returns its live sessions not already seen in this listing.
+
+        One Python loop per session per poll, so it does only lookups, comparisons and
+        additions; amounts are summed per label set and counted once per listing (one
+        counter update per session would cost more than the rest of the bookkeeping).
+        """
+        tracker = self._tracker
+        now = self._now
+        seen = self._seen
+        seconds = self._seconds
+        fresh: list[Session] = []
+        with tracker._lock:
+            previous = tracker._live
+            ended = tracker._ended
+            pending = tracker._pending
+            for session in sessions:
+                sid = session["session_id"]
+                if sid in seen or not is_live(session):
+                    continue
+                fresh.append(session)
+                if sid in ended:
+                    seen[sid] = None
+                    continue
+                tracked = previous.get(sid) or pending.pop(sid, None)
+                if tracked is None:
+                    tracked = tracker._first_sight(session)
+                else:
+                    tracked.vanished_at = None
+                _add_traffic(tracked, session, self._sent, self._received)
+                if now > tracked.counted_until:
+                    browser = tracked.browser_type
+                    seconds[browser] = seconds.get(browser, 0.0) + (
+                        (now - tracked.counted_until).total_seconds()
+                    )
+                    tracked.counted_until = now
+                seen[sid] = tracked
+        return fresh
+
+    def complete(self) -> None:
+        """The listing is whole: sessions it did not show have vanished (pending)."""
+        tracker = self._tracker
+        with tracker._lock:
+            self._count()
+            seen = self._seen
+            pending = tracker._pending
+            for sid, tracked in tracker._live.items():
+                if sid not in seen:
+                    tracked.vanished_at = self._now
+                    pending[sid] = tracked
+            tracker._live = {sid: tracked for sid, tracked in seen.items() if tracked is not None}
+            tracker._age_pending(self._now)
+            tracker._forget_old_ends(self._now)
+
+    def abandon(self) -> None:
+        """The listing failed part way: count what it showed, conclude nothing from gaps."""
+        tracker = self._tracker
+        with tracker._lock:
+            self._count()
+            tracker._live.update(
+                (sid, tracked) for sid, tracked in self._seen.items() if tracked is not None
+            )
+
+    def _count(self) -> None:
+        metrics = self._tracker._metrics
+        for browser, amount in self._seconds.items():
+            metrics.browser_seconds.labels(browser_type=browser).inc(amount)
+        self._tracker._count_traffic(self._sent, self._received)
+        self._seconds, self._sent, self._received = {}, {}, {}
 
 
 # Bytes to add per (browser type, proxy) label set.

@@ -45,20 +45,25 @@ _SMALLEST_PARALLEL = 3
 def read_listing(
     fetch: Callable[[int], Fetched],
     read: Callable[[Fetched, int], SessionPage],
+    keep: Callable[[SessionPage], object],
     *,
     pool: Executor | None,
     expected: int,
     max_pages: int,
     page_size: int,
-) -> list[SessionPage]:
-    """Pages 1..P of a listing, in order, P being the first page without ``has_next``.
+) -> int:
+    """Hands pages 1..P of a listing to ``keep``, in order; returns P, the first page
+    without ``has_next``.
 
     ``fetch(n)`` gets page ``n`` on a thread of ``pool`` (whose size is the most requests in
-    flight; None: one page at a time, here); ``read(fetched, n)`` reads it on this thread.
+    flight; None: one page at a time, here); ``read(fetched, n)`` reads it on this thread,
+    and ``keep`` takes each page of the listing once, in order, as soon as it is known to
+    belong to it: a caller that keeps only what it needs of each page never holds the
+    whole listing. A failure raises after ``keep`` had the pages before it.
     """
     expected = min(expected, max_pages)
     if pool is None or expected < _SMALLEST_PARALLEL:
-        return _read_in_order(fetch, read, {}, {}, max_pages, page_size)
+        return _read_in_order(fetch, read, keep, {}, {}, max_pages, page_size)
     ahead: dict[int, Future[Fetched]] = {}
     try:
         probe = expected - 1
@@ -71,7 +76,7 @@ def read_listing(
         else:
             rest = range(2, probe)
         ahead.update((page, pool.submit(fetch, page)) for page in rest if page != probe)
-        return _read_in_order(fetch, read, ahead, {probe: found}, max_pages, page_size)
+        return _read_in_order(fetch, read, keep, ahead, {probe: found}, max_pages, page_size)
     finally:
         # A failure (or the end of the listing) leaves nothing behind: requests not yet
         # sent are cancelled and those in flight are waited for.
@@ -83,24 +88,24 @@ def read_listing(
 def _read_in_order(
     fetch: Callable[[int], Fetched],
     read: Callable[[Fetched, int], SessionPage],
+    keep: Callable[[SessionPage], object],
     ahead: dict[int, Future[Fetched]],
     known: dict[int, SessionPage],
     max_pages: int,
     page_size: int,
-) -> list[SessionPage]:
-    pages: list[SessionPage] = []
+) -> int:
     for number in range(1, max_pages + 1):
         # Popped, so that each answer's bytes are freed once read, not held to the end.
         requested = ahead.pop(number, None)
         if number in known:
-            page = known[number]
+            page = known.pop(number)
         elif requested is not None:
             page = read(requested.result(), number)
         else:
             page = read(fetch(number), number)
-        pages.append(page)
+        keep(page)
         if not page.has_next:
-            return pages
+            return number
         if page.is_empty:
             raise ApiError(
                 FailureReason.INVALID_RESPONSE,

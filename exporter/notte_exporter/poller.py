@@ -25,10 +25,10 @@ from .errors import ApiError, FailureReason, ShutdownRequested
 from .instrumentation import ExporterMetrics
 from .labels import BoundedLabel
 from .lifecycle import LifecycleTracker
-from .models import InvalidItem, Session, in_api_utc, is_live
+from .models import InvalidItem, SessionPage, in_api_utc, is_live
 from .paging import read_listing
 from .pollreport import PollReporter
-from .snapshot import summarise
+from .snapshot import Summary
 from .state import ExporterState, PollStatus
 
 log = logging.getLogger(__name__)
@@ -90,25 +90,18 @@ class Poller:
         requests_before = self._client.requests_made
         self._pages = 0
         self._metrics.polls.inc()
-        # Times of a poll are taken in the API's UTC instance, cheap to compare with its
-        # timestamps (see models).
-        listing_started = in_api_utc(self._clock())
+        # The poll's time is when its listing began, taken in the API's UTC instance,
+        # cheap to compare with its timestamps (see models). Every judgement of the poll
+        # (browser time, idle, overdue, pending) is made against it.
+        now = in_api_utc(self._clock())
         try:
             # Leaving the pool waits for whatever it still has in flight, so a poll's
             # requests are all its own, even when it fails.
             with self._page_pool() as pool:
-                sessions, history = self._list_live(deadline, pool)
-                now = in_api_utc(self._clock())
-                self._tracker.observe_live(sessions, now)
+                summary, sessions, history = self._list_live(deadline, pool, now)
                 self._learn_ends(deadline, now, history)
-            snapshot = summarise(
-                sessions,
-                taken_at=now,
-                browser_label=self._browser_label,
-                status_label=self._status_label,
-                idle_threshold=self._config.idle_threshold,
-                overdue_grace=self._config.overdue_grace,
-                detail_limit=self._config.detail_limit,
+            snapshot = summary.snapshot(
+                browser_label=self._browser_label, status_label=self._status_label
             )
         except ApiError as exc:
             return self._fail(exc, started, requests_before)
@@ -121,15 +114,15 @@ class Poller:
         duration = self._finish(started)
         status = PollStatus(
             ok=True,
-            finished_at=now,
+            finished_at=self._clock(),
             duration_seconds=duration,
-            sessions=len(sessions),
+            sessions=sessions,
             pages=self._pages,
             requests=self._client.requests_made - requests_before,
             http_status=200,
         )
         self._state.record_success(snapshot, status)
-        self._previous_listing = listing_started
+        self._previous_listing = now
         self._reporter.report(status)
         return status
 
@@ -190,9 +183,13 @@ class Poller:
         )
 
     def _list_live(
-        self, deadline: float, pool: Executor | None
-    ) -> tuple[list[Session], Future[httpx.Response] | None]:
-        """Every live session, each once, or an ApiError: never a partial list.
+        self, deadline: float, pool: Executor | None, now: datetime
+    ) -> tuple[Summary, int, Future[httpx.Response] | None]:
+        """Every live session, each once, summarised and tracked; or an ApiError.
+
+        Each page is handed to the tracker and the summary as it is read, and dropped: a
+        poll never holds its whole listing. The summary is only published if the listing
+        is whole, and the tracker concludes who vanished only then (``LiveListing``).
 
         Also the first page of the history, when ``pool`` could fetch it while the listing
         is read: it is asked for once the listing's page 1 has come back (so a rejected key
@@ -209,26 +206,42 @@ class Poller:
                 history.append(pool.submit(self._fetch_page, 1, deadline, live=False))
             return result
 
-        pages = read_listing(
-            fetch,
-            self._client.read_sessions,
-            pool=pool,
-            expected=self._expected_pages,
-            max_pages=self._config.max_pages,
-            page_size=self._config.page_size,
+        config = self._config
+        summary = Summary(
+            taken_at=now,
+            idle_threshold=config.idle_threshold,
+            overdue_grace=config.overdue_grace,
+            detail_limit=config.detail_limit,
         )
-        sessions: dict[str, Session] = {}
+        listing = self._tracker.begin_listing(now)
         invalid: list[InvalidItem] = []
-        for page in pages:
+        sessions = 0
+
+        def keep(page: SessionPage) -> None:
+            nonlocal sessions
             invalid.extend(page.invalid)
-            for item in page.sessions:
-                if is_live(item):
-                    # The list can shift while it is paged: a session seen twice is one
-                    # session, and the later sighting is the fresher one.
-                    sessions[item["session_id"]] = item
+            # The list can shift while it is paged: a session seen twice is one session.
+            fresh = listing.add(page.sessions)
+            summary.add(fresh)
+            sessions += len(fresh)
+
+        try:
+            pages = read_listing(
+                fetch,
+                self._client.read_sessions,
+                keep,
+                pool=pool,
+                expected=self._expected_pages,
+                max_pages=config.max_pages,
+                page_size=config.page_size,
+            )
+        except BaseException:
+            listing.abandon()
+            raise
+        listing.complete()
         self._report_invalid(invalid)
-        self._pages = self._expected_pages = len(pages)
-        return list(sessions.values()), (history[0] if history else None)
+        self._pages = self._expected_pages = pages
+        return summary, sessions, (history[0] if history else None)
 
     def _report_invalid(self, invalid: list[InvalidItem]) -> None:
         if not invalid:

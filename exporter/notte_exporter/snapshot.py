@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from itertools import repeat
+from itertools import chain, repeat
 from operator import is_, itemgetter
 
 from .labels import FEATURES, OVERDUE_REASONS
@@ -71,86 +71,136 @@ def summarise(
     overdue_grace: timedelta,
     detail_limit: int,
 ) -> Snapshot:
-    """Aggregate live sessions into a snapshot: one Python loop, plain counts in C.
+    """The snapshot of ``live`` (every live session, each once) at ``taken_at``."""
+    summary = Summary(
+        taken_at=taken_at,
+        idle_threshold=idle_threshold,
+        overdue_grace=overdue_grace,
+        detail_limit=detail_limit,
+    )
+    summary.add(live)
+    return summary.snapshot(browser_label=browser_label, status_label=status_label)
 
-    It runs once per poll over every live session (10,000 cost ~5 ms), so the loop does
-    only lookups, comparisons and additions, and counts per raw browser type (mapped to
-    labels once, at the end): each time limit becomes a cutoff computed once per distinct
+
+class Summary:
+    """A snapshot under way: live sessions are added a page at a time, each once.
+
+    A poll adds each page as it reads it and keeps none, so it never holds its 10,000
+    sessions at once (memory) and reads each while it is still in the CPU's cache. It runs
+    once per poll over every live session (10,000 cost a few ms), so the loop does only
+    lookups, comparisons and additions, and counts per raw browser type (mapped to labels
+    once, in ``snapshot``): each time limit becomes a cutoff computed once per distinct
     number of minutes, never a datetime sum per session. Counts that need no comparison
     (sessions per browser type, features) are left to ``Counter``/``sum`` over
     ``itemgetter``s, which loop in C. ``taken_at`` should be in ``models.API_UTC`` (see
     ``models``), so that comparing it with the API's timestamps is cheap.
     """
-    request_bytes: dict[str, int] = {}
-    response_bytes: dict[str, int] = {}
-    with_error: dict[str, int] = {}
-    idle: dict[str, int] = {}
-    over_max_duration = over_idle_timeout = 0
-    idle_cutoff = taken_at - idle_threshold
-    # A session is overdue when created (or last used) more than its limit (in minutes)
-    # plus the grace before the poll: both limits count from the same cutoffs.
-    overdue_cutoffs = _Cutoffs(taken_at - overdue_grace)
-    for session in live:
-        browser = session["browser_type"]
-        # Totals can only be non-negative; a negative number from the API is noise, not data.
-        sent = session["network_request_bytes"]
-        if sent > 0:
-            request_bytes[browser] = request_bytes.get(browser, 0) + sent
-        received = session["network_response_bytes"]
-        if received > 0:
-            response_bytes[browser] = response_bytes.get(browser, 0) + received
-        if session["error"]:
-            with_error[browser] = with_error.get(browser, 0) + 1
-        last_activity = session["last_accessed_at"] or session["created_at"]
-        if last_activity < idle_cutoff:
-            idle[browser] = idle.get(browser, 0) + 1
-        if session["created_at"] < overdue_cutoffs[session["max_duration_minutes"]]:
-            over_max_duration += 1
-        if last_activity < overdue_cutoffs[session["idle_timeout_minutes"]]:
-            over_idle_timeout += 1
-    # The listing is newest first, so it is read backwards: the oldest come first and the
-    # heap is rarely touched again (forwards, every session would replace its top: 4x).
-    oldest = heapq.nsmallest(detail_limit, reversed(live), key=_AGE_KEY)
-    if oldest:
-        oldest_created_at: datetime | None = oldest[0]["created_at"]
-    else:
-        oldest_created_at = min((s["created_at"] for s in live), default=None)
-    # Counted in C, outside the loop (bools add as 0 and 1; solve_captchas may be None,
-    # unknown, counted as off, as `is True` leaves it).
-    active = Counter(map(_BROWSER, live))
-    with_feature = {
-        "proxies": sum(map(_PROXIES, live)),
-        "solve_captchas": sum(map(is_, map(_SOLVE_CAPTCHAS, live), repeat(True))),
-        "file_storage": sum(map(_FILE_STORAGE, live)),
-        "web_bot_auth": sum(map(_WEB_BOT_AUTH, live)),
-        "headful": len(live) - sum(map(_HEADLESS, live)),
-    }
-    overdue = {"max_duration": over_max_duration, "idle_timeout": over_idle_timeout}
-    return Snapshot(
-        taken_at=taken_at,
-        active=_by_label(active, browser_label),
-        request_bytes=_by_label(request_bytes, browser_label),
-        response_bytes=_by_label(response_bytes, browser_label),
-        with_error=_by_label(with_error, browser_label),
-        idle=_by_label(idle, browser_label),
-        with_feature={feature: with_feature[feature] for feature in FEATURES},
-        overdue={reason: overdue[reason] for reason in OVERDUE_REASONS},
-        oldest_created_at=oldest_created_at,
-        oldest=tuple(
-            SessionDetail(
-                session_id=s["session_id"],
-                browser_type=browser_label(s["browser_type"]),
-                status=status_label(s["status"]),
-                created_at=s["created_at"],
-                last_accessed_at=last_activity_of(s),
+
+    def __init__(
+        self,
+        *,
+        taken_at: datetime,
+        idle_threshold: timedelta,
+        overdue_grace: timedelta,
+        detail_limit: int,
+    ) -> None:
+        self._taken_at = taken_at
+        self._idle_cutoff = taken_at - idle_threshold
+        # A session is overdue when created (or last used) more than its limit (in minutes)
+        # plus the grace before the poll: both limits count from the same cutoffs.
+        self._overdue_cutoffs = _Cutoffs(taken_at - overdue_grace)
+        self._detail_limit = detail_limit
+        self._active: Counter[str] = Counter()
+        self._request_bytes: dict[str, int] = {}
+        self._response_bytes: dict[str, int] = {}
+        self._with_error: dict[str, int] = {}
+        self._idle: dict[str, int] = {}
+        self._overdue = {"max_duration": 0, "idle_timeout": 0}
+        self._with_feature = dict.fromkeys(FEATURES, 0)
+        self._oldest: list[Session] = []
+        self._oldest_created_at: datetime | None = None
+
+    def add(self, live: Sequence[Session]) -> None:
+        """Count ``live``: sessions not added before (the caller removes duplicates)."""
+        request_bytes = self._request_bytes
+        response_bytes = self._response_bytes
+        with_error = self._with_error
+        idle = self._idle
+        idle_cutoff = self._idle_cutoff
+        overdue_cutoffs = self._overdue_cutoffs
+        over_max_duration = over_idle_timeout = 0
+        for session in live:
+            browser = session["browser_type"]
+            # Totals are never negative; a negative number from the API is noise, not data.
+            sent = session["network_request_bytes"]
+            if sent > 0:
+                request_bytes[browser] = request_bytes.get(browser, 0) + sent
+            received = session["network_response_bytes"]
+            if received > 0:
+                response_bytes[browser] = response_bytes.get(browser, 0) + received
+            if session["error"]:
+                with_error[browser] = with_error.get(browser, 0) + 1
+            last_activity = session["last_accessed_at"] or session["created_at"]
+            if last_activity < idle_cutoff:
+                idle[browser] = idle.get(browser, 0) + 1
+            if session["created_at"] < overdue_cutoffs[session["max_duration_minutes"]]:
+                over_max_duration += 1
+            if last_activity < overdue_cutoffs[session["idle_timeout_minutes"]]:
+                over_idle_timeout += 1
+        self._overdue["max_duration"] += over_max_duration
+        self._overdue["idle_timeout"] += over_idle_timeout
+        # Counted in C, outside the loop (bools add as 0 and 1; solve_captchas may be None,
+        # unknown, counted as off, as `is True` leaves it).
+        self._active.update(map(_BROWSER, live))
+        feature = self._with_feature
+        feature["proxies"] += sum(map(_PROXIES, live))
+        feature["solve_captchas"] += sum(map(is_, map(_SOLVE_CAPTCHAS, live), repeat(True)))
+        feature["file_storage"] += sum(map(_FILE_STORAGE, live))
+        feature["web_bot_auth"] += sum(map(_WEB_BOT_AUTH, live))
+        feature["headful"] += len(live) - sum(map(_HEADLESS, live))
+        if self._detail_limit > 0:
+            # Listings are newest first, so a page is read backwards: its oldest come first
+            # and the heap is rarely touched again (forwards, every session would replace
+            # its top: 4x). Only the oldest are kept from page to page.
+            self._oldest = heapq.nsmallest(
+                self._detail_limit, chain(reversed(live), self._oldest), key=_AGE_KEY
             )
-            for s in oldest
-        ),
-    )
+        elif live:
+            oldest = min(map(_CREATED_AT, live))
+            if self._oldest_created_at is None or oldest < self._oldest_created_at:
+                self._oldest_created_at = oldest
+
+    def snapshot(
+        self, *, browser_label: Callable[[str], str], status_label: Callable[[str], str]
+    ) -> Snapshot:
+        """The snapshot of every session added, with raw values mapped to labels."""
+        oldest = self._oldest
+        return Snapshot(
+            taken_at=self._taken_at,
+            active=_by_label(self._active, browser_label),
+            request_bytes=_by_label(self._request_bytes, browser_label),
+            response_bytes=_by_label(self._response_bytes, browser_label),
+            with_error=_by_label(self._with_error, browser_label),
+            idle=_by_label(self._idle, browser_label),
+            with_feature={feature: self._with_feature[feature] for feature in FEATURES},
+            overdue={reason: self._overdue[reason] for reason in OVERDUE_REASONS},
+            oldest_created_at=oldest[0]["created_at"] if oldest else self._oldest_created_at,
+            oldest=tuple(
+                SessionDetail(
+                    session_id=s["session_id"],
+                    browser_type=browser_label(s["browser_type"]),
+                    status=status_label(s["status"]),
+                    created_at=s["created_at"],
+                    last_accessed_at=last_activity_of(s),
+                )
+                for s in oldest
+            ),
+        )
 
 
 _AGE_KEY = itemgetter("created_at", "session_id")
 _BROWSER = itemgetter("browser_type")
+_CREATED_AT = itemgetter("created_at")
 _PROXIES = itemgetter("proxies")
 _SOLVE_CAPTCHAS = itemgetter("solve_captchas")
 _FILE_STORAGE = itemgetter("use_file_storage")

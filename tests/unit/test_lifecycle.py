@@ -359,3 +359,80 @@ def test_an_unknown_end_adds_no_browser_or_idle_time(registry, tracker) -> None:
     tracker.observe_unknown("s-1", NOW + timedelta(seconds=20))
     assert browser_seconds(registry) == 240
     assert idle_seconds(registry, "unknown") == 0
+
+
+def test_a_listing_read_page_by_page_counts_what_the_whole_listing_counts(registry) -> None:
+    def counted(pages: list[list[Session]]) -> list[float]:
+        registry = CollectorRegistry()
+        tracker = LifecycleTracker(
+            LifecycleMetrics(registry, BROWSER_TYPES),
+            BoundedLabel(BROWSER_TYPES),
+            watch_start=WATCH_START,
+        )
+        tracker.observe_live([session(f"s-{i}", network_request_bytes=i) for i in range(6)], NOW)
+        later = NOW + timedelta(seconds=30)
+        listing = tracker.begin_listing(later)
+        for page in pages:
+            listing.add(page)
+        listing.complete()
+        return [
+            value(registry, "notte_sessions_started_total", browser_type="chromium"),
+            value(registry, "notte_network_request_bytes_total", browser_type="chromium",
+                  proxy="false"),
+            value(registry, "notte_sessions_browser_seconds_total", browser_type="chromium"),
+            float(len(tracker.pending_ids())),
+        ]  # fmt: skip
+
+    fleet = [session(f"s-{i}", network_request_bytes=10 * i) for i in (0, 1, 2, 3, 6, 7)]
+    assert counted([fleet[:2], fleet[2:5], fleet[5:]]) == counted([fleet])
+    assert counted([fleet[:2], fleet[2:5], fleet[5:]]) == [
+        8,
+        15 + 184,
+        6 * 240 + 4 * 30 + 2 * 270,
+        2,
+    ]
+
+
+def test_a_listing_that_fails_part_way_counts_its_pages_and_ends_nothing(registry, tracker) -> None:
+    tracker.observe_live([session("s-1"), session("s-2", network_request_bytes=5)], NOW)
+    listing = tracker.begin_listing(NOW + timedelta(seconds=30))
+    listing.add([session("s-2", network_request_bytes=40), session("s-3")])
+    listing.abandon()
+    assert tracker.pending_ids() == []
+    assert tracker.stats().live == 3
+    assert value(registry, "notte_sessions_started_total", browser_type="chromium") == 3
+    assert (
+        value(registry, "notte_network_request_bytes_total", browser_type="chromium", proxy="false")
+        == 40
+    )
+    # s-1, not on the pages read, is still live: the next whole listing decides.
+    tracker.observe_live([session("s-2", network_request_bytes=40)], NOW + timedelta(minutes=1))
+    assert sorted(tracker.pending_ids()) == ["s-1", "s-3"]
+
+
+def test_a_session_listed_twice_in_one_listing_counts_once(registry, tracker) -> None:
+    listing = tracker.begin_listing(NOW)
+    first = listing.add([session("s-1", network_request_bytes=10)])
+    again = listing.add([session("s-1", network_request_bytes=25), session("s-2")])
+    listing.complete()
+    assert [s["session_id"] for s in first + again] == ["s-1", "s-2"]
+    assert value(registry, "notte_sessions_started_total", browser_type="chromium") == 2
+    assert (
+        value(registry, "notte_network_request_bytes_total", browser_type="chromium", proxy="false")
+        == 10
+    )
+    # What the later sighting showed beyond the first is counted by the next listing.
+    tracker.observe_live([session("s-1", network_request_bytes=25), session("s-2")], NOW)
+    assert (
+        value(registry, "notte_network_request_bytes_total", browser_type="chromium", proxy="false")
+        == 25
+    )
+
+
+def test_a_listing_hands_back_only_live_sessions(tracker) -> None:
+    listing = tracker.begin_listing(NOW)
+    fresh = listing.add(
+        [session("s-1"), session("s-2", status="closed", closed_at="2026-05-01T10:02:00Z")]
+    )
+    listing.complete()
+    assert [s["session_id"] for s in fresh] == ["s-1"]

@@ -46,15 +46,23 @@ def ids(pages: list[SessionPage]) -> list[str]:
     return [session["session_id"] for page in pages for session in page.sessions]
 
 
-def read(listing: Listing, expected: int, concurrency: int = 4, max_pages: int = 50):
-    if concurrency <= 1:
-        return read_listing(
-            listing, as_fetched, pool=None, expected=expected, max_pages=max_pages, page_size=1
+def read(
+    listing: Listing, expected: int, concurrency: int = 4, max_pages: int = 50
+) -> list[SessionPage]:
+    """The pages ``read_listing`` hands over, in the order it hands them."""
+    kept: list[SessionPage] = []
+    with ThreadPoolExecutor(max(concurrency, 1)) as threads:
+        count = read_listing(
+            listing,
+            as_fetched,
+            kept.append,
+            pool=threads if concurrency > 1 else None,
+            expected=expected,
+            max_pages=max_pages,
+            page_size=1,
         )
-    with ThreadPoolExecutor(concurrency) as pool:
-        return read_listing(
-            listing, as_fetched, pool=pool, expected=expected, max_pages=max_pages, page_size=1
-        )
+    assert count == len(kept)
+    return kept
 
 
 def as_fetched(page: SessionPage, number: int) -> SessionPage:
@@ -123,7 +131,9 @@ def test_a_failed_page_fails_the_listing_and_sends_nothing_more() -> None:
         return SessionPage([parse_one(f"p{number}")], [], has_next=True)
 
     with pytest.raises(ApiError, match="boom"), ThreadPoolExecutor(4) as pool:
-        read_listing(fetch, as_fetched, pool=pool, expected=10, max_pages=50, page_size=1)
+        read_listing(
+            fetch, as_fetched, [].append, pool=pool, expected=10, max_pages=50, page_size=1
+        )
     assert sorted(asked) == [1, 9]
 
 
@@ -141,8 +151,26 @@ def test_pages_are_fetched_on_the_pool_but_read_in_order_on_the_callers_thread()
         return page
 
     with ThreadPoolExecutor(4) as pool:
-        read_listing(fetch, record, pool=pool, expected=10, max_pages=50, page_size=1)
+        read_listing(fetch, record, [].append, pool=pool, expected=10, max_pages=50, page_size=1)
     assert threading.current_thread() not in fetchers
     assert {thread for _, thread in readers} == {threading.current_thread()}
     # The probe (page 9) is read first, to decide what to ask for; then pages in order.
     assert [number for number, _ in readers] == [9, 1, 2, 3, 4, 5, 6, 7, 8, 10]
+
+
+def test_each_page_is_handed_over_before_the_next_is_read() -> None:
+    events: list[str] = []
+
+    def record(page: SessionPage, number: int) -> SessionPage:
+        events.append(f"read {number}")
+        return page
+
+    def keep(page: SessionPage) -> None:
+        events.append(f"keep {page.sessions[0]['session_id']}")
+
+    with ThreadPoolExecutor(4) as pool:
+        read_listing(Listing(5), record, keep, pool=pool, expected=5, max_pages=50, page_size=1)
+    # The probe (page 4) is read first but handed over only in its place: nothing past the
+    # page being read is ever held, and a page the listing ends before is never handed over.
+    assert events == ["read 4", "read 1", "keep p1", "read 2", "keep p2", "read 3", "keep p3",
+                      "keep p4", "read 5", "keep p5"]  # fmt: skip
