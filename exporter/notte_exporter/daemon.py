@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING
 
 import httpx
 from prometheus_client import (
-    GC_COLLECTOR,
     PLATFORM_COLLECTOR,
     CollectorRegistry,
     disable_created_metrics,
@@ -37,7 +36,7 @@ from .instrumentation import ExporterMetrics
 from .keys import ApiKey
 from .labels import BROWSER_TYPES, BoundedLabel
 from .lifecycle import LifecycleMetrics, LifecycleTracker
-from .perprocess import LeanProcessCollector
+from .perprocess import LeanGCCollector, LeanProcessCollector, ProcessRegistry, ReadOnce
 from .poller import PollConfig, Poller, utc_now
 from .server import WebServer
 from .state import ExporterState, PollStatus
@@ -91,9 +90,14 @@ class Exporter:
         self.registry = CollectorRegistry(auto_describe=True)
         self.process_registry: CollectorRegistry | None = None
         if process_metrics and not settings.web_disable_exporter_metrics:
-            self.process_registry = CollectorRegistry(auto_describe=True)
-            # prometheus_client's process series, read with fewer system calls (perprocess.py).
-            for collector in (LeanProcessCollector(), PLATFORM_COLLECTOR, GC_COLLECTOR):
+            self.process_registry = ProcessRegistry(auto_describe=True)
+            # prometheus_client's process, platform and GC series, read with fewer system
+            # calls and rendered through templates (perprocess.py).
+            for collector in (
+                LeanProcessCollector(),
+                ReadOnce(PLATFORM_COLLECTOR),
+                LeanGCCollector(),
+            ):
                 self.process_registry.register(collector)
         self.state = ExporterState()
         self._stop = threading.Event()

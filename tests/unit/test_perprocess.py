@@ -1,6 +1,7 @@
 """Per-process series: exactly what prometheus_client renders, each family re-rendered on change."""
 
-from collections.abc import Iterable
+import gc
+from collections.abc import Iterable, Sequence
 
 import pytest
 from prometheus_client import (
@@ -19,7 +20,13 @@ from prometheus_client.metrics_core import (
 )
 from prometheus_client.registry import Collector
 
-from notte_exporter.perprocess import LeanProcessCollector, ProcessSeries
+from notte_exporter.perprocess import (
+    LeanGCCollector,
+    LeanProcessCollector,
+    ProcessRegistry,
+    ProcessSeries,
+    ReadOnce,
+)
 
 ACCEPTS = [
     "",
@@ -160,3 +167,128 @@ def test_the_lean_process_collector_renders_as_prometheus_client_would() -> None
     text = rendered(registry, "")
     assert b"# TYPE process_cpu_seconds_total counter" in text
     assert b"process_open_fds " in text
+
+
+class Settable(Collector):
+    """A bare-value source whose values a test sets: labels, units and help to escape."""
+
+    def __init__(self, values: list[float]) -> None:
+        self.values_now: list[float] | None = values
+        self.documentation = "Set\\ by a test,\nescaped."
+
+    def collect(self) -> Iterable[Metric]:
+        assert self.values_now is not None
+        return self.families(self.values_now)
+
+    def values(self) -> list[float] | None:
+        return self.values_now
+
+    def families(self, values: Sequence[float]) -> list[Metric]:
+        gauge = GaugeMetricFamily("settable_level_bytes", self.documentation, unit="bytes")
+        gauge.add_metric([], values[0])
+        counter = CounterMetricFamily("settable_events", "Events.", labels=["kind", "path"])
+        for index, value in enumerate(values[1:]):
+            counter.add_metric([f"k{index}", 'a"b\\c\nd'], value)
+        return [gauge, counter]
+
+
+def process_registry(*collectors: Collector) -> ProcessRegistry:
+    registry = ProcessRegistry()
+    for collector in collectors:
+        registry.register(collector)
+    return registry
+
+
+TRICKY = [-0.0, 0.0, float("nan"), float("inf"), float("-inf"), 1, 2**53 + 1, 1e21, 123456789.0,
+          1.5e-300, -1.0000001e-300, 0.1 + 0.2]  # fmt: skip
+
+
+@pytest.mark.parametrize("accept", ACCEPTS)
+def test_a_templated_source_renders_what_prometheus_client_renders(accept) -> None:
+    encoder, content_type = choose_encoder(accept)
+    source = Settable([1.0, 2.0])
+    registry = process_registry(source)
+    series = ProcessSeries(registry)
+    for values in ([1.0, 2.0], [3.5, 4.25], TRICKY, [7.0, *TRICKY[::-1]], [-0.0, 0.0]):
+        source.values_now = values
+        assert series.render(content_type, encoder) == rendered(registry, accept)
+
+
+@pytest.mark.parametrize("accept", ACCEPTS)
+def test_templated_and_other_collectors_render_in_registration_order(fixed, accept) -> None:
+    encoder, content_type = choose_encoder(accept)
+    registry = process_registry(Settable([1.0, 2.0]), fixed, ReadOnce(PLATFORM_COLLECTOR))
+    series = ProcessSeries(registry)
+    fixed.cpu = 9.5
+    assert series.render(content_type, encoder) == rendered(registry, accept)
+
+
+def test_a_rendering_that_cannot_be_cut_is_rendered_as_families() -> None:
+    encoder, content_type = choose_encoder("")
+    source = Settable([1.0, 2.0])
+    # The help text holds the text of a placeholder: the template cannot tell them apart.
+    source.documentation = "Looks like -1.0000001e-300 to a template."
+    registry = process_registry(source)
+    series = ProcessSeries(registry)
+    for values in ([1.0, 2.0], [5.0, 6.0]):
+        source.values_now = values
+        assert series.render(content_type, encoder) == rendered(registry, "")
+
+
+def test_a_source_without_values_now_is_collected() -> None:
+    encoder, content_type = choose_encoder("")
+    source = Settable([1.0, 2.0])
+    registry = process_registry(source)
+    series = ProcessSeries(registry)
+    expected = rendered(registry, "")
+    source.values_now = None
+    source.collect = lambda: source.families([1.0, 2.0])  # type: ignore[method-assign]
+    assert series.render(content_type, encoder) == expected
+
+
+def test_an_unregistered_collector_is_no_longer_rendered(fixed) -> None:
+    encoder, content_type = choose_encoder("")
+    source = Settable([1.0, 2.0])
+    registry = process_registry(source, fixed)
+    registry.unregister(source)
+    assert ProcessSeries(registry).render(content_type, encoder) == rendered(registry, "")
+
+
+@pytest.fixture
+def gc_still() -> Iterable[None]:
+    """No collection runs meanwhile, so two reads of the GC counts agree."""
+    gc.disable()
+    yield
+    gc.enable()
+
+
+def test_the_lean_gc_collector_yields_prometheus_clients_families(gc_still) -> None:
+    assert list(LeanGCCollector().collect()) == list(GC_COLLECTOR.collect())
+
+
+def test_read_once_yields_the_platforms_families() -> None:
+    assert list(ReadOnce(PLATFORM_COLLECTOR).collect()) == list(PLATFORM_COLLECTOR.collect())
+
+
+def test_the_lean_process_collectors_families_are_its_values() -> None:
+    collector = LeanProcessCollector()
+    values = collector.values()
+    assert values is not None
+    assert [s.value for m in collector.families(values) for s in m.samples] == list(values)
+
+
+@pytest.mark.parametrize("accept", ACCEPTS)
+def test_the_daemons_per_process_series_render_as_prometheus_client_would(gc_still, accept) -> None:
+    encoder, content_type = choose_encoder(accept)
+    ours = process_registry(LeanProcessCollector(), ReadOnce(PLATFORM_COLLECTOR), LeanGCCollector())
+    theirs = CollectorRegistry(auto_describe=True)
+    for collector in (ProcessCollector(registry=None), PLATFORM_COLLECTOR, GC_COLLECTOR):
+        theirs.register(collector)
+    series = ProcessSeries(ours)
+    # CPU may tick between two reads: a read bracketed by two of theirs that agree.
+    for _ in range(20):
+        before = rendered(theirs, accept)
+        read = series.render(content_type, encoder)
+        if before == rendered(theirs, accept):
+            break
+    assert read == before
