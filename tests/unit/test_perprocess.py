@@ -1,6 +1,7 @@
 """Per-process series: exactly what prometheus_client renders, each family re-rendered on change."""
 
 import gc
+import os
 from collections.abc import Iterable, Sequence
 
 import pytest
@@ -292,3 +293,35 @@ def test_the_daemons_per_process_series_render_as_prometheus_client_would(gc_sti
         if before == rendered(theirs, accept):
             break
     assert read == before
+
+
+def test_the_kept_stat_descriptor_reads_what_the_process_spent_since() -> None:
+    theirs, ours = ProcessCollector(registry=None), LeanProcessCollector()
+    cpu = "process_cpu_seconds_total"
+    first = sample_values(ours)[cpu]
+    spent = first
+    for _ in range(100_000):  # until a CPU tick (10 ms), bounded
+        spent = sample_values(theirs)[cpu]
+        if spent > first:
+            break
+    assert spent > first
+    assert sample_values(ours)[cpu] >= spent
+
+
+def test_a_forked_child_reads_as_prometheus_client_does() -> None:
+    ours = LeanProcessCollector()
+    ours._opened_by = -1  # as in a child: the kept descriptor shows the parent
+    assert ours.values() is None
+    names = [m.name for m in ours.collect()]
+    assert names == [m.name for m in ProcessCollector(registry=None).collect()]
+
+
+def test_the_kept_stat_descriptor_is_closed_with_its_collector() -> None:
+    collector = LeanProcessCollector()
+    descriptor = collector._stat
+    assert descriptor is not None
+    os.fstat(descriptor)
+    del collector
+    gc.collect()
+    with pytest.raises(OSError, match="Bad file descriptor"):
+        os.fstat(descriptor)
