@@ -17,12 +17,10 @@ served are therefore exactly what the encoder renders for the registry; a templa
 cannot be cut cleanly is not used (the families are rendered as they are).
 
 Other collectors (tests, tools, a plain ``CollectorRegistry``) are rendered family by family
-with the scrape's encoder, and a family's bytes are reused while it is unchanged: its name,
-help, type, unit and every sample (values by ``repr``, so that ``-0.0`` and NaN are told
-apart). Both encoders render each family on its own and join the results, and OpenMetrics'
-closing ``# EOF`` is left to the caller. Scrapes may run on several threads (the loop and
-the workers); a cache entry is one object, replaced whole, so at worst two of them build
-the same one.
+with the scrape's encoder, and a family's bytes are reused while it is unchanged
+(``families.py``, which the published exposition uses too); OpenMetrics' closing ``# EOF``
+is left to the caller. Scrapes may run on several threads (the loop and the workers); a
+cache entry is one object, replaced whole, so at worst two of them build the same one.
 
 ``LeanProcessCollector`` serves prometheus_client's process series with the same families
 and the same values, read with fewer system calls: prometheus_client opens
@@ -48,40 +46,22 @@ import resource
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-Encoder = Callable[[Collector], bytes]
+from .families import Collected, Encoder, FamilyBytes, without_eof
 
-OPENMETRICS = "application/openmetrics-text"
-EOF = b"# EOF\n"
-# Families (and templates) remembered per format: the three collectors yield about ten.
+# Templates (and family caches) remembered, each per format and collector: the three
+# collectors with the formats the exposition serves make a few dozen.
 MAX_FAMILIES = 256
 # /proc/self/stat is one line of ~300 bytes; a read that fills this was cut short.
 _STAT_MAX = 4096
 # The text both encoders write for a sample's value (untyped in prometheus_client).
 value_text: Callable[[float], str] = floatToGoString
-
-
-class Collected(Collector):
-    """Metric families already read from a registry, to render more than once."""
-
-    def __init__(self, families: Sequence[Metric]) -> None:
-        self._families = families
-
-    def collect(self) -> Iterable[Metric]:
-        return self._families
-
-
-def without_eof(content_type: str, body: bytes) -> bytes:
-    """A body that more will follow: OpenMetrics without its closing ``# EOF``."""
-    if content_type.startswith(OPENMETRICS) and body.endswith(EOF):
-        return body[: -len(EOF)]
-    return body
 
 
 @runtime_checkable
@@ -157,49 +137,29 @@ class Template:
         return "".join(parts).encode("utf-8")
 
 
-def _identity(metric: Metric) -> tuple[Any, ...]:
-    """Everything an encoder reads from a family, comparable with ``==``."""
-    return (
-        metric.name,
-        metric.documentation,
-        metric.type,
-        metric.unit,
-        tuple(
-            (
-                sample.name,
-                tuple(sample.labels.items()),
-                repr(sample.value),
-                sample.timestamp,
-                sample.exemplar,
-                sample.native_histogram,
-            )
-            for sample in metric.samples
-        ),
-    )
-
-
 class ProcessSeries:
     """Renders ``registry`` per scrape: by template where it can, else family by family."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self._registry = registry
-        self._rendered: dict[tuple[str, str], tuple[tuple[Any, ...], bytes]] = {}
+        self._rendered: dict[tuple[str, Collector | None], FamilyBytes] = {}
         self._templates: dict[tuple[str, ValueSource, int], Template | None] = {}
 
     def render(self, content_type: str, encoder: Encoder) -> bytes:
         """What ``encoder(registry)`` renders now, without OpenMetrics' ``# EOF``."""
         registry = self._registry
         if not isinstance(registry, ProcessRegistry):
-            return self._families(registry.collect(), content_type, encoder)
+            return self._families(None, registry.collect(), content_type, encoder)
         parts = []
         for collector, source in registry.sources:
             values = None if source is None else source.values()
             if source is None or values is None:
-                parts.append(self._families(collector.collect(), content_type, encoder))
+                parts.append(self._families(collector, collector.collect(), content_type, encoder))
                 continue
             template = self._template(source, len(values), content_type, encoder)
             if template is None:
-                parts.append(self._families(source.families(values), content_type, encoder))
+                families = source.families(values)
+                parts.append(self._families(collector, families, content_type, encoder))
             else:
                 parts.append(template.fill(values))
         return b"".join(parts)
@@ -216,20 +176,21 @@ class ProcessSeries:
         self._templates[key] = template
         return template
 
-    def _families(self, metrics: Iterable[Metric], content_type: str, encoder: Encoder) -> bytes:
-        parts = []
-        for metric in metrics:
-            key = (content_type, metric.name)
-            identity = _identity(metric)
-            cached = self._rendered.get(key)
-            if cached is None or cached[0] != identity:
-                body = without_eof(content_type, encoder(Collected((metric,))))
-                if len(self._rendered) >= MAX_FAMILIES:
-                    self._rendered.clear()
-                cached = (identity, body)
-                self._rendered[key] = cached
-            parts.append(cached[1])
-        return b"".join(parts)
+    def _families(
+        self,
+        collector: Collector | None,
+        metrics: Iterable[Metric],
+        content_type: str,
+        encoder: Encoder,
+    ) -> bytes:
+        # One cache per collector: each keeps only the families of its own last render.
+        key = (content_type, collector)
+        families = self._rendered.get(key)
+        if families is None:
+            if len(self._rendered) >= MAX_FAMILIES:
+                self._rendered.clear()
+            families = self._rendered[key] = FamilyBytes(content_type, encoder)
+        return families.render(Collected(list(metrics)))
 
 
 class LeanProcessCollector(ProcessCollector):

@@ -2,10 +2,13 @@
 
 import gzip
 import zlib
+from collections.abc import Callable
 
 import pytest
-from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.openmetrics import exposition as openmetrics
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
@@ -161,3 +164,54 @@ def test_a_publish_reads_the_registry_once_for_every_format(registry, gauge) -> 
     # Both formats hold the value of that one reading.
     assert values(published.reply().body)["notte_reads"] == 1
     assert b"notte_reads 1.0" in published.reply("application/openmetrics-text").body
+
+
+class Churning(Collector):
+    """Families as a poll leaves them: some move, some stay, one comes and goes."""
+
+    def __init__(self) -> None:
+        self.sessions = {"chromium": 3.0, "firefox": 0.0}
+        self.oldest: float | None = 1_700_000_000.0
+
+    def collect(self) -> list[Metric]:
+        active = GaugeMetricFamily("notte_active", "Live.", labels=["browser"])
+        for browser, count in self.sessions.items():
+            active.add_metric([browser], count)
+        families: list[Metric] = [active]
+        if self.oldest is not None:
+            families.append(GaugeMetricFamily("notte_oldest", "Oldest.", value=self.oldest))
+        return families
+
+
+def test_every_publish_serves_what_prometheus_client_renders_for_the_registry(registry) -> None:
+    """Poll after poll, whichever families changed, in every format and encoding."""
+    closed = Counter("notte_closed", "Closed.", ["browser", "status"], registry=registry)
+    for browser in ("chromium", "firefox"):
+        for status in ("closed", "failed"):
+            closed.labels(browser, status)  # known label sets, present at 0
+    duration = Histogram("notte_duration_seconds", "Duration.", ["browser"], registry=registry)
+    duration.labels("chromium")
+    churning = Churning()
+    registry.register(churning)
+    exposition = PublishedExposition(registry)
+    polls: list[Callable[[], None]] = [
+        lambda: None,  # nothing changed
+        lambda: closed.labels("chromium", "closed").inc(),
+        lambda: duration.labels("chromium").observe(12.5),
+        lambda: churning.sessions.update(firefox=-0.0),  # renders apart from 0.0
+        lambda: setattr(churning, "oldest", None),  # a family disappears
+        lambda: setattr(churning, "oldest", 1_700_000_060.0),  # and comes back, changed
+        lambda: duration.labels("firefox").observe(3.0),  # a new label set
+    ]
+    openmetrics_generate, _ = choose_encoder(PROMETHEUS_3)
+    for poll in polls:
+        poll()
+        exposition.publish()
+        formats = {
+            None: generate_latest(registry),
+            OPENMETRICS: openmetrics.generate_latest(registry),
+            PROMETHEUS_3: openmetrics_generate(registry),
+        }
+        for accept, expected in formats.items():
+            assert exposition.reply(accept).body == expected
+            assert gzip.decompress(exposition.reply(accept, "gzip").body) == expected
