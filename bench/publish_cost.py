@@ -1,0 +1,108 @@
+"""What publishing a poll's exposition costs, and where it goes, against the poll's floor.
+
+``python -m bench.publish_cost [--sessions N] [--repeats R]`` polls N live sessions through
+the mock transport (``StaticPages``), then measures in rotating order the CPU
+(``time.process_time``, every thread) of, each a median of R:
+
+- ``floor``: ``json.loads`` of the poll's page bytes, as in ``floor_poll_parts.py``;
+- ``prometheus_client, whole``: the registry read once and rendered whole in both formats
+  by prometheus_client's encoders, each gzipped: what ``publish()`` did before it kept
+  each family's bytes, and what it costs when every family changed;
+- ``publish after a poll``: ``publish()`` right after a poll that did not publish
+  (``Poller.poll()``), so the families that poll changed are rendered again;
+- ``publish, nothing changed``: ``publish()`` right after another ``publish()``;
+- the parts every publish pays whatever changed: reading the registry, the families'
+  identities (both formats share one reading) and gzipping both formats.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import zlib
+from collections.abc import Callable
+
+from prometheus_client.exposition import choose_encoder
+
+from notte_exporter.exposition import GZIP_LEVEL
+from notte_exporter.families import OPENMETRICS, Collected
+
+from .fixtures import Fleet, make_exporter, quiet_logs
+from .timing import cpu_once
+
+
+def run(sessions: int, repeats: int) -> dict[str, float]:
+    fleet = Fleet()
+    fleet.grow_to(sessions)
+    pages = fleet.snapshot_pages()
+    bodies = list(pages.pages.values())
+    exporter = make_exporter(fleet.clock, transport=pages.transport())
+    if not exporter.poll_once().ok:
+        raise RuntimeError("a benchmark poll failed")
+    registry, published = exporter.registry, exporter.published
+    encoders = [choose_encoder("")[0], choose_encoder(OPENMETRICS)[0]]
+    families = list(registry.collect())
+    texts = [encoder(Collected(families)) for encoder in encoders]
+
+    def floor() -> None:
+        for body in bodies:
+            json.loads(body)
+
+    def whole() -> None:
+        once = Collected(list(registry.collect()))
+        for encoder in encoders:
+            gzipped(encoder(once))
+
+    def after_poll() -> float:
+        exporter.poller.poll()
+        return cpu_once(published.publish)
+
+    def unchanged() -> float:
+        published.publish()
+        return cpu_once(published.publish)
+
+    timed: dict[str, Callable[[], float]] = {
+        "floor": lambda: cpu_once(floor),
+        "prometheus_client, whole": lambda: cpu_once(whole),
+        "publish after a poll": after_poll,
+        "publish, nothing changed": unchanged,
+        "  read the registry": lambda: cpu_once(lambda: list(registry.collect())),
+        "  identities": lambda: cpu_once(lambda: Collected(families).identities),
+        "  gzip both formats": lambda: cpu_once(lambda: [gzipped(text) for text in texts]),
+    }
+    names = list(timed)
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    try:
+        for repeat in range(repeats):
+            shift = repeat % len(names)
+            for name in names[shift:] + names[:shift]:
+                samples[name].append(timed[name]())
+    finally:
+        exporter.client.close()
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def gzipped(body: bytes) -> bytes:
+    """``body`` compressed as publish compresses it (its level, raw deflate, flushed)."""
+    compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
+    return compressor.compress(body) + compressor.flush(zlib.Z_SYNC_FLUSH)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, default=10_000)
+    parser.add_argument("--repeats", type=int, default=41)
+    args = parser.parse_args()
+    quiet_logs()
+    medians = run(args.sessions, args.repeats)
+    floor = medians["floor"]
+    print(f"Publish CPU, {args.sessions} live sessions, gzip level {GZIP_LEVEL} "
+          f"(medians of {args.repeats}, interleaved)")  # fmt: skip
+    for name, seconds in medians.items():
+        print(f"  {name:26s} {seconds * 1e3:6.3f} ms  {seconds / floor:5.3f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
