@@ -26,7 +26,7 @@ from notte_exporter.keys import ApiKey
 from notte_exporter.labels import BoundedLabel
 from notte_exporter.models import Session
 from notte_exporter.simulator import BROWSER_TYPES, ManualClock, SimulatedAccount
-from notte_exporter.snapshot import Snapshot, summarise
+from notte_exporter.snapshot import Snapshot, Summary
 
 KEY = "bench-key"
 PAGE_SIZE = 100
@@ -76,14 +76,22 @@ def make_exporter(
 
 def summarise_default(sessions: list[Session], now: datetime) -> Snapshot:
     """The snapshot a poll takes of ``sessions`` at ``now``, with the daemon's defaults."""
-    return summarise(
-        sessions,
+    return summarise_pages([sessions], now)
+
+
+def summarise_pages(pages: list[list[Session]], now: datetime) -> Snapshot:
+    """The same, added a page at a time as a poll adds them."""
+    summary = Summary(
         taken_at=now,
-        browser_label=BoundedLabel(BROWSER_TYPES),
-        status_label=BoundedLabel(("active", "authenticating")),
         idle_threshold=timedelta(seconds=60),
         overdue_grace=timedelta(seconds=60),
         detail_limit=20,
+    )
+    for page in pages:
+        summary.add(page)
+    return summary.snapshot(
+        browser_label=BoundedLabel(BROWSER_TYPES),
+        status_label=BoundedLabel(("active", "authenticating")),
     )
 
 

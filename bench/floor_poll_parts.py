@@ -5,13 +5,13 @@ parts make up the distance, so that a target can be judged against what the libr
 exporter is built on cost by themselves. Each part runs alone on the same fleet, measured
 with ``time.process_time`` and interleaved with the floor:
 
-* ``parse``: ``parse_page`` of every page the poll reads, the sessions held as the poll
-  holds them (pydantic-core decoding and validating);
+* ``parse``: ``parse_page`` of every page the poll reads, each dropped once read, as the
+  poll drops it (pydantic-core decoding and validating);
 * ``httpx (mock)`` and ``httpx (loopback)``: a bare httpx client fetching the same requests
   (URLs built once, as the exporter does), through the same ``MockTransport`` and from the
   same static page server: what the HTTP client costs before the exporter does anything;
-* ``track``: the lifecycle tracker's steady-state ``observe_live`` of the live sessions;
-* ``summarise``: the snapshot of the live sessions;
+* ``track``: the lifecycle tracker's steady state, fed the live listing page by page;
+* ``summarise``: the snapshot of the live sessions, added page by page;
 * ``publish``: rendering the exposition (both formats, gzip) after a poll: a poll that does
   not publish (``Poller.poll()``, not timed) runs first, so that what it changed is
   rendered again, as it is after every poll (publish keeps the bytes of the families that
@@ -32,7 +32,7 @@ import httpx
 
 from notte_exporter.models import Session, in_api_utc, parse_page
 
-from .fixtures import OFFLINE_URL, PAGE_SIZE, StaticPages, make_exporter, summarise_default
+from .fixtures import OFFLINE_URL, PAGE_SIZE, StaticPages, make_exporter, summarise_pages
 from .page_server import PageServer
 from .timing import cpu_once
 
@@ -52,11 +52,9 @@ def _nothing() -> None:
 def run(pages: StaticPages, clock: Any, repeats: int) -> dict[str, Any]:
     keys = sorted(pages.pages)
     bodies = [pages.pages[key] for key in keys]
-    live: list[Session] = [
-        session
-        for (active, _), body in zip(keys, bodies, strict=True)
-        if active
-        for session in parse_page(body).sessions
+    # The live listing, read once in advance and fed to the parts a page at a time.
+    live: list[list[Session]] = [
+        parse_page(body).sessions for (active, _), body in zip(keys, bodies, strict=True) if active
     ]
     now = in_api_utc(clock.now())
     exporter = make_exporter(clock, transport=pages.transport())
@@ -78,11 +76,17 @@ def run(pages: StaticPages, clock: Any, repeats: int) -> dict[str, Any]:
             json.loads(body)
 
     def parse() -> None:
-        held = [parse_page(body) for body in bodies]
-        del held
+        for body in bodies:
+            parse_page(body)
+
+    def track() -> None:
+        listing = tracker.begin_listing(now)
+        for page in live:
+            listing.add(page)
+        listing.complete()
 
     def summary() -> None:
-        summarise_default(live, now)
+        summarise_pages(live, now)
 
     with (
         PageServer(pages.pages) as url,
@@ -93,7 +97,7 @@ def run(pages: StaticPages, clock: Any, repeats: int) -> dict[str, Any]:
             "parse": parse,
             "httpx (mock)": _fetch_all(mock_client, urls(OFFLINE_URL)),
             "httpx (loopback)": _fetch_all(loopback_client, urls(url)),
-            "track": lambda: tracker.observe_live(live, now),
+            "track": track,
             "summarise": summary,
             "publish": exporter.published.publish,
         }
