@@ -29,7 +29,7 @@ from notte_exporter.exposition import GZIP_LEVEL
 from notte_exporter.families import OPENMETRICS, Collected
 
 from .fixtures import Fleet, make_exporter, quiet_logs
-from .timing import cpu_once
+from .timing import cpu_once, print_against_floor
 
 # publish()'s gzip level before it was lowered to GZIP_LEVEL, for the whole-render baseline.
 BEFORE_LEVEL = 6
@@ -100,12 +100,8 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=41)
     args = parser.parse_args()
     quiet_logs()
-    medians = run(args.sessions, args.repeats)
-    floor = medians["floor"]
-    print(f"Publish CPU, {args.sessions} live sessions "
-          f"(medians of {args.repeats}, interleaved)")  # fmt: skip
-    for name, seconds in medians.items():
-        print(f"  {name:26s} {seconds * 1e3:6.3f} ms  {seconds / floor:5.3f}x")
+    title = f"Publish CPU, {args.sessions} live sessions (medians of {args.repeats}, interleaved)"
+    print_against_floor(title, run(args.sessions, args.repeats))
     return 0
 
 

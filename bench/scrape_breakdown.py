@@ -30,7 +30,7 @@ from notte_exporter.web import Routes
 
 from .fixtures import Fleet, make_exporter, quiet_logs
 from .floor_scrape import _static_server
-from .timing import interleaved_medians
+from .timing import interleaved_medians, print_against_floor
 
 INNER = 20
 
@@ -107,12 +107,11 @@ def main() -> int:
     parser.add_argument("--encoding", choices=["identity", "gzip"], default="identity")
     args = parser.parse_args()
     quiet_logs()
-    medians = run(args.sessions, args.repeats, args.encoding)
-    floor = medians["floor"]
-    print(f"Scrape of /metrics, {args.sessions} live sessions, {args.encoding} "
-          f"(medians of {args.repeats} x {INNER}, interleaved)")  # fmt: skip
-    for name, seconds in medians.items():
-        print(f"  {name:30s} {seconds * 1e3:6.3f} ms  {seconds / floor:5.2f}x")
+    title = (
+        f"Scrape of /metrics, {args.sessions} live sessions, {args.encoding} "
+        f"(medians of {args.repeats} x {INNER}, interleaved)"
+    )
+    print_against_floor(title, run(args.sessions, args.repeats, args.encoding))
     return 0
 
 
