@@ -9,16 +9,18 @@ and GC values at every scrape, so rendering them must be cheap even when every v
 So the collectors registered in a ``ProcessRegistry`` give their samples as bare values
 (``ValueSource``: ``values()`` now, ``families(values)`` for the families ``collect()``
 yields) and ``ProcessSeries`` renders them through a template made by the scrape's own
-encoder: once per format and collector, the encoder renders the families with placeholder
-values that render as text found nowhere else, and the output is cut at those texts. Each
-scrape then puts ``floatToGoString(value)`` between the pieces, which is the text both
-encoders write for a sample's value (text format and OpenMetrics, every escaping). The bytes
-served are therefore exactly what the encoder renders for the registry; a template that
-cannot be cut cleanly is not used (the families are rendered as they are).
+encoder (``families.Template``): once per format and collector, the encoder renders the
+families with placeholder values that render as text found nowhere else, and the output is
+cut at those texts. Each scrape then puts ``floatToGoString(value)`` between the pieces,
+which is the text both encoders write for a sample's value (text format and OpenMetrics,
+every escaping). The bytes served are therefore exactly what the encoder renders for the
+registry; a template that cannot be cut cleanly is not used (the families are rendered as
+they are).
 
 Other collectors (tests, tools, a plain ``CollectorRegistry``) are rendered family by family
-with the scrape's encoder, and a family's bytes are reused while it is unchanged
-(``families.py``, which the published exposition uses too); OpenMetrics' closing ``# EOF``
+with the scrape's encoder, a family's bytes reused while it is unchanged and refilled
+through its own template when only its values changed (``families.py``, which the
+published exposition uses too); OpenMetrics' closing ``# EOF``
 is left to the caller. Scrapes may run on several threads (the loop and the workers); a
 cache entry is one object, replaced whole, so at worst two of them build the same one.
 
@@ -44,24 +46,21 @@ import gc
 import os
 import resource
 import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import suppress
 from typing import Protocol, runtime_checkable
 
 from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from prometheus_client.utils import floatToGoString
 
-from .families import Collected, Encoder, FamilyBytes, without_eof
+from .families import Collected, Encoder, FamilyBytes, Template, without_eof
 
 # Templates (and family caches) remembered, each per format and collector: the three
 # collectors with the formats the exposition serves make a few dozen.
 MAX_FAMILIES = 256
 # /proc/self/stat is one line of ~300 bytes; a read that fills this was cut short.
 _STAT_MAX = 4096
-# The text both encoders write for a sample's value (untyped in prometheus_client).
-value_text: Callable[[float], str] = floatToGoString
 
 
 @runtime_checkable
@@ -98,45 +97,6 @@ class ProcessRegistry(CollectorRegistry):
         self.sources = [entry for entry in self.sources if entry[0] is not collector]
 
 
-def _placeholder(index: int) -> float:
-    """A value whose text, as the encoders write it, appears nowhere else in a rendering.
-
-    All have the same length and differ in their digits, so none is inside another.
-    """
-    return float(f"-1.{index:06d}1e-300")
-
-
-class Template:
-    """A collector's rendering with holes where its sample values go."""
-
-    def __init__(self, pieces: Sequence[str]) -> None:
-        self._first, self._rest = pieces[0], pieces[1:]
-
-    @classmethod
-    def of(cls, source: ValueSource, count: int, encoder: Encoder) -> Template | None:
-        """The template of ``count`` values, or None if the rendering cannot be cut cleanly."""
-        if count > 999_999:
-            return None
-        holes = [value_text(_placeholder(index)) for index in range(count)]
-        text = encoder(Collected(source.families([_placeholder(i) for i in range(count)])))
-        rest = text.decode("utf-8")
-        pieces = []
-        for hole in holes:
-            if rest.count(hole) != 1:
-                return None
-            piece, rest = rest.split(hole)
-            pieces.append(piece)
-        pieces.append(rest)
-        return cls(pieces)
-
-    def fill(self, values: Sequence[float]) -> bytes:
-        parts = [self._first]
-        for value, piece in zip(values, self._rest, strict=True):
-            parts.append(value_text(value))
-            parts.append(piece)
-        return "".join(parts).encode("utf-8")
-
-
 class ProcessSeries:
     """Renders ``registry`` per scrape: by template where it can, else family by family."""
 
@@ -170,7 +130,9 @@ class ProcessSeries:
         key = (content_type, source, count)
         if key in self._templates:
             return self._templates[key]
-        template = Template.of(source, count, lambda c: without_eof(content_type, encoder(c)))
+        template = Template.of(
+            source.families, count, lambda c: without_eof(content_type, encoder(c))
+        )
         if len(self._templates) >= MAX_FAMILIES:
             self._templates.clear()
         self._templates[key] = template
