@@ -12,9 +12,9 @@ from their own registry. Two things follow:
   are read in one go by the thread that just changed them, never half-way through a poll.
 
 A poll changes few families (its own counters and durations, what sessions started or
-ended), so each format keeps every family's bytes and ``publish()`` renders again only the
-families that changed since the last one (``families.py``): the same bytes as rendering the
-whole registry, for about half the CPU at 10 000 sessions (``bench/publish_cost.py``).
+ended), so each format keeps every family as last rendered and ``publish()`` renders again
+only what changed since the last one (``families.py``): the same bytes as rendering the
+whole registry, for about a third of the CPU at 10 000 sessions (``bench/publish_cost.py``).
 
 OpenMetrics ends with a single ``# EOF``: the poll's part is stored without it and the
 per-process part closes the body with it. The per-process part is rendered family by family
