@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
+from collections.abc import Iterator
+from email.utils import parsedate_to_datetime
 
 import httpx
 import pytest
 
-from notte_exporter.server import bind
+from notte_exporter.exchange import Request, Response
+from notte_exporter.server import WebServer, bind
 
 
 def test_head_metrics_answers_200_with_headers_only(served) -> None:
@@ -86,3 +90,37 @@ def test_the_soft_open_files_limit_is_raised_to_the_hard_one() -> None:
         assert hard in (raised, resource.RLIM_INFINITY)
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+class _Ok:
+    """Answers every request with 200 "ok", on the loop."""
+
+    def answer_now(self, request: Request) -> Response:
+        return Response(200, (("Content-Length", "3"),), b"ok\n")
+
+    def answer(self, request: Request) -> Response:
+        return self.answer_now(request)
+
+
+@pytest.fixture
+def quick() -> Iterator[WebServer]:
+    """A server whose idle and read timeouts are one second."""
+    server = WebServer(_Ok(), [("127.0.0.1", 0)], idle_timeout=1.0)
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_responses_carry_a_date_as_rfc_9110_requires_of_an_origin_with_a_clock(served) -> None:
+    response = httpx.get(f"{served.urls[0]}/healthz", timeout=10)
+    assert parsedate_to_datetime(response.headers["date"]).tzinfo is not None
+
+
+def test_a_request_whose_body_stalls_is_closed(quick) -> None:
+    """The read timeout (not the idle one, stopped once a request head is in) bounds it."""
+    with socket.create_connection(("127.0.0.1", quick.port), timeout=30) as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789")
+        # 30 s bounds the wait, not the timeout; whatever it answers, it then closes.
+        with contextlib.suppress(ConnectionResetError):
+            while sock.recv(4096):
+                pass
