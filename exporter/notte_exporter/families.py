@@ -40,6 +40,7 @@ last render, one entry (bytes, template, identity) per family name.
 from __future__ import annotations
 
 import copy
+import re
 from array import array
 from collections.abc import Callable, Iterable, Sequence
 from functools import cached_property
@@ -126,9 +127,13 @@ def _strict(sample: Sample) -> tuple[Any, ...]:
 def _placeholder(index: int) -> float:
     """A value whose text, as the encoders write it, appears nowhere else in a rendering.
 
-    All have the same length and differ in their digits, so none is inside another.
+    All have the same length and differ in their digits, so none is inside another, and no
+    two can overlap (the only other ``-`` of one is in ``e-300``).
     """
     return float(f"-1.{index:06d}1e-300")
+
+
+_PLACEHOLDERS = re.compile(r"-1\.[0-9]{6}1e-300")
 
 
 class Template:
@@ -147,15 +152,15 @@ class Template:
             return None
         holes = [value_text(_placeholder(index)) for index in range(count)]
         text = encoder(Collected(families([_placeholder(i) for i in range(count)])))
-        rest = text.decode("utf-8")
-        pieces = []
-        for hole in holes:
-            if rest.count(hole) != 1:
-                return None
-            piece, rest = rest.split(hole)
-            pieces.append(piece)
-        pieces.append(rest)
-        return cls(pieces)
+        rendered = text.decode("utf-8")
+        # One pass over the text (a family may hold a thousand sessions' series): every text
+        # shaped like a placeholder, which must be each hole exactly once and in order.
+        found = list(_PLACEHOLDERS.finditer(rendered))
+        if [match.group() for match in found] != holes:
+            return None
+        starts = [0, *(match.end() for match in found)]
+        ends = [*(match.start() for match in found), len(rendered)]
+        return cls([rendered[start:end] for start, end in zip(starts, ends, strict=True)])
 
     def fill(self, values: Sequence[float]) -> bytes:
         parts = [self._first]
@@ -184,7 +189,11 @@ class _Rendered(NamedTuple):
 
     identity: Identity
     body: bytes
-    template: Template | None
+    # Made the first time the family's values alone change: a family that changes shape at
+    # every poll (the oldest sessions, by id) never pays for one. None until then, or when
+    # its rendering could not be cut (``tried`` tells which).
+    template: Template | None = None
+    tried: bool = False
 
 
 class FamilyBytes:
@@ -207,26 +216,25 @@ class FamilyBytes:
         for metric, current in zip(reading.collect(), reading.identities, strict=True):
             cached = last.get(metric.name)
             if cached is None or cached.identity.shape != current.shape:
-                cached = self._new(metric, current)
+                cached = _Rendered(current, self._encode(Collected((metric,))))
             elif cached.identity.bits != current.bits:
-                cached = self._refilled(metric, current, cached.template)
+                cached = self._refilled(metric, current, cached)
             rendered[metric.name] = cached
             parts.append(cached.body)
         # Only this reading's families are kept: a family that is gone is forgotten.
         self._rendered = rendered
         return b"".join(parts)
 
-    def _new(self, metric: Metric, current: Identity) -> _Rendered:
-        """A family first seen, or changed in more than its values."""
-        template = None
-        if current.values is not None:
-            template = Template.of(_with_values(metric), len(current.values), self._encode)
-        return self._refilled(metric, current, template)
-
-    def _refilled(self, metric: Metric, current: Identity, template: Template | None) -> _Rendered:
-        if template is None or current.values is None:
-            return _Rendered(current, self._encode(Collected((metric,))), None)
-        return _Rendered(current, template.fill(current.values), template)
+    def _refilled(self, metric: Metric, current: Identity, last: _Rendered) -> _Rendered:
+        """A family whose values alone changed."""
+        values, template = current.values, last.template
+        if values is None:  # not plain: its values are in its shape, so this does not happen
+            return _Rendered(current, self._encode(Collected((metric,))))
+        if not last.tried:
+            template = Template.of(_with_values(metric), len(values), self._encode)
+        if template is None:
+            return _Rendered(current, self._encode(Collected((metric,))), None, True)
+        return _Rendered(current, template.fill(values), template, True)
 
     def _encode(self, families: Collector) -> bytes:
         return without_eof(self._content_type, self._encoder(families))

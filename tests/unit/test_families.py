@@ -16,9 +16,12 @@ class CountingEncoder:
     def __init__(self, accept: str = "") -> None:
         self._encoder, self.content_type = choose_encoder(accept)
         self.rendered: list[str] = []
+        self.values: list[float] = []
 
     def __call__(self, registry: Collector) -> bytes:
-        self.rendered.extend(metric.name for metric in registry.collect())
+        for metric in registry.collect():
+            self.rendered.append(metric.name)
+            self.values.extend(sample.value for sample in metric.samples)
         return self._encoder(registry)
 
 
@@ -40,11 +43,12 @@ def test_a_family_that_did_not_change_is_not_rendered_again() -> None:
 
 
 @pytest.mark.parametrize("accept", ["", OPENMETRICS])
-def test_new_values_are_filled_into_the_family_rendered_last_time(accept) -> None:
+def test_once_values_have_changed_new_values_are_filled_in_without_rendering(accept) -> None:
     """Values that compare equal but print apart, and every special value, print right."""
     encoder = CountingEncoder(accept)
     families = FamilyBytes(encoder.content_type, encoder)
     families.render(Collected([gauge("notte_a", 0.0, 1, 2, 3, 4, 5)]))
+    families.render(Collected([gauge("notte_a", 1.0, 1, 2, 3, 4, 5)]))  # makes its template
     encoder.rendered.clear()
     for values in [
         (-0.0, 1.0, 1234567.0, 1e-7, float("nan"), float("inf")),
@@ -55,6 +59,39 @@ def test_new_values_are_filled_into_the_family_rendered_last_time(accept) -> Non
         assert encoder.rendered == []
         assert body == encoder(reading).removesuffix(b"# EOF\n")
         encoder.rendered.clear()
+
+
+def test_a_family_that_changes_shape_every_time_is_rendered_without_a_template() -> None:
+    """The oldest sessions, by id, change at every poll: a template would be thrown away."""
+    encoder = CountingEncoder()
+    families = FamilyBytes(encoder.content_type, encoder)
+    for index in range(3):
+        encoder.values.clear()
+        reading = Collected([session_ids(f"session-{index}")])
+        body = families.render(reading)
+        assert encoder.values == [1.0]  # its own rendering only, no template's placeholders
+        assert body == encoder(reading)
+
+
+def session_ids(*ids: str) -> Metric:
+    family = GaugeMetricFamily("notte_session_info", "Sessions.", labels=["session_id"])
+    for session_id in ids:
+        family.add_metric([session_id], 1.0)
+    return family
+
+
+def test_a_large_family_is_cut_into_its_template() -> None:
+    """A thousand sessions' series (the most --sessions.detail-limit allows), values moved."""
+    encoder = CountingEncoder()
+    families = FamilyBytes(encoder.content_type, encoder)
+    ids = [f"session-{index}" for index in range(1000)]
+    created = GaugeMetricFamily("notte_created", "Created.", labels=["session_id"])
+    moved = GaugeMetricFamily("notte_created", "Created.", labels=["session_id"])
+    for index, session_id in enumerate(ids):
+        created.add_metric([session_id], 1.7e9 + index)
+        moved.add_metric([session_id], 1.7e9 - index)
+    families.render(Collected([created]))
+    assert families.render(Collected([moved])) == encoder(Collected([moved]))
 
 
 def test_a_family_with_a_new_label_set_is_rendered_again() -> None:
