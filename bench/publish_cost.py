@@ -10,29 +10,40 @@ the mock transport (``StaticPages``), then measures in rotating order the CPU
   it kept each family's bytes and compressed at level 3;
 - ``publish after a poll``: ``publish()`` right after a poll that did not publish
   (``Poller.poll()``), so the families that poll changed are rendered again;
+- ``publish after a busy poll``: the same, by a second exporter reading the simulated
+  account itself (``account_handler``, in process) after 30 s in which 20 sessions ended
+  and 20 started: the clock, the lifecycle counters and histograms and the oldest
+  sessions move too (about 20 of 31 families change);
 - ``publish, nothing changed``: ``publish()`` right after another ``publish()``;
 - the parts every publish pays whatever changed: reading the registry, the families'
   identities (both formats share one reading) and gzipping both formats (at level 3).
+
+About 90 s at the defaults, most of it the simulated account answering the busy polls.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import random
 import statistics
 import zlib
 from collections.abc import Callable
 
+import httpx
 from prometheus_client.exposition import choose_encoder
 
 from notte_exporter.exposition import GZIP_LEVEL
 from notte_exporter.families import OPENMETRICS, Collected
 
-from .fixtures import Fleet, make_exporter, quiet_logs
+from .fixtures import Fleet, account_handler, make_exporter, quiet_logs
 from .timing import cpu_once, print_against_floor
 
 # publish()'s gzip level before it was lowered to GZIP_LEVEL, for the whole-render baseline.
 BEFORE_LEVEL = 6
+# A busy account between two polls: the default poll interval, sessions ended and started.
+POLL_SECONDS = 30
+CHURN = 20
 
 
 def run(sessions: int, repeats: int) -> dict[str, float]:
@@ -44,6 +55,10 @@ def run(sessions: int, repeats: int) -> dict[str, float]:
     if not exporter.poll_once().ok:
         raise RuntimeError("a benchmark poll failed")
     registry, published = exporter.registry, exporter.published
+    busy = make_exporter(fleet.clock, transport=httpx.MockTransport(account_handler(fleet.account)))
+    if not busy.poll_once().ok:
+        raise RuntimeError("a benchmark poll failed")
+    rng = random.Random(1)
     encoders = [choose_encoder("")[0], choose_encoder(OPENMETRICS)[0]]
     families = list(registry.collect())
     texts = [encoder(Collected(families)) for encoder in encoders]
@@ -61,6 +76,14 @@ def run(sessions: int, repeats: int) -> dict[str, float]:
         exporter.poller.poll()
         return cpu_once(published.publish)
 
+    def after_busy_poll() -> float:
+        fleet.clock.advance(POLL_SECONDS)
+        for session_id in rng.sample(fleet.account.session_ids(), CHURN):
+            fleet.account.stop(session_id)
+        fleet.grow_to(fleet.size + CHURN)
+        busy.poller.poll()
+        return cpu_once(busy.published.publish)
+
     def unchanged() -> float:
         published.publish()
         return cpu_once(published.publish)
@@ -69,6 +92,7 @@ def run(sessions: int, repeats: int) -> dict[str, float]:
         "floor": lambda: cpu_once(floor),
         "prometheus_client, whole": lambda: cpu_once(whole),
         "publish after a poll": after_poll,
+        "publish after a busy poll": after_busy_poll,
         "publish, nothing changed": unchanged,
         "  read the registry": lambda: cpu_once(lambda: list(registry.collect())),
         "  identities": lambda: cpu_once(lambda: Collected(families).identities),
@@ -85,6 +109,7 @@ def run(sessions: int, repeats: int) -> dict[str, float]:
                 samples[name].append(timed[name]())
     finally:
         exporter.client.close()
+        busy.client.close()
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
