@@ -336,9 +336,11 @@ class LiveListing:
         self._tracker = tracker
         # In the API's UTC instance, like the sessions' timestamps (cheap to compare).
         self._now = in_api_utc(now)
-        # Every session of the listing, by id: its tracked entry, or None when its end was
-        # already counted (a stale listing: nothing to learn from it).
-        self._seen: dict[str, _Tracked | None] = {}
+        # Every session of the listing, by id: the live entries once it is whole.
+        self._seen: dict[str, _Tracked] = {}
+        # Sessions listed although their end was counted (a stale listing): nothing to
+        # learn from them, but the snapshot counts them once like any live session.
+        self._stale: set[str] = set()
         self._seconds: dict[str, float] = {}
         self._sent: _Traffic = {}
         self._received: _Traffic = {}
@@ -363,10 +365,12 @@ class LiveListing:
                 sid = session["session_id"]
                 if sid in seen or not is_live(session):
                     continue
-                fresh.append(session)
                 if sid in ended:
-                    seen[sid] = None
+                    if sid not in self._stale:
+                        self._stale.add(sid)
+                        fresh.append(session)
                     continue
+                fresh.append(session)
                 tracked = previous.get(sid) or pending.pop(sid, None)
                 if tracked is None:
                     tracked = tracker._first_sight(session)
@@ -393,7 +397,7 @@ class LiveListing:
                 if sid not in seen:
                     tracked.vanished_at = self._now
                     pending[sid] = tracked
-            tracker._live = {sid: tracked for sid, tracked in seen.items() if tracked is not None}
+            tracker._live = seen
             tracker._age_pending(self._now)
             tracker._forget_old_ends(self._now)
 
@@ -402,9 +406,7 @@ class LiveListing:
         tracker = self._tracker
         with tracker._lock:
             self._count()
-            tracker._live.update(
-                (sid, tracked) for sid, tracked in self._seen.items() if tracked is not None
-            )
+            tracker._live.update(self._seen)
 
     def _count(self) -> None:
         metrics = self._tracker._metrics

@@ -436,3 +436,16 @@ def test_a_listing_hands_back_only_live_sessions(tracker) -> None:
     )
     listing.complete()
     assert [s["session_id"] for s in fresh] == ["s-1"]
+
+
+def test_a_session_whose_end_was_counted_is_handed_back_once_and_not_tracked(tracker) -> None:
+    tracker.observe_live([session()], NOW)
+    tracker.observe_live([], NOW)
+    assert tracker.observe_final(
+        session(status="closed", closed_at="2026-05-01T10:04:00Z", close_reason="manual"), NOW
+    )
+    listing = tracker.begin_listing(NOW)
+    fresh = listing.add([session(), session()]) + listing.add([session()])
+    listing.complete()
+    assert [s["session_id"] for s in fresh] == ["s-1"]
+    assert tracker.stats().live == 0
