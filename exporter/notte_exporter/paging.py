@@ -5,8 +5,9 @@ guessing, and a wrong guess spends the rate limit the account shares with its ag
 guess is the previous poll's page count ``E`` and is checked before it is trusted:
 
 1. page 1 (always needed) and the probe, page ``E - 1``, go out together;
-2. the probe has a next page: pages ``2..E`` go out, up to ``concurrency`` in flight, and
-   pages past ``E`` are followed one by one while ``has_next`` says so (a growing account);
+2. the probe has a next page: pages ``2..E`` go out in order, never more than ``window``
+   (the concurrency) asked and not yet read, and pages past ``E`` are followed one by one
+   while ``has_next`` says so (a growing account);
 3. the probe is the last page: pages ``2..E - 2`` go out (the account shrank by one page);
 4. the probe is empty: the account shrank more, and the rest is read one page at a time.
 
@@ -28,9 +29,10 @@ turns at CPU work cost more than the work: reading on the fetching threads made 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, Future, wait
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 from .config import flag_name
 from .errors import ApiError, FailureReason
@@ -48,6 +50,7 @@ def read_listing(
     keep: Callable[[SessionPage], object],
     *,
     pool: Executor | None,
+    window: int,
     expected: int,
     max_pages: int,
     page_size: int,
@@ -55,52 +58,87 @@ def read_listing(
     """Hands pages 1..P of a listing to ``keep``, in order; returns P, the first page
     without ``has_next``.
 
-    ``fetch(n)`` gets page ``n`` on a thread of ``pool`` (whose size is the most requests in
-    flight; None: one page at a time, here); ``read(fetched, n)`` reads it on this thread,
-    and ``keep`` takes each page of the listing once, in order, as soon as it is known to
-    belong to it: a caller that keeps only what it needs of each page never holds the
-    whole listing. A failure raises after ``keep`` had the pages before it.
+    ``fetch(n)`` gets page ``n`` on a thread of ``pool`` (None: one page at a time, here);
+    ``read(fetched, n)`` reads it on this thread, and ``keep`` takes each page of the
+    listing once, in order, as soon as it is known to belong to it: a caller that keeps
+    only what it needs of each page never holds the whole listing. A failure raises after
+    ``keep`` had the pages before it. At most ``window`` pages are requested ahead of the
+    one being read (the pool's size is what makes sense): against a fast API the threads
+    would otherwise fetch the whole listing before it is read, holding every answer at once
+    and taking the GIL from the reader for nothing.
     """
     expected = min(expected, max_pages)
     if pool is None or expected < _SMALLEST_PARALLEL:
-        return _read_in_order(fetch, read, keep, {}, {}, max_pages, page_size)
-    ahead: dict[int, Future[Fetched]] = {}
+        return _read_in_order(fetch, read, keep, None, {}, max_pages, page_size)
+    ahead = _Ahead(pool, fetch, max(window, 1))
     try:
         probe = expected - 1
-        ahead.update((page, pool.submit(fetch, page)) for page in (1, probe))
-        found = read(ahead.pop(probe).result(), probe)
+        ahead.request([1, probe])
+        found = read(ahead.take(probe).result(), probe)
         if found.has_next:
             rest = range(2, expected + 1)
         elif found.is_empty:
             rest = range(0)
         else:
             rest = range(2, probe)
-        ahead.update((page, pool.submit(fetch, page)) for page in rest if page != probe)
+        ahead.request([page for page in rest if page != probe])
         return _read_in_order(fetch, read, keep, ahead, {probe: found}, max_pages, page_size)
     finally:
-        # A failure (or the end of the listing) leaves nothing behind: requests not yet
-        # sent are cancelled and those in flight are waited for.
-        for future in ahead.values():
+        ahead.cancel()
+
+
+class _Ahead(Generic[Fetched]):
+    """The pages asked of the pool: in flight or answered, and those still to ask, in order."""
+
+    def __init__(self, pool: Executor, fetch: Callable[[int], Fetched], window: int) -> None:
+        self._pool = pool
+        self._fetch = fetch
+        self._window = window
+        self._futures: dict[int, Future[Fetched]] = {}
+        self._queue: deque[int] = deque()
+
+    def request(self, pages: Iterable[int]) -> None:
+        self._queue.extend(pages)
+        self._top_up()
+
+    def take(self, page: int) -> Future[Fetched]:
+        """Page ``page``'s answer, given up by the window (once it came, another is asked)."""
+        future = self._futures.pop(page)
+        wait([future])  # answered (or failed: the caller's .result() raises it)
+        self._top_up()
+        return future
+
+    def __contains__(self, page: int) -> bool:
+        return page in self._futures
+
+    def _top_up(self) -> None:
+        while self._queue and len(self._futures) < self._window:
+            page = self._queue.popleft()
+            self._futures[page] = self._pool.submit(self._fetch, page)
+
+    def cancel(self) -> None:
+        """Leave nothing behind: requests not yet sent are dropped, those in flight waited for."""
+        self._queue.clear()
+        for future in self._futures.values():
             future.cancel()
-        wait(ahead.values())
+        wait(self._futures.values())
 
 
 def _read_in_order(
     fetch: Callable[[int], Fetched],
     read: Callable[[Fetched, int], SessionPage],
     keep: Callable[[SessionPage], object],
-    ahead: dict[int, Future[Fetched]],
+    ahead: _Ahead[Fetched] | None,
     known: dict[int, SessionPage],
     max_pages: int,
     page_size: int,
 ) -> int:
     for number in range(1, max_pages + 1):
-        # Popped, so that each answer's bytes are freed once read, not held to the end.
-        requested = ahead.pop(number, None)
         if number in known:
             page = known.pop(number)
-        elif requested is not None:
-            page = read(requested.result(), number)
+        elif ahead is not None and number in ahead:
+            # Taken out, so that each answer's bytes are freed once read.
+            page = read(ahead.take(number).result(), number)
         else:
             page = read(fetch(number), number)
         keep(page)

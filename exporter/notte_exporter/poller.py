@@ -231,6 +231,7 @@ class Poller:
                 self._client.read_sessions,
                 keep,
                 pool=pool,
+                window=config.concurrency,
                 expected=self._expected_pages,
                 max_pages=config.max_pages,
                 page_size=config.page_size,

@@ -57,6 +57,7 @@ def read(
             as_fetched,
             kept.append,
             pool=threads if concurrency > 1 else None,
+            window=concurrency,
             expected=expected,
             max_pages=max_pages,
             page_size=1,
@@ -132,7 +133,14 @@ def test_a_failed_page_fails_the_listing_and_sends_nothing_more() -> None:
 
     with pytest.raises(ApiError, match="boom"), ThreadPoolExecutor(4) as pool:
         read_listing(
-            fetch, as_fetched, [].append, pool=pool, expected=10, max_pages=50, page_size=1
+            fetch,
+            as_fetched,
+            [].append,
+            pool=pool,
+            window=4,
+            expected=10,
+            max_pages=50,
+            page_size=1,
         )
     assert sorted(asked) == [1, 9]
 
@@ -151,7 +159,9 @@ def test_pages_are_fetched_on_the_pool_but_read_in_order_on_the_callers_thread()
         return page
 
     with ThreadPoolExecutor(4) as pool:
-        read_listing(fetch, record, [].append, pool=pool, expected=10, max_pages=50, page_size=1)
+        read_listing(
+            fetch, record, [].append, pool=pool, window=4, expected=10, max_pages=50, page_size=1
+        )
     assert threading.current_thread() not in fetchers
     assert {thread for _, thread in readers} == {threading.current_thread()}
     # The probe (page 9) is read first, to decide what to ask for; then pages in order.
@@ -169,8 +179,29 @@ def test_each_page_is_handed_over_before_the_next_is_read() -> None:
         events.append(f"keep {page.sessions[0]['session_id']}")
 
     with ThreadPoolExecutor(4) as pool:
-        read_listing(Listing(5), record, keep, pool=pool, expected=5, max_pages=50, page_size=1)
+        read_listing(
+            Listing(5), record, keep, pool=pool, window=4, expected=5, max_pages=50, page_size=1
+        )
     # The probe (page 4) is read first but handed over only in its place: nothing past the
     # page being read is ever held, and a page the listing ends before is never handed over.
     assert events == ["read 4", "read 1", "keep p1", "read 2", "keep p2", "read 3", "keep p3",
                       "keep p4", "read 5", "keep p5"]  # fmt: skip
+
+
+def test_no_more_than_the_window_is_asked_ahead_of_the_page_being_read() -> None:
+    listing = Listing(20)
+    furthest_ahead: list[int] = []
+
+    def record(page: SessionPage, number: int) -> SessionPage:
+        asked = [n for n in list(listing.asked) if n != 19]  # 19: the probe of an expected 20
+        furthest_ahead.append(max(asked) - number)
+        return page
+
+    with ThreadPoolExecutor(3) as pool:
+        read_listing(
+            listing, record, [].append, pool=pool, window=3, expected=20, max_pages=50,
+            page_size=1,
+        )  # fmt: skip
+    # Against a fast API, answers read late would otherwise pile up: all 20 at once.
+    assert max(furthest_ahead[1:]) <= 3
+    assert sorted(listing.asked) == list(range(1, 21))
