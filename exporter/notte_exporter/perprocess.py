@@ -32,7 +32,8 @@ open, two reads, close: the ``/proc`` reads are most of what the per-process ser
 inside the running server, where they run with cold caches, ~20 us each) and parsed as
 prometheus_client parses it (memory); the open-files limit comes from ``getrlimit`` (the
 number ``limits`` prints), and the start time, which never changes, is read once. Open
-descriptors are still counted by listing ``/proc/self/fd``. (Not ``statm``: its resident
+descriptors are counted with one ``stat`` of ``/proc/self/fd`` where the kernel gives their
+number as its size (``open_descriptors``), else by listing it. (Not ``statm``: its resident
 pages differ from ``stat``'s on current kernels. CPU stays ``stat``'s too, though
 ``times()`` gives the same ticks.) Anything unusual (no ``/proc``, an error, an unlimited
 limit, a forked child) falls back to prometheus_client's own reading. ``LeanGCCollector`` is
@@ -61,6 +62,7 @@ from .families import Collected, Encoder, FamilyBytes, Template, without_eof
 MAX_FAMILIES = 256
 # /proc/self/stat is one line of ~300 bytes; a read that fills this was cut short.
 _STAT_MAX = 4096
+_FDS = "/proc/self/fd"
 
 
 @runtime_checkable
@@ -169,6 +171,9 @@ class LeanProcessCollector(ProcessCollector):
         # prometheus_client counts every other. A forked child (its pid differs) reads as
         # prometheus_client does: the descriptor shows its parent.
         self._opened_by = os.getpid()
+        self._by_size = False
+        with suppress(OSError):
+            self._by_size = descriptors_by_size()
         self._stat: int | None = None
         with suppress(OSError):
             self._stat = os.open("/proc/self/stat", os.O_RDONLY | os.O_CLOEXEC)
@@ -187,7 +192,7 @@ class LeanProcessCollector(ProcessCollector):
             return None  # limits would say "unlimited", or no stat: read as they do
         try:
             line = os.pread(stat, _STAT_MAX, 0)
-            open_fds = len(os.listdir("/proc/self/fd"))
+            open_fds = open_descriptors(self._by_size)
         except OSError:
             return None
         if len(line) >= _STAT_MAX or os.getpid() != self._opened_by:
@@ -277,3 +282,29 @@ class ReadOnce(Collector):
 
     def families(self, values: Sequence[float]) -> list[Metric]:
         return self._families
+
+
+def descriptors_by_size() -> bool:
+    """Whether the size of ``/proc/self/fd`` is the number of open descriptors.
+
+    Linux 6.2 and later say so (older kernels give 0; other systems that mimic ``/proc``
+    may give anything): checked against listings made just before and after.
+    """
+    for _ in range(3):
+        before, size, after = len(os.listdir(_FDS)), os.stat(_FDS).st_size, len(os.listdir(_FDS))
+        if before == after:
+            return size + 1 == before
+    return False
+
+
+def open_descriptors(by_size: bool) -> int:
+    """The open descriptors as prometheus_client counts them: ``/proc/self/fd``'s entries.
+
+    Listed, they include the descriptor of the listing itself. Where the directory's size
+    is their number (``descriptors_by_size``), one ``stat``, plus one for that listing,
+    replaces the listing (open, two ``getdents``, close, and an entry made for each
+    descriptor: ~22 us of server CPU a scrape inside the running server, against ~3).
+    """
+    if by_size:
+        return os.stat(_FDS).st_size + 1
+    return len(os.listdir(_FDS))

@@ -27,6 +27,8 @@ from notte_exporter.perprocess import (
     ProcessRegistry,
     ProcessSeries,
     ReadOnce,
+    descriptors_by_size,
+    open_descriptors,
 )
 
 ACCEPTS = [
@@ -325,3 +327,44 @@ def test_the_kept_stat_descriptor_is_closed_with_its_collector() -> None:
     gc.collect()
     with pytest.raises(OSError, match="Bad file descriptor"):
         os.fstat(descriptor)
+
+
+def listed() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.parametrize("by_size", [True, False])
+def test_open_descriptors_are_counted_as_prometheus_client_lists_them(by_size) -> None:
+    if by_size and not descriptors_by_size():
+        pytest.skip("this kernel gives no count as the size of /proc/self/fd (before 6.2)")
+    # A count bracketed by two listings that agree (nothing else opens files meanwhile).
+    for _ in range(20):
+        before, counted, after = listed(), open_descriptors(by_size), listed()
+        if before == after:
+            break
+    assert counted == before == after
+
+
+def test_a_descriptor_opened_is_counted_at_once() -> None:
+    by_size = descriptors_by_size()
+    counted = open_descriptors(by_size)
+    descriptor = os.open(os.devnull, os.O_RDONLY)
+    try:
+        assert open_descriptors(by_size) == counted + 1
+    finally:
+        os.close(descriptor)
+    assert open_descriptors(by_size) == counted
+
+
+@pytest.mark.parametrize("size", [0, 4096])
+def test_a_size_of_proc_self_fd_that_is_not_the_count_is_not_used(monkeypatch, size) -> None:
+    """Kernels before 6.2 give 0; something imitating /proc could give anything."""
+    real_stat = os.stat
+
+    def stat(path: str) -> os.stat_result:
+        if path == "/proc/self/fd":
+            return os.stat_result((0, 0, 0, 0, 0, 0, size, 0, 0, 0))
+        return real_stat(path)
+
+    monkeypatch.setattr(os, "stat", stat)
+    assert not descriptors_by_size()
