@@ -50,6 +50,7 @@ def make_exporter(
     transport: httpx.BaseTransport | None = None,
     listen: str = "127.0.0.1:0",
     process_metrics: bool = False,
+    concurrency: int = 4,
 ) -> Exporter:
     """An exporter as the daemon builds it, on the given clock (process metrics optional)."""
     settings = Settings(
@@ -60,6 +61,7 @@ def make_exporter(
         poll_timeout=600,  # a slow simulator must not turn a measurement into a failed poll
         notte_page_size=PAGE_SIZE,
         notte_max_pages=1000,
+        notte_concurrency=concurrency,
         # The usage reads run on their own thread and schedule: they would only blur the
         # poll and scrape measurements (and the count of API requests made by scrapes).
         collector_usage=False,

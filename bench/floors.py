@@ -39,9 +39,11 @@ def table_rows(floors: dict[str, Any]) -> list[list[object]]:
                      f"<= {row['target']}x", verdict(row["ratio"], row["target"])])  # fmt: skip
     cpu = floors["poll_cpu"]
     for row in cpu["rows"]:
+        target = row["target"]
         rows.append([f"poll CPU ({row['transport']})", f"{row['poll_cpu_ms']} ms",
                      f"{cpu['floor_ms']} ms json.loads", row["ratio"],
-                     f"<= {row['target']}x", verdict(row["ratio"], row["target"])])  # fmt: skip
+                     "(no target)" if target is None else f"<= {target}x",
+                     "-" if target is None else verdict(row["ratio"], target)])  # fmt: skip
     wall = floors["poll_wall"]
     met = verdict(wall["poll_s"], wall["target_s"])
     rows.append([f"poll wall ({wall['rtt_ms']} ms RTT, concurrency {wall['concurrency']})",

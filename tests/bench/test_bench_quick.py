@@ -114,7 +114,11 @@ def test_every_target_is_reported_next_to_its_floor(
     floors = report["floors"]
     assert set(floors) == {"sessions", "scrape", "poll_cpu", "poll_parts", "poll_wall", "rss"}
     assert [row["encoding"] for row in floors["scrape"]["rows"]] == ["identity", "gzip"]
-    assert [row["transport"] for row in floors["poll_cpu"]["rows"]] == ["mock", "loopback"]
+    assert [row["transport"] for row in floors["poll_cpu"]["rows"]] == [
+        "mock",
+        "loopback",
+        "loopback, concurrency 1",
+    ]
     assert [row["part"] for row in floors["poll_parts"]["rows"]] == [
         "parse", "httpx (mock)", "httpx (loopback)", "track", "summarise", "publish"
     ]  # fmt: skip
