@@ -255,6 +255,34 @@ def test_api_failures_mid_scenario_count_nothing_twice_and_never_go_down(
     assert history[-1] == (3, 3, 300)
 
 
+def test_a_poll_failing_on_a_later_page_counts_what_it_read_and_ends_nothing(
+    api, account, clock, make_exporter
+) -> None:
+    exporter = make_exporter(notte_page_size=1, notte_retries=0, sessions_lookup_budget=0)
+    older = account.start_session(browser_type="firefox")
+    clock.advance(1)
+    newer = account.start_session(browser_type="chrome")  # newest first: page 1
+    assert exporter.poll_once().ok
+    account.access(newer, request_bytes=100)
+    account.access(older, request_bytes=50)
+    api.faults.push(Fault.latency(0), Fault.status(500, path="/sessions"))
+    assert not exporter.poll_once().ok
+    # Page 1's traffic happened, and is counted; the session on the page that failed is
+    # still live, not taken for ended.
+    assert sample(exporter, "notte_network_request_bytes_total", browser_type="chrome",
+                  proxy="false") == 100  # fmt: skip
+    assert sample(exporter, "notte_network_request_bytes_total", browser_type="firefox",
+                  proxy="false") == 0  # fmt: skip
+    assert exporter.tracker.stats().pending == 0
+    assert exporter.tracker.stats().live == 2
+    assert exporter.poll_once().ok
+    assert sample(exporter, "notte_network_request_bytes_total", browser_type="chrome",
+                  proxy="false") == 100  # fmt: skip
+    assert sample(exporter, "notte_network_request_bytes_total", browser_type="firefox",
+                  proxy="false") == 50  # fmt: skip
+    assert total_closed(exporter) == 0
+
+
 def test_an_end_missing_from_history_is_learned_by_id(api, account, make_exporter) -> None:
     exporter = make_exporter()
     session = account.start_session(browser_type="firefox")
