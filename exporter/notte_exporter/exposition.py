@@ -17,9 +17,9 @@ only what changed since the last one (``families.py``): the same bytes as render
 whole registry, for about a third of the CPU at 10 000 sessions (``bench/publish_cost.py``).
 
 OpenMetrics ends with a single ``# EOF``: the poll's part is stored without it and the
-per-process part closes the body with it. The per-process part is rendered family by family
-and only the families that changed since the last scrape are rendered again
-(``perprocess.py``): the same bytes, for ~60 us instead of ~100.
+per-process part closes the body with it. The per-process part is rendered through
+templates the scrape's own encoder cut (``perprocess.py``, ``families.py``): the same bytes,
+for ~27 us in a tight loop instead of ~65.
 
 The gzip of the poll's part is compressed once, as raw deflate blocks flushed to a byte
 boundary, none of them final. A scrape appends its per-process part as *stored* (not
