@@ -1,7 +1,9 @@
 """One poll: list the live sessions, learn how vanished ones ended, publish a snapshot.
 
 A poll succeeds only when every page of the live listing arrived; anything less would
-publish a partial picture as if it were whole. Learning how sessions ended is best effort
+publish a partial picture as if it were whole (the counters still count what the pages it
+did read show, and conclude no end from the pages it did not: ``lifecycle.LiveListing``).
+Learning how sessions ended is best effort
 within ``lookup_budget`` requests: it never fails a poll, and whatever it cannot learn now
 is tried again on the next poll (see ``lifecycle``). Every end not learned costs the
 counters its last bytes and browser seconds, so lookups by id are retried (within the
