@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,7 +24,7 @@ from notte_exporter.config import Settings
 from notte_exporter.daemon import Exporter
 from notte_exporter.keys import ApiKey
 from notte_exporter.labels import BoundedLabel
-from notte_exporter.models import Session
+from notte_exporter.models import Session, parse_page
 from notte_exporter.simulator import BROWSER_TYPES, ManualClock, SimulatedAccount
 from notte_exporter.snapshot import Snapshot, Summary
 
@@ -74,6 +74,26 @@ def make_exporter(
         sleep=lambda seconds: None,
         process_metrics=process_metrics,
     )
+
+
+def decode_each(bodies: Sequence[bytes]) -> Callable[[], None]:
+    """The floor every CPU target is measured against: ``json.loads`` of each body, dropped."""
+
+    def decode() -> None:
+        for body in bodies:
+            json.loads(body)
+
+    return decode
+
+
+def parse_each(bodies: Sequence[bytes]) -> Callable[[], None]:
+    """``parse_page`` of each body, each dropped once read, as a poll drops it."""
+
+    def parse() -> None:
+        for body in bodies:
+            parse_page(body)
+
+    return parse
 
 
 def summarise_default(sessions: list[Session], now: datetime) -> Snapshot:

@@ -13,11 +13,10 @@ fetching threads cost in GIL hand-offs when the API answers at once.
 
 from __future__ import annotations
 
-import json
 import statistics
 from typing import Any
 
-from .fixtures import StaticPages, make_exporter
+from .fixtures import StaticPages, decode_each, make_exporter
 from .page_server import PageServer
 from .timing import cpu_once
 
@@ -30,10 +29,7 @@ TARGETS: dict[str, float | None] = {
 
 def run(pages: StaticPages, clock: Any, repeats: int) -> dict[str, Any]:
     bodies = [body for _, body in sorted(pages.pages.items())]
-
-    def floor() -> None:
-        for body in bodies:
-            json.loads(body)
+    floor = decode_each(bodies)
 
     mock = make_exporter(clock, transport=pages.transport())
     with PageServer(pages.pages) as url:

@@ -23,7 +23,6 @@ and runs a thread pool), but they bound what any poll built on these libraries c
 
 from __future__ import annotations
 
-import json
 import statistics
 from collections.abc import Callable
 from typing import Any
@@ -32,7 +31,15 @@ import httpx
 
 from notte_exporter.models import Session, in_api_utc, parse_page
 
-from .fixtures import OFFLINE_URL, PAGE_SIZE, StaticPages, make_exporter, summarise_pages
+from .fixtures import (
+    OFFLINE_URL,
+    PAGE_SIZE,
+    StaticPages,
+    decode_each,
+    make_exporter,
+    parse_each,
+    summarise_pages,
+)
 from .page_server import PageServer
 from .timing import cpu_once
 
@@ -71,14 +78,6 @@ def run(pages: StaticPages, clock: Any, repeats: int) -> dict[str, Any]:
             for active, page in keys
         ]
 
-    def floor() -> None:
-        for body in bodies:
-            json.loads(body)
-
-    def parse() -> None:
-        for body in bodies:
-            parse_page(body)
-
     def track() -> None:
         listing = tracker.begin_listing(now)
         for page in live:
@@ -88,13 +87,14 @@ def run(pages: StaticPages, clock: Any, repeats: int) -> dict[str, Any]:
     def summary() -> None:
         summarise_pages(live, now)
 
+    floor = decode_each(bodies)
     with (
         PageServer(pages.pages) as url,
         httpx.Client(transport=pages.transport()) as mock_client,
         httpx.Client() as loopback_client,
     ):
         parts: dict[str, Callable[[], object]] = {
-            "parse": parse,
+            "parse": parse_each(bodies),
             "httpx (mock)": _fetch_all(mock_client, urls(OFFLINE_URL)),
             "httpx (loopback)": _fetch_all(loopback_client, urls(url)),
             "track": track,

@@ -31,7 +31,7 @@ from prometheus_client import CollectorRegistry
 
 from notte_exporter.labels import BROWSER_TYPES, BoundedLabel
 from notte_exporter.lifecycle import LifecycleMetrics, LifecycleTracker
-from notte_exporter.models import InvalidItem, in_api_utc, parse_page, parse_session
+from notte_exporter.models import InvalidItem, in_api_utc, parse_session
 from notte_exporter.simulator import SimulatorServer
 
 from .fixtures import (
@@ -40,7 +40,9 @@ from .fixtures import (
     PAGE_SIZE,
     Fleet,
     StaticPages,
+    decode_each,
     make_exporter,
+    parse_each,
     summarise_default,
 )
 from .timing import interleaved_medians, ratio
@@ -83,21 +85,18 @@ def _stage_candidates(pages: StaticPages, fleet: Fleet) -> dict[str, Callable[[]
     )
     tracker.observe_live(sessions, now)  # first sight counts starts; then steady state
 
-    def decode() -> None:
-        for body in bodies:
-            json.loads(body)
-
-    def parse() -> None:
-        for body in bodies:
-            parse_page(body)
-
     def track() -> None:
         tracker.observe_live(sessions, now)
 
     def summary() -> None:
         summarise_default(sessions, now)
 
-    return {"decode": decode, "parse": parse, "track": track, "summarise": summary}
+    return {
+        "decode": decode_each(bodies),
+        "parse": parse_each(bodies),
+        "track": track,
+        "summarise": summary,
+    }
 
 
 def measure_size(

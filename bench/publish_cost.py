@@ -24,7 +24,6 @@ About 90 s at the defaults, most of it the simulated account answering the busy 
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import statistics
 import zlib
@@ -36,7 +35,7 @@ from prometheus_client.exposition import choose_encoder
 from notte_exporter.exposition import GZIP_LEVEL
 from notte_exporter.families import OPENMETRICS, Collected
 
-from .fixtures import Fleet, account_handler, make_exporter, quiet_logs
+from .fixtures import Fleet, account_handler, decode_each, make_exporter, quiet_logs
 from .timing import cpu_once, print_against_floor
 
 # publish()'s gzip level before it was lowered to GZIP_LEVEL, for the whole-render baseline.
@@ -50,7 +49,7 @@ def run(sessions: int, repeats: int) -> dict[str, float]:
     fleet = Fleet()
     fleet.grow_to(sessions)
     pages = fleet.snapshot_pages()
-    bodies = list(pages.pages.values())
+    floor = decode_each(list(pages.pages.values()))
     exporter = make_exporter(fleet.clock, transport=pages.transport())
     if not exporter.poll_once().ok:
         raise RuntimeError("a benchmark poll failed")
@@ -62,10 +61,6 @@ def run(sessions: int, repeats: int) -> dict[str, float]:
     encoders = [choose_encoder("")[0], choose_encoder(OPENMETRICS)[0]]
     families = list(registry.collect())
     texts = [encoder(Collected(families)) for encoder in encoders]
-
-    def floor() -> None:
-        for body in bodies:
-            json.loads(body)
 
     def whole() -> None:
         once = Collected(list(registry.collect()))
