@@ -61,27 +61,6 @@ class Snapshot:
         return sum(self.active.values())
 
 
-def summarise(
-    live: Sequence[Session],
-    *,
-    taken_at: datetime,
-    browser_label: Callable[[str], str],
-    status_label: Callable[[str], str],
-    idle_threshold: timedelta,
-    overdue_grace: timedelta,
-    detail_limit: int,
-) -> Snapshot:
-    """The snapshot of ``live`` (every live session, each once) at ``taken_at``."""
-    summary = Summary(
-        taken_at=taken_at,
-        idle_threshold=idle_threshold,
-        overdue_grace=overdue_grace,
-        detail_limit=detail_limit,
-    )
-    summary.add(live)
-    return summary.snapshot(browser_label=browser_label, status_label=status_label)
-
-
 class Summary:
     """A snapshot under way: live sessions are added a page at a time, each once.
 
