@@ -350,12 +350,14 @@ class LiveListing:
 
         One Python loop per session per poll, so it does only lookups, comparisons and
         additions; amounts are summed per label set and counted once per listing (one
-        counter update per session would cost more than the rest of the bookkeeping).
+        counter update per session would cost more than the rest of the bookkeeping). A
+        session whose traffic did not grow (idle ones, the leaks) costs no call at all.
         """
         tracker = self._tracker
         now = self._now
         seen = self._seen
         seconds = self._seconds
+        sent, received = self._sent, self._received
         fresh: list[Session] = []
         with tracker._lock:
             previous = tracker._live
@@ -376,7 +378,11 @@ class LiveListing:
                     tracked = tracker._first_sight(session)
                 else:
                     tracked.vanished_at = None
-                _add_traffic(tracked, session, self._sent, self._received)
+                if (
+                    session["network_request_bytes"] > tracked.request_hwm
+                    or session["network_response_bytes"] > tracked.response_hwm
+                ):
+                    _add_traffic(tracked, session, sent, received)
                 if now > tracked.counted_until:
                     browser = tracked.browser_type
                     seconds[browser] = seconds.get(browser, 0.0) + (

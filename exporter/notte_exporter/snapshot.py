@@ -7,13 +7,12 @@ about what "now" was. All time-based judgements (idle, overdue) use the poll's o
 
 from __future__ import annotations
 
-import heapq
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from itertools import chain, repeat
-from operator import is_, itemgetter
+from itertools import chain
+from operator import itemgetter
 
 from .labels import FEATURES, OVERDUE_REASONS
 from .models import Session
@@ -70,9 +69,12 @@ class Summary:
     lookups, comparisons and additions, and counts per raw browser type (mapped to labels
     once, in ``snapshot``): each time limit becomes a cutoff computed once per distinct
     number of minutes, never a datetime sum per session. Counts that need no comparison
-    (sessions per browser type, features) are left to ``Counter``/``sum`` over
-    ``itemgetter``s, which loop in C. ``taken_at`` should be in ``models.API_UTC`` (see
-    ``models``), so that comparing it with the API's timestamps is cheap.
+    (sessions per browser type, features) are one ``Counter`` pass in C over each session's
+    *kind* (its browser type and feature flags: a few dozen distinct kinds at most), split
+    into browser types and features once, in ``snapshot``; one pass over a tuple of six
+    costs a third less than six passes over one field. ``taken_at`` should be in
+    ``models.API_UTC`` (see ``models``), so that comparing it with the API's timestamps is
+    cheap.
     """
 
     def __init__(
@@ -89,13 +91,12 @@ class Summary:
         # plus the grace before the poll: both limits count from the same cutoffs.
         self._overdue_cutoffs = _Cutoffs(taken_at - overdue_grace)
         self._detail_limit = detail_limit
-        self._active: Counter[str] = Counter()
+        self._kinds: Counter[_Kind] = Counter()
         self._request_bytes: dict[str, int] = {}
         self._response_bytes: dict[str, int] = {}
         self._with_error: dict[str, int] = {}
         self._idle: dict[str, int] = {}
         self._overdue = {"max_duration": 0, "idle_timeout": 0}
-        self._with_feature = dict.fromkeys(FEATURES, 0)
         self._oldest: list[Session] = []
         self._oldest_created_at: datetime | None = None
 
@@ -128,22 +129,14 @@ class Summary:
                 over_idle_timeout += 1
         self._overdue["max_duration"] += over_max_duration
         self._overdue["idle_timeout"] += over_idle_timeout
-        # Counted in C, outside the loop (bools add as 0 and 1; solve_captchas may be None,
-        # unknown, counted as off, as `is True` leaves it).
-        self._active.update(map(_BROWSER, live))
-        feature = self._with_feature
-        feature["proxies"] += sum(map(_PROXIES, live))
-        feature["solve_captchas"] += sum(map(is_, map(_SOLVE_CAPTCHAS, live), repeat(True)))
-        feature["file_storage"] += sum(map(_FILE_STORAGE, live))
-        feature["web_bot_auth"] += sum(map(_WEB_BOT_AUTH, live))
-        feature["headful"] += len(live) - sum(map(_HEADLESS, live))
+        self._kinds.update(map(_KIND, live))  # in C, outside the loop
         if self._detail_limit > 0:
-            # Listings are newest first, so a page is read backwards: its oldest come first
-            # and the heap is rarely touched again (forwards, every session would replace
-            # its top: 4x). Only the oldest are kept from page to page.
-            self._oldest = heapq.nsmallest(
-                self._detail_limit, chain(reversed(live), self._oldest), key=_AGE_KEY
-            )
+            # A sort of the page with the oldest kept so far, in C. Listings are newest
+            # first, so a page read backwards is already in order and the sort is one pass
+            # (a heap costs 1.7x: its loop over the page runs in Python).
+            self._oldest = sorted(chain(reversed(live), self._oldest), key=_AGE_KEY)[
+                : self._detail_limit
+            ]
         elif live:
             oldest = min(map(_CREATED_AT, live))
             if self._oldest_created_at is None or oldest < self._oldest_created_at:
@@ -156,12 +149,12 @@ class Summary:
         oldest = self._oldest
         return Snapshot(
             taken_at=self._taken_at,
-            active=_by_label(self._active, browser_label),
+            active=_by_label(_per_browser(self._kinds), browser_label),
             request_bytes=_by_label(self._request_bytes, browser_label),
             response_bytes=_by_label(self._response_bytes, browser_label),
             with_error=_by_label(self._with_error, browser_label),
             idle=_by_label(self._idle, browser_label),
-            with_feature={feature: self._with_feature[feature] for feature in FEATURES},
+            with_feature=_per_feature(self._kinds),
             overdue={reason: self._overdue[reason] for reason in OVERDUE_REASONS},
             oldest_created_at=oldest[0]["created_at"] if oldest else self._oldest_created_at,
             oldest=tuple(
@@ -178,13 +171,32 @@ class Summary:
 
 
 _AGE_KEY = itemgetter("created_at", "session_id")
-_BROWSER = itemgetter("browser_type")
 _CREATED_AT = itemgetter("created_at")
-_PROXIES = itemgetter("proxies")
-_SOLVE_CAPTCHAS = itemgetter("solve_captchas")
-_FILE_STORAGE = itemgetter("use_file_storage")
-_WEB_BOT_AUTH = itemgetter("web_bot_auth")
-_HEADLESS = itemgetter("headless")
+
+# What ``snapshot`` needs of a session beyond comparisons: its browser type and features.
+_Kind = tuple[str, bool, bool | None, bool, bool, bool]
+_KIND = itemgetter(
+    "browser_type", "proxies", "solve_captchas", "use_file_storage", "web_bot_auth", "headless"
+)
+
+
+def _per_browser(kinds: Counter[_Kind]) -> dict[str, int]:
+    sessions: dict[str, int] = {}
+    for kind, count in kinds.items():
+        sessions[kind[0]] = sessions.get(kind[0], 0) + count
+    return sessions
+
+
+def _per_feature(kinds: Counter[_Kind]) -> dict[str, int]:
+    """Sessions with each feature on; ``solve_captchas`` may be None (unknown: not on)."""
+    with_feature = dict.fromkeys(FEATURES, 0)
+    for (_, proxies, solve_captchas, file_storage, web_bot_auth, headless), count in kinds.items():
+        with_feature["proxies"] += count if proxies else 0
+        with_feature["solve_captchas"] += count if solve_captchas is True else 0
+        with_feature["file_storage"] += count if file_storage else 0
+        with_feature["web_bot_auth"] += count if web_bot_auth else 0
+        with_feature["headful"] += 0 if headless else count
+    return with_feature
 
 
 def _by_label(counts: dict[str, int], label: Callable[[str], str]) -> dict[str, int]:
