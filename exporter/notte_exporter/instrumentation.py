@@ -98,6 +98,24 @@ class ExporterMetrics:
             self.api_retries.labels(endpoint=endpoint)
         self._lock = threading.Lock()
         self._rate_limit = RateLimit(None, None, None)
+        # Children by (endpoint, code): a few endpoints times the status codes seen.
+        self._request_children: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
+
+    def count_request(self, endpoint: str, code: str, seconds: float) -> None:
+        """One request made: counted and timed.
+
+        Each label set's children are looked up once: ``labels()`` costs as much as the
+        increment and the observation together, and a poll makes a hundred requests.
+        """
+        children = self._request_children.get((endpoint, code))
+        if children is None:
+            children = self._request_children[(endpoint, code)] = (
+                self.api_requests.labels(endpoint=endpoint, code=code),
+                self.api_request_duration.labels(endpoint=endpoint),
+            )
+        requests, duration = children
+        requests.inc()
+        duration.observe(seconds)
 
     def record_rate_limit(self, rate_limit: RateLimit) -> None:
         with self._lock:

@@ -216,3 +216,12 @@ def test_running_out_of_descriptors_is_not_blamed_on_the_network(api) -> None:
     assert reason == "network"
     assert "file descriptors" in advice
     assert "DNS" not in advice
+
+
+def test_a_cookie_the_api_sets_is_never_sent_back(api, make_exporter) -> None:
+    listing = {"items": [], "page": 1, "page_size": 100, "has_next": False, "has_previous": False}
+    api.faults.push(Fault.status(200, listing, headers={"Set-Cookie": "lb=node-1; Path=/"}))
+    exporter = make_exporter(sessions_lookup_budget=0)
+    assert exporter.poll_once().ok
+    assert exporter.poll_once().ok
+    assert [request.headers.get("cookie") for request in api.requests] == [None, None]
