@@ -110,7 +110,7 @@ def run(pages: StaticPages, clock: Any, repeats: int) -> dict[str, Any]:
                 samples["floor"].append(cpu_once(floor))
                 before.get(name, _nothing)()
                 samples[name].append(cpu_once(part))
-    exporter.client.close()
+    exporter.close()
     cpu = {name: statistics.median(values) for name, values in samples.items()}
     return {
         "floor_ms": round(cpu["floor"] * 1e3, 2),

@@ -57,7 +57,7 @@ def run(pages: StaticPages, clock: Any, repeats: int, rtt: float) -> dict[str, A
                     else:
                         floor()
                     samples[name].append(time.perf_counter() - started)
-        exporter.client.close()
+        exporter.close()
     poll, floor_s = (statistics.median(samples[name]) for name in ("poll", "floor"))
     return {
         "sessions": pages.live_sessions,

@@ -118,7 +118,7 @@ def churn(polls: int, churn_per_poll: int, samples: int, seed: int) -> dict[str,
                 )
         tracemalloc.stop()
         closed = _closed_by_status(exporter)
-        exporter.client.close()
+        exporter.close()
         conn.send(None)
     finally:
         tracemalloc.stop()

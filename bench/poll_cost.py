@@ -134,7 +134,7 @@ def measure_size(
         for client in (sim_client, raw_client):
             client.close()
         for exporter in (e2e, offline):
-            exporter.client.close()
+            exporter.close()
     return {"sessions": n, "pages": live_pages, "seconds": seconds}
 
 

@@ -103,8 +103,8 @@ def run(sessions: int, repeats: int) -> dict[str, float]:
             for name in names[shift:] + names[:shift]:
                 samples[name].append(timed[name]())
     finally:
-        exporter.client.close()
-        busy.client.close()
+        exporter.close()
+        busy.close()
     return {name: statistics.median(values) for name, values in samples.items()}
 
 

@@ -67,7 +67,7 @@ def measure_exposition(
             )
     finally:
         for exporter in exporters.values():
-            exporter.client.close()
+            exporter.close()
     return rows
 
 

@@ -169,7 +169,7 @@ def run(
                     }
                 )
     finally:
-        exporter.client.close()
+        exporter.close()
     return {
         "live_sessions": pages.live_sessions,
         "repeats": repeats,

@@ -154,7 +154,7 @@ def exposed_metrics() -> dict[str, Exposed]:
             settings, ApiKey(SecretStr(key)), clock=clock.now, process_metrics=False
         )
         exporter.poll_once()
-        exporter.client.close()
+        exporter.close()
         return _families(exporter.registry)
 
 

@@ -220,7 +220,7 @@ def _api(settings: Settings, api_key: ApiKey) -> Iterator[tuple[str, ApiKey]]:
 
 def _run_once(exporter: Exporter) -> int:
     status = exporter.poll_once()
-    exporter.client.close()
+    exporter.close()
     redact = exporter.redact
     if not status.ok:
         assert status.reason is not None

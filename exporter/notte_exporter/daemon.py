@@ -311,6 +311,11 @@ class Exporter:
         """Block until stop() is called; True if it was."""
         return self._stop.wait(timeout)
 
+    def close(self) -> None:
+        """Release the API connections and the poll's fetching threads (no poll under way)."""
+        self.poller.close()
+        self.client.close()
+
     def stop(self, grace: float = 3.0) -> None:
         """Stop polling and serving; an in-flight request gets ``grace`` seconds."""
         self._stop.set()
@@ -324,4 +329,4 @@ class Exporter:
         if self._server is not None:
             self._server.stop()
         if not any(thread.is_alive() for thread in threads):
-            self.client.close()
+            self.close()

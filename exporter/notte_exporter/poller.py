@@ -13,12 +13,14 @@ poll's time budget) and one failed lookup does not abandon the others.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any, ParamSpec, TypeVar
 
 import httpx
 
@@ -53,6 +55,37 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+class PollThreads(Executor):
+    """One poll's share of the poller's threads: what it submits, it finishes.
+
+    ``finish`` cancels what has not started and waits for what has, so that a poll's
+    requests are all its own, even when it fails part way, and none is left running into
+    the next poll.
+    """
+
+    def __init__(self, threads: Executor) -> None:
+        self._threads = threads
+        # Only those not done: a done one holds its answer, which is the caller's to drop.
+        self._unfinished: set[Future[Any]] = set()
+
+    def submit(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> Future[_T]:
+        future = self._threads.submit(fn, *args, **kwargs)
+        self._unfinished.add(future)
+        future.add_done_callback(self._unfinished.discard)
+        return future
+
+    def finish(self) -> None:
+        while self._unfinished:  # a request under way may still submit one (the history)
+            unfinished = list(self._unfinished)
+            for future in unfinished:
+                future.cancel()
+            wait(unfinished)
+
+
 class Poller:
     def __init__(
         self,
@@ -84,6 +117,8 @@ class Poller:
         self._pages = 0
         # Pages of the last complete live listing: how many this poll asks for at once.
         self._expected_pages = 1
+        self._threads: ThreadPoolExecutor | None = None
+        self._threads_lock = threading.Lock()
 
     def poll(self) -> PollStatus:
         """Run one poll; never raises for anything the API or the network does."""
@@ -151,12 +186,24 @@ class Poller:
         self._metrics.poll_duration.observe(duration)
         return duration
 
+    def close(self) -> None:
+        """Let the fetching threads go (those of a poll under way finish its requests)."""
+        with self._threads_lock:
+            threads, self._threads = self._threads, None
+        if threads is not None:
+            threads.shutdown(wait=False, cancel_futures=True)
+
     @contextmanager
     def _page_pool(self) -> Iterator[Executor | None]:
         """Threads for the poll's requests (``--notte.concurrency``), or None: one at a time.
 
         One at a time when the API's rate limit would not cover what the poll expects to
         ask: then every request is also spaced out (``NotteClient.paced``).
+
+        The threads outlive the poll: starting four threads a poll and joining them cost a
+        poll of 10,000 sessions over loopback 6-8% more CPU (bench/). What the poll asked
+        of them is still its own: leaving cancels what has not started and waits for the
+        rest (``PollThreads``).
         """
         needed = self._expected_pages + self._config.lookup_budget
         self._client.paced = not self._client.leaves_room_for(needed)
@@ -170,8 +217,17 @@ class Poller:
         if self._client.paced or self._config.concurrency <= 1:
             yield None
             return
-        with ThreadPoolExecutor(self._config.concurrency, thread_name_prefix="page") as pool:
-            yield pool
+        with self._threads_lock:
+            if self._threads is None:
+                self._threads = ThreadPoolExecutor(
+                    self._config.concurrency, thread_name_prefix="page"
+                )
+            threads = self._threads
+        poll_threads = PollThreads(threads)
+        try:
+            yield poll_threads
+        finally:
+            poll_threads.finish()
 
     def _fetch_page(self, page: int, deadline: float, *, live: bool) -> httpx.Response:
         """A page of the live listing (retried) or of the history (best effort: no retry)."""
