@@ -7,6 +7,7 @@ recorded instead of slept, so every test is exact and fast.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -67,7 +68,7 @@ def make_exporter(
 ) -> Iterator[MakeExporter]:
     made: list[Exporter] = []
 
-    def make(**overrides: Any) -> Exporter:
+    def make(*, thread_cpu: Callable[[], float] = time.thread_time, **overrides: Any) -> Exporter:
         values: dict[str, Any] = {
             "notte_api_url": api.url,
             "notte_api_key": SecretStr(API_KEY),
@@ -87,6 +88,7 @@ def make_exporter(
             sleep=sleeps,
             process_metrics=False,
             usage_clock=lambda: clock.now().timestamp(),
+            thread_cpu=thread_cpu,
         )
         made.append(exporter)
         return exporter

@@ -67,6 +67,10 @@ ENTRIES = (
           "growth means the account's agents and the exporter compete for it."),
     Entry("notte_exporter_rate_limit_wait_seconds_total", "api",
           "Time spent waiting to stay within the rate limit before any 429."),
+    Entry("notte_exporter_poll_read_ahead", "api",
+          "0 for an API that answers faster than a page is read (one at a time costs the "
+          "least CPU), --notte.concurrency for a distant one; polls nearing --poll.timeout "
+          "at that value need a higher --notte.concurrency."),
     Entry("notte_sessions_active", "live",
           "Sum for the account's concurrency; compare with notte_sessions_limit."),
     Entry("notte_sessions_active_with_feature", "live", "Feature usage of live sessions."),

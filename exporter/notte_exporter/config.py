@@ -91,9 +91,9 @@ class Settings(BaseSettings):
         4,
         ge=1,
         le=16,
-        description="API requests of a poll in flight at once (1 = one at a time): pages of "
-        "the live listing, and the history's first page; one at a time anyway while the "
-        "rate limit runs low.",
+        description="Most API requests of a poll in flight at once (1 = one at a time): "
+        "pages of the live listing, and the history's first page; fewer when the API answers "
+        "faster than a page is read, one at a time while the rate limit runs low.",
     )
     notte_only_current_token: Annotated[bool, Option("Notte API")] = Field(
         False, description="Only watch sessions started with this API key."

@@ -70,6 +70,7 @@ class Exporter:
         sleep: Callable[[float], None] | None = None,
         process_metrics: bool = True,
         usage_clock: Callable[[], float] = time.monotonic,
+        thread_cpu: Callable[[], float] = time.thread_time,
     ) -> None:
         self.settings = settings
         self.api_key = api_key
@@ -141,6 +142,9 @@ class Exporter:
             browser_label,
             status_label,
             clock=clock,
+            # A request's wait for the API is its time less its thread's CPU (tests inject a
+            # clock to stand for an API's latency).
+            thread_cpu=thread_cpu,
         )
         self.registry.register(
             SessionCollector(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from .errors import FailureReason
 
@@ -84,6 +84,14 @@ class ExporterMetrics:
             "notte_exporter_throttled_polls",
             "Polls that read pages one at a time and spaced their requests out, because the "
             "API's X-RateLimit-Remaining was below the requests they expected to make.",
+            registry=registry,
+        )
+        self.read_ahead = Gauge(
+            "notte_exporter_poll_read_ahead",
+            "Pages of the live listing the last poll could ask for ahead of the one it was "
+            "reading: up to --notte.concurrency, as many as the API's latency calls for; 0 "
+            "when it read one page at a time (an API that answers faster than a page is "
+            "read, or a rate limit running low).",
             registry=registry,
         )
         self.rate_limit_wait = Counter(

@@ -20,6 +20,7 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from statistics import median
 from typing import Any, ParamSpec, TypeVar
 
 import httpx
@@ -30,7 +31,7 @@ from .instrumentation import ExporterMetrics
 from .labels import BoundedLabel
 from .lifecycle import LifecycleTracker
 from .models import InvalidItem, SessionPage, in_api_utc, is_live
-from .paging import read_listing
+from .paging import pages_ahead, read_listing
 from .pollreport import PollReporter
 from .snapshot import Summary
 from .state import ExporterState, PollStatus
@@ -100,6 +101,7 @@ class Poller:
         clock: Callable[[], datetime] = utc_now,
         monotonic: Callable[[], float] = time.monotonic,
         reporter: PollReporter | None = None,
+        thread_cpu: Callable[[], float] = time.thread_time,
     ) -> None:
         self._client = client
         self._config = config
@@ -119,6 +121,11 @@ class Poller:
         self._expected_pages = 1
         self._threads: ThreadPoolExecutor | None = None
         self._threads_lock = threading.Lock()
+        # Pages to ask ahead (paging.pages_ahead), from the last whole listing's timings;
+        # None until one was timed. A request's wait for the API is its time (monotonic)
+        # less the CPU its thread spent on it (thread_cpu).
+        self._ahead: int | None = None
+        self._thread_cpu = thread_cpu
 
     def poll(self) -> PollStatus:
         """Run one poll; never raises for anything the API or the network does."""
@@ -214,9 +221,11 @@ class Poller:
                 "reading pages one at a time, spaced out",
                 needed,
             )
-        if self._client.paced or self._config.concurrency <= 1:
+        if self._client.paced or self._config.concurrency <= 1 or self._ahead == 0:
+            self._metrics.read_ahead.set(0)
             yield None
             return
+        self._metrics.read_ahead.set(self._window())
         with self._threads_lock:
             if self._threads is None:
                 self._threads = ThreadPoolExecutor(
@@ -228,6 +237,10 @@ class Poller:
             yield poll_threads
         finally:
             poll_threads.finish()
+
+    def _window(self) -> int:
+        """Pages this poll may ask ahead: as the last listing's timings say, else all."""
+        return self._config.concurrency if self._ahead is None else self._ahead
 
     def _fetch_page(self, page: int, deadline: float, *, live: bool) -> httpx.Response:
         """A page of the live listing (retried) or of the history (best effort: no retry)."""
@@ -255,9 +268,15 @@ class Poller:
         pages: one round trip less than asking for it afterwards.
         """
         history: list[Future[httpx.Response]] = []
+        # What requests waited for the API, and what reading and keeping a page took.
+        waits: list[float] = []
+        reads: list[float] = []
+        keeps: list[float] = []
 
         def fetch(page: int) -> httpx.Response:
+            started, cpu = self._monotonic(), self._thread_cpu()
             result = self._fetch_page(page, deadline, live=True)
+            waits.append((self._monotonic() - started) - (self._thread_cpu() - cpu))
             # For the poll's log line; pages may arrive out of order, so the furthest one.
             self._pages = max(self._pages, page)
             if page == 1 and pool is not None and self._config.lookup_budget > 0:
@@ -275,21 +294,29 @@ class Poller:
         invalid: list[InvalidItem] = []
         sessions = 0
 
+        def read(fetched: httpx.Response, page: int) -> SessionPage:
+            started = self._monotonic()
+            result = self._client.read_sessions(fetched, page)
+            reads.append(self._monotonic() - started)
+            return result
+
         def keep(page: SessionPage) -> None:
             nonlocal sessions
+            started = self._monotonic()
             invalid.extend(page.invalid)
             # The list can shift while it is paged: a session seen twice is one session.
             fresh = listing.add(page.sessions)
             summary.add(fresh)
             sessions += len(fresh)
+            keeps.append(self._monotonic() - started)
 
         try:
             pages = read_listing(
                 fetch,
-                self._client.read_sessions,
+                read,
                 keep,
                 pool=pool,
-                window=config.concurrency,
+                window=self._window(),
                 expected=self._expected_pages,
                 max_pages=config.max_pages,
                 page_size=config.page_size,
@@ -298,6 +325,9 @@ class Poller:
             listing.abandon()
             raise
         listing.complete()
+        if waits and reads and keeps:
+            read_time = median(reads) + median(keeps)
+            self._ahead = pages_ahead(median(waits), read_time, config.concurrency)
         self._report_invalid(invalid)
         self._pages = self._expected_pages = pages
         return summary, sessions, (history[0] if history else None)

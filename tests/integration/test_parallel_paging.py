@@ -3,7 +3,15 @@
 Each account is first polled once (one page at a time: nothing is known yet), then changed,
 then polled again with --notte.concurrency 4; the requests of that second poll are counted
 against the pages a one-by-one read needs, and the sessions counted against the account.
+
+How far a poll asks ahead follows the API's latency, measured as each request's time less
+the CPU its thread spent on it. ``ApiLatency`` is the thread CPU clock the exporter is
+given: it follows the wall clock and runs back ``seconds`` at each reading, so every
+request seems to have waited that long for the API, whatever the simulator took.
 """
+
+import itertools
+import time
 
 import pytest
 
@@ -12,6 +20,19 @@ from notte_exporter.simulator import Fault
 from support import sample
 
 PAGE_SIZE = 10
+
+
+class ApiLatency:
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._readings = itertools.count()
+
+    def __call__(self) -> float:
+        return time.monotonic() - next(self._readings) * self.seconds
+
+
+def slow_api() -> ApiLatency:
+    return ApiLatency(1.0)
 
 
 def live_pages(api) -> list[int]:
@@ -36,7 +57,9 @@ def paged(api, account, make_exporter):
     """An exporter that has polled an account of 100 live sessions (10 pages) once."""
     for _ in range(100):
         account.start_session()
-    exporter = make_exporter(notte_page_size=PAGE_SIZE, sessions_lookup_budget=0)
+    exporter = make_exporter(
+        notte_page_size=PAGE_SIZE, sessions_lookup_budget=0, thread_cpu=slow_api()
+    )
     assert exporter.poll_once().ok
     assert live_pages(api) == list(range(1, 11))
     api.clear_requests()
@@ -77,7 +100,9 @@ def scanning(api, account, make_exporter):
     """An exporter with a lookup budget that has polled 35 live sessions (4 pages) once."""
     for _ in range(35):
         account.start_session()
-    exporter = make_exporter(notte_page_size=PAGE_SIZE, sessions_lookup_budget=5)
+    exporter = make_exporter(
+        notte_page_size=PAGE_SIZE, sessions_lookup_budget=5, thread_cpu=slow_api()
+    )
     assert exporter.poll_once().ok
     api.clear_requests()
     return exporter
@@ -122,7 +147,9 @@ def test_a_low_rate_limit_makes_a_poll_sequential_and_paced(
     for _ in range(50):
         account.start_session()
     api.rate_limit = 14  # a window of 1 s on the account's clock, which stands still
-    exporter = make_exporter(notte_page_size=PAGE_SIZE, sessions_lookup_budget=0)
+    exporter = make_exporter(
+        notte_page_size=PAGE_SIZE, sessions_lookup_budget=0, thread_cpu=slow_api()
+    )
     assert exporter.poll_once().ok  # 5 pages: 9 requests left in the window
     assert exporter.poll_once().ok  # 5 more, in parallel: 4 left
     assert sample(exporter, "notte_exporter_throttled_polls_total") == 0
@@ -145,3 +172,57 @@ def test_answers_arriving_out_of_order_keep_the_lowest_remaining_of_a_window(mak
     assert metrics.rate_limit == RateLimit(100, 7, 1000)
     metrics.record_rate_limit(RateLimit(100, 99, 1060))  # a new window starts afresh
     assert metrics.rate_limit == RateLimit(100, 99, 1060)
+
+
+def test_an_api_slower_than_reading_a_page_gets_every_page_the_concurrency_allows_ahead(
+    api, paged
+) -> None:
+    assert paged.poll_once().ok
+    assert sample(paged, "notte_exporter_poll_read_ahead") == 4
+
+
+@pytest.fixture
+def fast(api, account, make_exporter):
+    """An exporter that has polled 100 live sessions (10 pages) of an API answering at once."""
+    for _ in range(100):
+        account.start_session()
+    exporter = make_exporter(
+        notte_page_size=PAGE_SIZE, sessions_lookup_budget=0, thread_cpu=ApiLatency(0.0)
+    )
+    assert exporter.poll_once().ok
+    api.clear_requests()
+    return exporter
+
+
+def test_an_api_that_answers_faster_than_a_page_is_read_is_read_one_page_at_a_time(
+    api, fast
+) -> None:
+    assert fast.poll_once().ok
+    assert live_pages(api) == list(range(1, 11))
+    assert sample(fast, "notte_exporter_poll_read_ahead") == 0
+
+
+def test_reading_one_page_at_a_time_makes_no_extra_request_on_a_shrinking_account(
+    api, account, fast
+) -> None:
+    for session_id in account.session_ids()[:45]:
+        account.stop(session_id)
+    assert fast.poll_once().ok
+    assert live_pages(api) == list(range(1, 7))
+    assert active(fast) == 55
+
+
+def test_an_api_that_slows_down_gets_pages_asked_ahead_again(api, account, make_exporter) -> None:
+    for _ in range(100):
+        account.start_session()
+    latency = ApiLatency(0.0)
+    exporter = make_exporter(
+        notte_page_size=PAGE_SIZE, sessions_lookup_budget=0, thread_cpu=latency
+    )
+    assert exporter.poll_once().ok
+    assert exporter.poll_once().ok
+    assert sample(exporter, "notte_exporter_poll_read_ahead") == 0
+    latency.seconds = 1.0
+    assert exporter.poll_once().ok  # still one at a time: it learns the API's new latency
+    assert exporter.poll_once().ok
+    assert sample(exporter, "notte_exporter_poll_read_ahead") == 4

@@ -7,7 +7,7 @@ import pytest
 
 from notte_exporter.errors import ApiError, FailureReason
 from notte_exporter.models import SessionPage
-from notte_exporter.paging import read_listing
+from notte_exporter.paging import pages_ahead, read_listing
 from support import parse_one
 
 
@@ -100,6 +100,17 @@ def test_up_to_concurrency_pages_are_in_flight_at_once() -> None:
     listing.gated = {2, 3, 4, 5}  # they return only once all four are in flight together
     read(listing, 12, concurrency=4)
     assert listing.most_in_flight == 4
+
+
+def test_one_page_ahead_still_asks_for_page_one_and_the_probe_together() -> None:
+    listing = Listing(10)
+    kept: list[SessionPage] = []
+    with ThreadPoolExecutor(4) as threads:
+        read_listing(listing, as_fetched, kept.append, pool=threads, window=1, expected=10,
+                     max_pages=50, page_size=1)  # fmt: skip
+    assert ids(kept) == [f"p{n}" for n in range(1, 11)]
+    assert sorted(listing.asked) == list(range(1, 11))
+    assert listing.most_in_flight <= 2
 
 
 def test_concurrency_one_reads_pages_in_order() -> None:
@@ -205,3 +216,20 @@ def test_no_more_than_the_window_is_asked_ahead_of_the_page_being_read() -> None
     # Against a fast API, answers read late would otherwise pile up: all 20 at once.
     assert max(furthest_ahead[1:]) <= 3
     assert sorted(listing.asked) == list(range(1, 21))
+
+
+@pytest.mark.parametrize(
+    ("latency", "read", "ahead"),
+    [
+        (0.0001, 0.0003, 0),  # answers faster than a page is read: one at a time
+        (0.0003, 0.0003, 1),
+        (0.0010, 0.0003, 3),
+        (0.0500, 0.0003, 4),  # a real network: as many as allowed
+        (0.0500, 0.0, 4),  # nothing measured yet
+        (-0.0001, 0.0003, 0),  # clock jitter on an API that answered at once
+    ],
+)
+def test_pages_asked_ahead_keep_the_wait_for_a_page_under_reading_one(
+    latency: float, read: float, ahead: int
+) -> None:
+    assert pages_ahead(latency, read, limit=4) == ahead
