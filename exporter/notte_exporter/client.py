@@ -105,6 +105,7 @@ class NotteClient:
         self._requests_lock = threading.Lock()
         self.paced = False
         self._retry_policies: dict[int, Retrying] = {}
+        self._merged_headers: tuple[str, httpx.Headers] | None = None
         # Bounded: listing URLs are a few per page of the largest listing; ids are many.
         self._url = functools.lru_cache(maxsize=URL_CACHE_SIZE)(self._build_url)
         self._http = _CookielessClient(
@@ -278,6 +279,19 @@ class NotteClient:
         # asks for the same hundred URLs every time, so each is parsed once (``_url``).
         return self._http.build_request("GET", path, params=dict(params)).url
 
+    def _headers(self, key: str) -> httpx.Headers:
+        """The client's headers with ``key``'s, merged once per key.
+
+        ``httpx.Client.get`` merges the client's headers, cookies and parameters into every
+        request anew: 9 us of the 60 a request costs against an API that answers at once.
+        """
+        merged = self._merged_headers
+        if merged is None or merged[0] != key:
+            headers = self._http.headers.copy()
+            headers["Authorization"] = f"Bearer {key}"
+            merged = self._merged_headers = (key, headers)
+        return merged[1]
+
     def _attempt(self, endpoint: str, url: httpx.URL, deadline: float) -> httpx.Response:
         if self.paced:
             self._pace(deadline)
@@ -285,10 +299,15 @@ class NotteClient:
         if remaining <= 0:
             raise ApiError(FailureReason.TIMEOUT, "the poll's time budget ran out (--poll.timeout)")
         timeout = min(self._timeout, remaining)
-        headers = {"Authorization": f"Bearer {self._api_key()}"}
+        request = httpx.Request(
+            "GET",
+            url,
+            headers=self._headers(self._api_key()),
+            extensions={"timeout": httpx.Timeout(timeout).as_dict()},
+        )
         started = self._monotonic()
         try:
-            response = self._http.get(url, headers=headers, timeout=timeout)
+            response = self._http.send(request)
         except httpx.TimeoutException:
             self._observe(endpoint, "error", started)
             raise ApiError(
