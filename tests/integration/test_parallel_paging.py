@@ -52,18 +52,24 @@ def active(exporter) -> float:
     )
 
 
-@pytest.fixture
-def paged(api, account, make_exporter):
-    """An exporter that has polled an account of 100 live sessions (10 pages) once."""
-    for _ in range(100):
+def polled_once(api, account, make_exporter, sessions: int, *, lookup_budget: int, latency):
+    """An exporter that has polled an account of ``sessions`` live sessions once (one page
+    at a time: nothing is known yet), with the requests of that poll forgotten."""
+    for _ in range(sessions):
         account.start_session()
     exporter = make_exporter(
-        notte_page_size=PAGE_SIZE, sessions_lookup_budget=0, thread_cpu=slow_api()
+        notte_page_size=PAGE_SIZE, sessions_lookup_budget=lookup_budget, thread_cpu=latency
     )
     assert exporter.poll_once().ok
-    assert live_pages(api) == list(range(1, 11))
+    assert live_pages(api) == list(range(1, -(-sessions // PAGE_SIZE) + 1))
     api.clear_requests()
     return exporter
+
+
+@pytest.fixture
+def paged(api, account, make_exporter):
+    """100 live sessions (10 pages), behind an API slower than reading a page."""
+    return polled_once(api, account, make_exporter, 100, lookup_budget=0, latency=slow_api())
 
 
 @pytest.mark.parametrize(
@@ -97,15 +103,8 @@ def history_pages(api) -> list[int]:
 
 @pytest.fixture
 def scanning(api, account, make_exporter):
-    """An exporter with a lookup budget that has polled 35 live sessions (4 pages) once."""
-    for _ in range(35):
-        account.start_session()
-    exporter = make_exporter(
-        notte_page_size=PAGE_SIZE, sessions_lookup_budget=5, thread_cpu=slow_api()
-    )
-    assert exporter.poll_once().ok
-    api.clear_requests()
-    return exporter
+    """35 live sessions (4 pages) and a lookup budget, behind an API slower than reading."""
+    return polled_once(api, account, make_exporter, 35, lookup_budget=5, latency=slow_api())
 
 
 def test_a_parallel_poll_asks_for_the_history_page_once_along_with_the_listing(
@@ -183,15 +182,8 @@ def test_an_api_slower_than_reading_a_page_gets_every_page_the_concurrency_allow
 
 @pytest.fixture
 def fast(api, account, make_exporter):
-    """An exporter that has polled 100 live sessions (10 pages) of an API answering at once."""
-    for _ in range(100):
-        account.start_session()
-    exporter = make_exporter(
-        notte_page_size=PAGE_SIZE, sessions_lookup_budget=0, thread_cpu=ApiLatency(0.0)
-    )
-    assert exporter.poll_once().ok
-    api.clear_requests()
-    return exporter
+    """100 live sessions (10 pages), behind an API that answers at once."""
+    return polled_once(api, account, make_exporter, 100, lookup_budget=0, latency=ApiLatency(0))
 
 
 def test_an_api_that_answers_faster_than_a_page_is_read_is_read_one_page_at_a_time(
