@@ -414,7 +414,8 @@ class _CookielessClient(httpx.Client):
     The API authenticates by key, and a cookie kept from one poll to the next (a load
     balancer's, say) would be state nobody asked for. Reading each answer's cookies also
     cost 30 us a response (urllib's request objects), a tenth of a poll's CPU against an
-    API that answers at once. httpx reads and writes its jar through ``cookies`` only.
+    API that answers at once. Sending and redirecting, httpx reaches its jar through the
+    ``cookies`` property only (the jar its ``__init__`` makes is left unused).
     """
 
     _jar = _NoCookies()
