@@ -24,7 +24,7 @@ from notte_exporter.config import Settings
 from notte_exporter.daemon import Exporter
 from notte_exporter.keys import ApiKey
 from notte_exporter.labels import BoundedLabel
-from notte_exporter.models import Session, parse_page
+from notte_exporter.models import LiveSession, parse_live_page, parse_page
 from notte_exporter.simulator import BROWSER_TYPES, ManualClock, SimulatedAccount
 from notte_exporter.snapshot import Snapshot, Summary
 
@@ -86,22 +86,25 @@ def decode_each(bodies: Sequence[bytes]) -> Callable[[], None]:
     return decode
 
 
-def parse_each(bodies: Sequence[bytes]) -> Callable[[], None]:
-    """``parse_page`` of each body, each dropped once read, as a poll drops it."""
+def parse_each(live: Sequence[bytes], history: Sequence[bytes] = ()) -> Callable[[], None]:
+    """Each body read as a poll reads it (``parse_live_page`` for the live listing's pages,
+    ``parse_page`` for the history's), and dropped once read, as a poll drops it."""
 
     def parse() -> None:
-        for body in bodies:
+        for body in live:
+            parse_live_page(body)
+        for body in history:
             parse_page(body)
 
     return parse
 
 
-def summarise_default(sessions: list[Session], now: datetime) -> Snapshot:
+def summarise_default(sessions: Sequence[LiveSession], now: datetime) -> Snapshot:
     """The snapshot a poll takes of ``sessions`` at ``now``, with the daemon's defaults."""
     return summarise_pages([sessions], now)
 
 
-def summarise_pages(pages: list[list[Session]], now: datetime) -> Snapshot:
+def summarise_pages(pages: Sequence[Sequence[LiveSession]], now: datetime) -> Snapshot:
     """The same, added a page at a time as a poll adds them."""
     summary = Summary(
         taken_at=now,

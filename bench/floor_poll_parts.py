@@ -5,7 +5,7 @@ parts make up the distance, so that a target can be judged against what the libr
 exporter is built on cost by themselves. Each part runs alone on the same fleet, measured
 with ``time.process_time`` and interleaved with the floor:
 
-* ``parse``: ``parse_page`` of every page the poll reads, each dropped once read, as the
+* ``parse``: every page the poll reads, read as it reads them, each dropped once read, as the
   poll drops it (pydantic-core decoding and validating);
 * ``httpx (mock)`` and ``httpx (loopback)``: a bare httpx client fetching the same requests
   (URLs built once, as the exporter does), through the same ``MockTransport`` and from the
@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx
 
-from notte_exporter.models import Session, in_api_utc, parse_page
+from notte_exporter.models import LiveSession, in_api_utc, parse_live_page
 
 from .fixtures import (
     OFFLINE_URL,
@@ -60,8 +60,10 @@ def run(pages: StaticPages, clock: Any, repeats: int) -> dict[str, Any]:
     keys = sorted(pages.pages)
     bodies = [pages.pages[key] for key in keys]
     # The live listing, read once in advance and fed to the parts a page at a time.
-    live: list[list[Session]] = [
-        parse_page(body).sessions for (active, _), body in zip(keys, bodies, strict=True) if active
+    live: list[list[LiveSession]] = [
+        parse_live_page(body).sessions
+        for (active, _), body in zip(keys, bodies, strict=True)
+        if active
     ]
     now = in_api_utc(clock.now())
     exporter = make_exporter(clock, transport=pages.transport())
@@ -94,7 +96,10 @@ def run(pages: StaticPages, clock: Any, repeats: int) -> dict[str, Any]:
         httpx.Client() as loopback_client,
     ):
         parts: dict[str, Callable[[], object]] = {
-            "parse": parse_each(bodies),
+            "parse": parse_each(
+                [pages.pages[key] for key in keys if key[0]],
+                [pages.pages[key] for key in keys if not key[0]],
+            ),
             "httpx (mock)": _fetch_all(mock_client, urls(OFFLINE_URL)),
             "httpx (loopback)": _fetch_all(loopback_client, urls(url)),
             "track": track,

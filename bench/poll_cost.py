@@ -11,7 +11,7 @@ For each fleet size the same poll is timed four ways, interleaved:
   floor any client pays, the baseline of ``exporter``.
 
 and the exporter's own stages are timed on their own: ``decode`` (``json.loads`` of the
-pages, their baseline), ``parse`` (``parse_page`` of the same bytes: decoding and validation),
+pages, their baseline), ``parse`` (``parse_live_page`` of the same bytes: decoding and validation),
 ``track`` (the lifecycle tracker's steady-state ``observe_live``) and ``summarise``.
 
 Linear work means a per-session cost that does not grow with the fleet: the reported ratios

@@ -56,10 +56,13 @@ from .instrumentation import (
 from .logs import REDACTED
 from .models import (
     InvalidItem,
+    Item,
+    LiveSession,
     NotJsonError,
     Session,
     SessionPage,
     first_problem,
+    parse_live_page,
     parse_page,
     parse_session,
 )
@@ -172,10 +175,19 @@ class NotteClient:
             ENDPOINT_LIST, "/sessions", params=params, deadline=deadline, retries=retries
         )
 
-    def read_sessions(self, response: httpx.Response, page: int) -> SessionPage:
+    def read_sessions(self, response: httpx.Response, page: int) -> SessionPage[Session]:
         """Read a page ``fetch_sessions`` returned; an ApiError when it is not a listing."""
+        return self._read(parse_page, response, page)
+
+    def read_live_sessions(self, response: httpx.Response, page: int) -> SessionPage[LiveSession]:
+        """The same for a page of the live listing (``models.parse_live_page``)."""
+        return self._read(parse_live_page, response, page)
+
+    def _read(
+        self, parse: Callable[[bytes], SessionPage[Item]], response: httpx.Response, page: int
+    ) -> SessionPage[Item]:
         try:
-            return parse_page(response.content)
+            return parse(response.content)
         except NotJsonError:
             raise _not_json(ENDPOINT_LIST, response) from None
         except ValidationError as exc:

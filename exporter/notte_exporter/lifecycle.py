@@ -44,7 +44,15 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from .labels import CLOSE_REASONS, CLOSED_STATUSES, UNKNOWN, BoundedLabel
 from .labels import close_reason as close_reason_label
 from .labels import closed_status as closed_status_label
-from .models import END_STATUSES, Session, in_api_utc, is_live, last_activity, lifetime
+from .models import (
+    END_STATUSES,
+    LiveSession,
+    Session,
+    in_api_utc,
+    is_live,
+    last_activity,
+    lifetime,
+)
 
 # Sessions last from seconds (a scrape) to a day (the largest max_duration_minutes, 1440).
 SESSION_DURATION_BUCKETS = (
@@ -175,7 +183,7 @@ class LifecycleTracker:
         self._ended: OrderedDict[str, datetime] = OrderedDict()
         self._lock = threading.Lock()
 
-    def observe_live(self, sessions: Iterable[Session], now: datetime) -> None:
+    def observe_live(self, sessions: Iterable[LiveSession], now: datetime) -> None:
         """Record one complete live listing at once (see ``LiveListing``)."""
         listing = self.begin_listing(now)
         listing.add(sessions)
@@ -247,7 +255,7 @@ class LifecycleTracker:
         with self._lock:
             return LifecycleStats(len(self._live), len(self._pending), len(self._ended))
 
-    def _first_sight(self, session: Session) -> _Tracked:
+    def _first_sight(self, session: LiveSession) -> _Tracked:
         browser = self._browser(session["browser_type"])
         created_at = session["created_at"]
         if created_at >= self._watch_start:
@@ -345,7 +353,7 @@ class LiveListing:
         self._sent: _Traffic = {}
         self._received: _Traffic = {}
 
-    def add(self, sessions: Iterable[Session]) -> list[Session]:
+    def add(self, sessions: Iterable[LiveSession]) -> list[LiveSession]:
         """Observe a page; returns its live sessions not already seen in this listing.
 
         One Python loop per session per poll, so it does only lookups, comparisons and
@@ -359,7 +367,7 @@ class LiveListing:
         seconds = self._seconds
         sent, received = self._sent, self._received
         ends = END_STATUSES
-        fresh: list[Session] = []
+        fresh: list[LiveSession] = []
         with tracker._lock:
             previous = tracker._live
             ended = tracker._ended
@@ -428,7 +436,9 @@ class LiveListing:
 _Traffic = dict[tuple[str, str], int]
 
 
-def _add_traffic(tracked: _Tracked, session: Session, sent: _Traffic, received: _Traffic) -> None:
+def _add_traffic(
+    tracked: _Tracked, session: LiveSession, sent: _Traffic, received: _Traffic
+) -> None:
     """Add the bytes past the session's high-water marks to ``sent`` and ``received``."""
     # A session's proxies setting is fixed at start; the latest answer is the best one.
     proxy = _proxy_label(session)
@@ -444,5 +454,5 @@ def _add_traffic(tracked: _Tracked, session: Session, sent: _Traffic, received: 
         tracked.response_hwm = value
 
 
-def _proxy_label(session: Session) -> str:
+def _proxy_label(session: LiveSession) -> str:
     return "true" if session["proxies"] else "false"

@@ -9,10 +9,13 @@ on the timestamps. Fields the exporter cannot do without (``session_id``, ``stat
 item is reported instead of being turned into made-up numbers.
 
 Speed is deliberate too, because every poll reads every live session. A page is validated
-from its bytes in one call (``parse_page``) into plain dicts (``Session``, a TypedDict):
+from its bytes in one call (``parse_page``, ``parse_live_page``) into plain dicts
+(``Session``, or for the live listing ``LiveSession``, which leaves out what only an ended
+session needs: TypedDicts):
 pydantic-core decodes, validates and fills defaults in Rust, with no Python code per session
-or per field, which costs less than ``json.loads`` of the same bytes (measured by bench/:
-about 0.6x; model or dataclass instances cost about 1x, a Python hook per session 1.4x).
+or per field, which costs about what ``json.loads`` of the same bytes does (bench/: 0.9-1.0x
+for pages dropped once read; model or dataclass instances, or a Python hook per session,
+were measured to cost more).
 Only a naive timestamp takes a Python step (``_as_utc``). Aware ones keep the tzinfo
 pydantic-core gives them; it hands out one shared instance for UTC (``API_UTC``), and a poll
 that takes its own "now" in that instance compares timestamps field by field instead of
@@ -26,7 +29,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
-from typing import Annotated, Any
+from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -102,11 +105,14 @@ class NullMeans:
         )
 
 
-class Session(TypedDict):
-    """One ``SessionResponse``, reduced to the fields the exporter uses; every key is present.
+class LiveSession(TypedDict):
+    """One ``SessionResponse`` of the live listing, reduced to what the exporter reads of a
+    live session; every key is present.
 
-    A plain dict (see the module's docstring for why); ``is_live``, ``last_activity`` and
-    ``lifetime`` are what a class would have had as properties.
+    A plain dict (see the module's docstring for why); ``is_live`` and ``last_activity``
+    are what a class would have had as properties. Read from every page of every poll, so
+    it leaves out what only an ended session needs (``Session``): the duration (a string
+    per session) and the close reason took a tenth of the time to validate a page.
     """
 
     session_id: Annotated[str, Field(min_length=1)]
@@ -120,11 +126,7 @@ class Session(TypedDict):
     max_duration_minutes: Annotated[
         int, NullMeans(DEFAULT_MAX_DURATION_MINUTES), Field(default=DEFAULT_MAX_DURATION_MINUTES)
     ]
-    # Kept as sent and parsed only for ended sessions (lifetime()): most sessions listed are
-    # live and never need it, and a malformed duration must not cost the whole session.
-    duration: Annotated[str | None, Field(default=None)]
     browser_type: Annotated[str, NullMeans("chromium"), Field(default="chromium")]
-    close_reason: Annotated[str | None, Field(default=None)]
     error: Annotated[str | None, Field(default=None)]
     proxies: Annotated[bool, NullMeans(False), Field(default=False)]
     solve_captchas: Annotated[bool | None, Field(default=None)]
@@ -135,11 +137,22 @@ class Session(TypedDict):
     network_response_bytes: Annotated[int, NullMeans(0), Field(default=0)]
 
 
-def is_live(session: Session) -> bool:
+class Session(LiveSession):
+    """One ``SessionResponse`` as the exporter reads it wherever it may have ended (the
+    history, a lookup by id): with how long it lived and why it closed. ``lifetime`` is
+    what a class would have had as a property."""
+
+    # Kept as sent and parsed only for ended sessions (lifetime()), so that a malformed
+    # duration does not cost the whole session.
+    duration: Annotated[str | None, Field(default=None)]
+    close_reason: Annotated[str | None, Field(default=None)]
+
+
+def is_live(session: LiveSession) -> bool:
     return session["status"] not in END_STATUSES and session["closed_at"] is None
 
 
-def last_activity(session: Session) -> datetime:
+def last_activity(session: LiveSession) -> datetime:
     """When the session was last used; a session never accessed counts from its start."""
     return session["last_accessed_at"] or session["created_at"]
 
@@ -167,6 +180,13 @@ class _TypedPage(TypedDict):
     has_next: bool
 
 
+class _LivePage(TypedDict):
+    """The same, for the live listing: its items read as ``LiveSession``s."""
+
+    items: list[LiveSession]
+    has_next: bool
+
+
 class _RawPage(TypedDict):
     """The same page with its items left raw, for reading them one by one."""
 
@@ -174,9 +194,10 @@ class _RawPage(TypedDict):
     has_next: bool
 
 
-_TYPED_PAGE = TypeAdapter(_TypedPage)
 _RAW_PAGE = TypeAdapter(_RawPage)
-_SESSION = TypeAdapter(Session)
+
+# What a page's items are read as: the live listing's, or any session's.
+Item = TypeVar("Item", LiveSession, Session)
 
 
 @dataclass(frozen=True)
@@ -188,10 +209,10 @@ class InvalidItem:
 
 
 @dataclass(frozen=True)
-class SessionPage:
+class SessionPage(Generic[Item]):
     """One page of ``GET /sessions``, read: its valid sessions and its unreadable items."""
 
-    sessions: list[Session]
+    sessions: list[Item]
     invalid: list[InvalidItem]
     has_next: bool
 
@@ -204,43 +225,67 @@ class NotJsonError(ValueError):
     """The body is not JSON at all."""
 
 
-def parse_page(content: bytes) -> SessionPage:
+class _Reader(Generic[Item]):
+    """Reads pages and items as ``Item``s."""
+
+    def __init__(self, page: TypeAdapter[Any], item: TypeAdapter[Item]) -> None:
+        self._page = page
+        self._item: TypeAdapter[Item] = item
+
+    def page(self, content: bytes) -> SessionPage[Item]:
+        try:
+            page = self._page.validate_json(content)
+        except ValidationError:
+            pass  # the page, or some item of it, is broken: find out which, item by item
+        else:
+            return SessionPage(page["items"], [], page["has_next"])
+        try:
+            body = json.loads(content)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise NotJsonError from None
+        raw = _RAW_PAGE.validate_python(body)
+        sessions: list[Item] = []
+        invalid: list[InvalidItem] = []
+        for item in raw["items"]:
+            parsed = self.item(item)
+            if isinstance(parsed, InvalidItem):
+                invalid.append(parsed)
+            else:
+                sessions.append(parsed)
+        return SessionPage(sessions, invalid, raw["has_next"])
+
+    def item(self, raw: Any) -> Item | InvalidItem:
+        try:
+            return self._item.validate_python(raw)
+        except ValidationError as exc:
+            session_id = raw.get("session_id") if isinstance(raw, dict) else None
+            return InvalidItem(
+                session_id=session_id if isinstance(session_id, str) else None,
+                problem=f"{first_problem(exc, 'item')} ({exc.error_count()} problem(s))",
+            )
+
+
+_SESSIONS = _Reader(TypeAdapter(_TypedPage), TypeAdapter(Session))
+_LIVE_SESSIONS = _Reader(TypeAdapter(_LivePage), TypeAdapter(LiveSession))
+
+
+def parse_page(content: bytes) -> SessionPage[Session]:
     """Read a page from its bytes; raises ``NotJsonError``, or ValidationError for a non-listing.
 
     Broken items are returned as ``InvalidItem``s, never raised: the rest of the page counts.
     """
-    try:
-        page = _TYPED_PAGE.validate_json(content)
-    except ValidationError:
-        pass  # the page, or some item of it, is broken: find out which, item by item
-    else:
-        return SessionPage(page["items"], [], page["has_next"])
-    try:
-        body = json.loads(content)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise NotJsonError from None
-    raw = _RAW_PAGE.validate_python(body)
-    sessions: list[Session] = []
-    invalid: list[InvalidItem] = []
-    for item in raw["items"]:
-        parsed = parse_session(item)
-        if isinstance(parsed, InvalidItem):
-            invalid.append(parsed)
-        else:
-            sessions.append(parsed)
-    return SessionPage(sessions, invalid, raw["has_next"])
+    return _SESSIONS.page(content)
+
+
+def parse_live_page(content: bytes) -> SessionPage[LiveSession]:
+    """The same for a page of the live listing, whose items are read as ``LiveSession``s:
+    what an ended session adds is neither read nor checked."""
+    return _LIVE_SESSIONS.page(content)
 
 
 def parse_session(raw: Any) -> Session | InvalidItem:
     """Validate one decoded item; a broken item is returned as ``InvalidItem``, not raised."""
-    try:
-        return _SESSION.validate_python(raw)
-    except ValidationError as exc:
-        session_id = raw.get("session_id") if isinstance(raw, dict) else None
-        return InvalidItem(
-            session_id=session_id if isinstance(session_id, str) else None,
-            problem=f"{first_problem(exc, 'item')} ({exc.error_count()} problem(s))",
-        )
+    return _SESSIONS.item(raw)
 
 
 def first_problem(exc: ValidationError, whole: str) -> str:

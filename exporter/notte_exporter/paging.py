@@ -38,13 +38,14 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, Future, wait
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from .config import flag_name
 from .errors import ApiError, FailureReason
 from .models import SessionPage
 
 Fetched = TypeVar("Fetched")
+Page = TypeVar("Page", bound="SessionPage[Any]")
 
 # Below this many expected pages there is nothing to overlap: page 1 and the probe coincide.
 _SMALLEST_PARALLEL = 3
@@ -66,8 +67,8 @@ def pages_ahead(latency: float, read: float, limit: int) -> int:
 
 def read_listing(
     fetch: Callable[[int], Fetched],
-    read: Callable[[Fetched, int], SessionPage],
-    keep: Callable[[SessionPage], object],
+    read: Callable[[Fetched, int], Page],
+    keep: Callable[[Page], object],
     *,
     pool: Executor | None,
     window: int,
@@ -147,10 +148,10 @@ class _Ahead(Generic[Fetched]):
 
 def _read_in_order(
     fetch: Callable[[int], Fetched],
-    read: Callable[[Fetched, int], SessionPage],
-    keep: Callable[[SessionPage], object],
+    read: Callable[[Fetched, int], Page],
+    keep: Callable[[Page], object],
     ahead: _Ahead[Fetched] | None,
-    known: dict[int, SessionPage],
+    known: dict[int, Page],
     max_pages: int,
     page_size: int,
 ) -> int:

@@ -30,7 +30,7 @@ from .errors import ApiError, FailureReason, ShutdownRequested
 from .instrumentation import ExporterMetrics
 from .labels import BoundedLabel
 from .lifecycle import LifecycleTracker
-from .models import InvalidItem, SessionPage, in_api_utc, is_live
+from .models import InvalidItem, LiveSession, SessionPage, in_api_utc, is_live
 from .paging import pages_ahead, read_listing
 from .pollreport import PollReporter
 from .snapshot import Summary
@@ -294,13 +294,13 @@ class Poller:
         invalid: list[InvalidItem] = []
         sessions = 0
 
-        def read(fetched: httpx.Response, page: int) -> SessionPage:
+        def read(fetched: httpx.Response, page: int) -> SessionPage[LiveSession]:
             started = self._monotonic()
-            result = self._client.read_sessions(fetched, page)
+            result = self._client.read_live_sessions(fetched, page)
             reads.append(self._monotonic() - started)
             return result
 
-        def keep(page: SessionPage) -> None:
+        def keep(page: SessionPage[LiveSession]) -> None:
             nonlocal sessions
             started = self._monotonic()
             invalid.extend(page.invalid)

@@ -15,7 +15,7 @@ from itertools import chain
 from operator import itemgetter
 
 from .labels import FEATURES, OVERDUE_REASONS
-from .models import Session
+from .models import LiveSession
 from .models import last_activity as last_activity_of
 
 
@@ -97,10 +97,10 @@ class Summary:
         self._with_error: dict[str, int] = {}
         self._idle: dict[str, int] = {}
         self._overdue = {"max_duration": 0, "idle_timeout": 0}
-        self._oldest: list[Session] = []
+        self._oldest: list[LiveSession] = []
         self._oldest_created_at: datetime | None = None
 
-    def add(self, live: Sequence[Session]) -> None:
+    def add(self, live: Sequence[LiveSession]) -> None:
         """Count ``live``: sessions not added before (the caller removes duplicates)."""
         request_bytes = self._request_bytes
         response_bytes = self._response_bytes

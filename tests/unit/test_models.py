@@ -12,6 +12,7 @@ from notte_exporter.models import (
     is_live,
     last_activity,
     lifetime,
+    parse_live_page,
     parse_page,
     parse_session,
 )
@@ -162,6 +163,31 @@ def test_both_paths_read_a_session_alike() -> None:
     assert fast == slow
     assert fast[0]["created_at"] == datetime(2026, 5, 1, 10, 0, tzinfo=UTC)
     assert (fast[0]["headless"], fast[0]["proxies"]) == (True, False)
+
+
+def test_a_live_page_reads_the_same_sessions_without_what_only_an_ended_one_needs() -> None:
+    body = page_bytes(session_json("a"), session_json("b", browser_type="firefox", proxies=True))
+    whole = parse_page(body).sessions
+    live = parse_live_page(body).sessions
+    assert live == [
+        {key: value for key, value in session.items() if key not in ("duration", "close_reason")}
+        for session in whole
+    ]
+
+
+def test_a_malformed_duration_does_not_cost_a_live_session_its_place_in_the_live_listing() -> None:
+    body = page_bytes(session_json("a", duration=41), session_json("b", close_reason=["?"]))
+    page = parse_live_page(body)
+    assert [s["session_id"] for s in page.sessions] == ["a", "b"]
+    assert page.invalid == []
+
+
+def test_a_broken_live_item_costs_only_itself() -> None:
+    broken = session_json("bad", network_request_bytes="lots")
+    page = parse_live_page(page_bytes(session_json("a"), broken))
+    assert [s["session_id"] for s in page.sessions] == ["a"]
+    assert [item.session_id for item in page.invalid] == ["bad"]
+    assert "network_request_bytes" in page.invalid[0].problem
 
 
 def test_a_body_that_is_not_json_is_told_apart_from_one_that_is_not_a_listing() -> None:
