@@ -221,6 +221,7 @@ class Exporter:
         if read_usage and self.usage is not None:
             self.usage.poll_if_due()
         self.published.publish()
+        self.state.poll_published()
         return status
 
     def exposition(self) -> bytes:

@@ -65,11 +65,16 @@ class ExporterState:
     def _count_poll(self) -> None:
         assert self._last_poll is not None
         self._recent.append(self._last_poll)
-        self._polls_finished += 1
-        self._finished.notify_all()
+
+    def poll_published(self) -> None:
+        """The poll recorded last is what scrapes now get: wake whoever waits for it."""
+        with self._lock:
+            self._polls_finished += 1
+            self._finished.notify_all()
 
     def wait_for_polls(self, count: int, timeout: float) -> bool:
-        """Block until ``count`` polls have finished; for callers that must not guess."""
+        """Block until ``count`` polls have finished and been published, so that a scrape
+        made after it returns sees them; for callers that must not guess."""
         with self._finished:
             return self._finished.wait_for(lambda: self._polls_finished >= count, timeout)
 
