@@ -8,11 +8,12 @@ about what "now" was. All time-based judgements (idle, overdue) use the poll's o
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import chain
 from operator import itemgetter
+from typing import TypeVar
 
 from .labels import FEATURES, OVERDUE_REASONS
 from .models import LiveSession
@@ -149,7 +150,7 @@ class Summary:
         oldest = self._oldest
         return Snapshot(
             taken_at=self._taken_at,
-            active=_by_label(_per_browser(self._kinds), browser_label),
+            active=_by_label(self._kinds, lambda kind: browser_label(kind[0])),
             request_bytes=_by_label(self._request_bytes, browser_label),
             response_bytes=_by_label(self._response_bytes, browser_label),
             with_error=_by_label(self._with_error, browser_label),
@@ -170,6 +171,8 @@ class Summary:
         )
 
 
+_Raw = TypeVar("_Raw")
+
 _AGE_KEY = itemgetter("created_at", "session_id")
 _CREATED_AT = itemgetter("created_at")
 
@@ -178,13 +181,6 @@ _Kind = tuple[str, bool, bool | None, bool, bool, bool]
 _KIND = itemgetter(
     "browser_type", "proxies", "solve_captchas", "use_file_storage", "web_bot_auth", "headless"
 )
-
-
-def _per_browser(kinds: Counter[_Kind]) -> dict[str, int]:
-    sessions: dict[str, int] = {}
-    for kind, count in kinds.items():
-        sessions[kind[0]] = sessions.get(kind[0], 0) + count
-    return sessions
 
 
 def _per_feature(kinds: Counter[_Kind]) -> dict[str, int]:
@@ -199,8 +195,9 @@ def _per_feature(kinds: Counter[_Kind]) -> dict[str, int]:
     return with_feature
 
 
-def _by_label(counts: dict[str, int], label: Callable[[str], str]) -> dict[str, int]:
-    """Counts per raw value, summed per label value (several raw values may share one)."""
+def _by_label(counts: Mapping[_Raw, int], label: Callable[[_Raw], str]) -> dict[str, int]:
+    """Counts per raw value (a browser type, a session's kind), summed per label value
+    (several raw values may share one)."""
     labelled: dict[str, int] = {}
     for raw, count in counts.items():
         name = label(raw)
