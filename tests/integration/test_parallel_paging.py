@@ -11,6 +11,7 @@ request seems to have waited that long for the API, whatever the simulator took.
 """
 
 import itertools
+import threading
 import time
 
 import pytest
@@ -218,3 +219,14 @@ def test_an_api_that_slows_down_gets_pages_asked_ahead_again(api, account, make_
     assert exporter.poll_once().ok  # still one at a time: it learns the API's new latency
     assert exporter.poll_once().ok
     assert sample(exporter, "notte_exporter_poll_read_ahead") == 4
+
+
+def test_closing_the_exporter_lets_its_fetching_threads_go(paged) -> None:
+    before = set(threading.enumerate())
+    assert paged.poll_once().ok  # in parallel: the threads outlive the poll
+    fetching = [thread for thread in threading.enumerate() if thread not in before]
+    assert fetching
+    paged.close()
+    for thread in fetching:
+        thread.join(timeout=10)
+    assert not any(thread.is_alive() for thread in fetching)
