@@ -2,7 +2,11 @@
 
 Why hypercorn: connections are read by one asyncio loop, so a connection that sends nothing
 or trickles its headers costs a socket, not a thread, and is closed when its request head
-has not arrived within ``IDLE_TIMEOUT`` (the same timer closes idle keep-alive connections).
+has not arrived within ``IDLE_TIMEOUT`` (hypercorn's idle timer, which also closes idle
+keep-alive connections, and which arriving bytes do not reset). The routes give a request's
+body the same time to arrive whole (``AsgiRoutes``), so a trickle cannot hold a connection
+either. Hypercorn's own read timeout is off: it bounded each read, not the body, so a byte
+every few seconds kept a request open, and it cost a task and a timer on every read.
 TLS handshakes run on the loop too, and the server context hands every handshake the
 current ``ssl.SSLContext`` from the web config, so a renewed certificate is served without
 a restart. HTTP/1.1 with keep-alive, HTTP/1.0, and HTTP/2 over TLS when the client offers
@@ -41,6 +45,7 @@ from hypercorn.asyncio.run import worker_serve
 from hypercorn.config import Config, Sockets
 from hypercorn.typing import (
     ASGIReceiveCallable,
+    ASGIReceiveEvent,
     ASGISendCallable,
     HTTPResponseBodyEvent,
     HTTPResponseStartEvent,
@@ -53,7 +58,8 @@ log = logging.getLogger(__name__)
 
 TlsContext = Callable[[], ssl.SSLContext]
 
-# Seconds a connection may take to send a request head, and stay idle between requests.
+# Seconds a connection may take to send a request head, and its body; and stay idle between
+# requests.
 IDLE_TIMEOUT = 5.0
 # The kernel caps this at net.core.somaxconn (4096 on current kernels).
 LISTEN_BACKLOG = 4096
@@ -106,11 +112,18 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 class AsgiRoutes:
-    """The ASGI app: answers on the loop what ``handler`` can answer now, else on ``pool``."""
+    """The ASGI app: answers on the loop what ``handler`` can answer now, else on ``pool``.
 
-    def __init__(self, handler: Handler, pool: Executor) -> None:
+    A body not read whole within ``body_timeout`` seconds is answered 408, which closes the
+    connection (its request is unfinished).
+    """
+
+    def __init__(
+        self, handler: Handler, pool: Executor, body_timeout: float = IDLE_TIMEOUT
+    ) -> None:
         self._handler = handler
         self._pool = pool
+        self._body_timeout = body_timeout
 
     async def __call__(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
@@ -119,16 +132,17 @@ class AsgiRoutes:
             await send({"type": "websocket.close", "code": 1000, "reason": None})
         if scope["type"] != "http":
             return  # lifespan: nothing to start or stop
-        size = 0
-        while True:  # read (and drop) the body, so that the connection can be kept alive
-            message = await receive()
-            size += len(message.get("body", b""))  # type: ignore[arg-type]
-            if size > MAX_BODY:
-                await send(_start(Response(400, (), b"")))
+        message = await receive()
+        if message.get("more_body"):  # rare: the routes take no body; GETs skip the timer
+            try:
+                async with asyncio.timeout(self._body_timeout):
+                    status = await _drop_body(message, receive)
+            except TimeoutError:
+                status = 408
+            if status is not None:
+                await send(_start(Response(status, (), b"")))
                 await send(_body(b""))
                 return
-            if not message.get("more_body"):
-                break
         request = Request.of(
             scope["method"], scope["path"], scope["query_string"].decode("latin-1"),
             scope["headers"],
@@ -139,6 +153,18 @@ class AsgiRoutes:
             response = await loop.run_in_executor(self._pool, self._handler.answer, request)
         await send(_start(response))
         await send(_body(b"" if request.method == "HEAD" else response.body))
+
+
+async def _drop_body(message: ASGIReceiveEvent, receive: ASGIReceiveCallable) -> int | None:
+    """Reads (and drops) a body, so that the connection can be kept alive; 400 if too big."""
+    size = 0
+    while True:
+        size += len(message.get("body", b""))  # type: ignore[arg-type]
+        if size > MAX_BODY:
+            return 400
+        if not message.get("more_body"):
+            return None
+        message = await receive()
 
 
 def _start(response: Response) -> HTTPResponseStartEvent:
@@ -202,7 +228,7 @@ class WebServer:
             raise
         self._config = _TlsConfig(tls)
         self._config.keep_alive_timeout = idle_timeout
-        self._config.read_timeout = int(max(idle_timeout, 1))
+        self._config.read_timeout = None  # see the module's docstring
         self._config.ssl_handshake_timeout = idle_timeout
         self._config.backlog = LISTEN_BACKLOG
         self._config.include_server_header = False
@@ -210,7 +236,7 @@ class WebServer:
         self._config.errorlog = logging.getLogger("notte_exporter.http")
         self._config.accesslog = None
         self._pool = ThreadPoolExecutor(max_workers=max_requests, thread_name_prefix="http")
-        self._app = ASGIWrapper(AsgiRoutes(handler, self._pool))
+        self._app = ASGIWrapper(AsgiRoutes(handler, self._pool, idle_timeout))
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
         self._ready = threading.Event()

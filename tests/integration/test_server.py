@@ -117,10 +117,29 @@ def test_responses_carry_a_date_as_rfc_9110_requires_of_an_origin_with_a_clock(s
 
 
 def test_a_request_whose_body_stalls_is_closed(quick) -> None:
-    """The read timeout (not the idle one, stopped once a request head is in) bounds it."""
+    """The body's own timeout (not the idle one, stopped once a request head is in) bounds it."""
     with socket.create_connection(("127.0.0.1", quick.port), timeout=30) as sock:
         sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789")
         # 30 s bounds the wait, not the timeout; whatever it answers, it then closes.
+        with contextlib.suppress(ConnectionResetError):
+            while sock.recv(4096):
+                pass
+
+
+def test_a_body_trickled_past_the_timeout_is_answered_408_and_closed(quick) -> None:
+    """Bytes that keep arriving do not keep the request alive: its body has a deadline."""
+    with socket.create_connection(("127.0.0.1", quick.port), timeout=30) as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
+        sock.settimeout(0.2)
+        answer = b""
+        for _ in range(150):  # one byte each 0.2 s: 30 s bounds the wait, not the timeout
+            try:
+                answer = sock.recv(4096)
+                break
+            except TimeoutError:
+                sock.sendall(b"x")
+        assert answer.startswith(b"HTTP/1.1 408 ")
+        sock.settimeout(30)
         with contextlib.suppress(ConnectionResetError):
             while sock.recv(4096):
                 pass
