@@ -138,10 +138,6 @@ class ApiKey:
                 return None
             return f"read a new API key from {self.source}"
 
-    def known_values(self) -> list[str]:
-        """Every key value seen, for redaction."""
-        return list(self.secrets.values())
-
     def redact(self, text: str) -> str:
         return self.secrets.redact(text)
 

@@ -15,7 +15,7 @@ def test_a_key_file_is_read_again_when_it_changes(tmp_path) -> None:
     assert key() == "sk-old"
     path.write_text("sk-rotated\n")
     assert key() == "sk-rotated"
-    assert set(key.known_values()) == {"sk-old", "sk-rotated"}
+    assert set(key.secrets.values()) == {"sk-old", "sk-rotated"}
 
 
 def test_a_rewrite_that_keeps_the_modification_time_is_still_read(tmp_path) -> None:
