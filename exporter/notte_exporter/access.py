@@ -11,6 +11,11 @@ password, or anything that could be tested against one without that key. Failure
 cached, so guessing stays as slow as bcrypt makes it. An unknown user costs a bcrypt too,
 against a hash made at start-up, so that timing does not tell which users exist.
 
+One bcrypt runs at a time, as in Prometheus' exporter-toolkit: a flood of logins to check
+(wrong ones, or new ones) then takes at most one core, whatever the number of worker
+threads, and leaves the rest to the poll and to the scrapes whose logins are remembered,
+which never wait for it.
+
 A bcrypt check never runs on the server's event loop (it would stall every connection for
 the ~100+ ms it takes): on the loop (``answer_now``) only a login found in the cache is let
 through, a request without usable credentials is refused, and everything else (a login to
@@ -43,6 +48,7 @@ class BasicAuth:
         self._key = secrets.token_bytes(32)
         self._verified: dict[bytes, None] = {}
         self._lock = threading.Lock()
+        self._one_bcrypt = threading.Lock()
         self._decoy = bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt())
 
     def check(self, header: str | None, users: dict[str, bytes]) -> bool:
@@ -52,11 +58,11 @@ class BasicAuth:
             return False
         password, hashed, digest = login
         if hashed is None:
-            bcrypt.checkpw(password, self._decoy)  # as slow as a known user
+            self._bcrypt(password, self._decoy)  # as slow as a known user
             return False
         if self._remembered(digest):
             return True
-        if not bcrypt.checkpw(password, hashed):
+        if not self._bcrypt(password, hashed):
             return False
         with self._lock:
             if len(self._verified) >= CACHE_SIZE:
@@ -84,6 +90,10 @@ class BasicAuth:
         user, password = credentials
         hashed = users.get(user)
         return password, hashed, self._digest(user, hashed or b"", password)
+
+    def _bcrypt(self, password: bytes, hashed: bytes) -> bool:
+        with self._one_bcrypt:
+            return bcrypt.checkpw(password, hashed)
 
     def _remembered(self, digest: bytes) -> bool:
         with self._lock:

@@ -1,6 +1,8 @@
 """Basic auth on the server's loop: only logins already checked pass there; bcrypt never runs."""
 
 import base64
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import bcrypt
 import pytest
@@ -148,3 +150,27 @@ def test_a_watched_web_config_is_looked_at_by_the_watch_not_by_requests(tmp_path
     assert None not in looks.fresh_while_watched
     clock.now += RECHECK_SECONDS
     assert live.fresh() is None  # the watch has ended: requests look again
+
+
+def test_one_bcrypt_runs_at_a_time_however_many_logins_arrive(guard, monkeypatch) -> None:
+    """A flood of logins to check takes one core, not one per worker thread."""
+    peak, inside = 0, 0
+    turns = threading.Condition()
+
+    def checkpw(password: bytes, hashed: bytes) -> bool:
+        nonlocal peak, inside
+        with turns:
+            inside += 1
+            peak = max(peak, inside)
+            turns.notify_all()
+            # Unserialised, another check comes in while this one waits for it.
+            turns.wait_for(lambda: inside > 1, timeout=0.2)
+            inside -= 1
+        return False
+
+    monkeypatch.setattr(bcrypt, "checkpw", checkpw)
+    logins = [login(password="wrong"), login(user="nobody"), login(password="other"), login()]
+    with ThreadPoolExecutor(len(logins)) as pool:
+        answers = pool.map(lambda h: guard.answer(Request("GET", "/metrics", headers=h)), logins)
+        assert [answer.status for answer in answers] == [401] * len(logins)
+    assert peak == 1
