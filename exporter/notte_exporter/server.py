@@ -10,7 +10,8 @@ every few seconds kept a request open, and it cost a task and a timer on every r
 TLS handshakes run on the loop too, and the server context hands every handshake the
 current ``ssl.SSLContext`` from the web config, so a renewed certificate is served without
 a restart. HTTP/1.1 with keep-alive, HTTP/1.0, and HTTP/2 over TLS when the client offers
-it; HTTP/0.9 is refused. (cheroot, the other pure Python candidate, does the TLS handshake
+it (and, as hypercorn does, on a plain connection that starts with HTTP/2's preface);
+HTTP/0.9 is refused. (cheroot, the other pure Python candidate, does the TLS handshake
 on its single accept thread and hands each new connection straight to a worker, so a
 thousand silent connections hold every worker.)
 
@@ -45,7 +46,6 @@ from hypercorn.asyncio.run import worker_serve
 from hypercorn.config import Config, Sockets
 from hypercorn.typing import (
     ASGIReceiveCallable,
-    ASGIReceiveEvent,
     ASGISendCallable,
     HTTPResponseBodyEvent,
     HTTPResponseStartEvent,
@@ -132,17 +132,17 @@ class AsgiRoutes:
             await send({"type": "websocket.close", "code": 1000, "reason": None})
         if scope["type"] != "http":
             return  # lifespan: nothing to start or stop
-        message = await receive()
-        if message.get("more_body"):  # rare: the routes take no body; GETs skip the timer
-            try:
-                async with asyncio.timeout(self._body_timeout):
-                    status = await _drop_body(message, receive)
-            except TimeoutError:
-                status = 408
-            if status is not None:
-                await send(_start(Response(status, (), b"")))
-                await send(_body(b""))
-                return
+        # The first message waits for the first bytes of a body, if the request has one: it
+        # is under the deadline too (a GET's arrives at once).
+        try:
+            async with asyncio.timeout(self._body_timeout):
+                status = await _drop_body(receive)
+        except TimeoutError:
+            status = 408
+        if status is not None:
+            await send(_start(Response(status, (), b"")))
+            await send(_body(b""))
+            return
         request = Request.of(
             scope["method"], scope["path"], scope["query_string"].decode("latin-1"),
             scope["headers"],
@@ -155,16 +155,16 @@ class AsgiRoutes:
         await send(_body(b"" if request.method == "HEAD" else response.body))
 
 
-async def _drop_body(message: ASGIReceiveEvent, receive: ASGIReceiveCallable) -> int | None:
+async def _drop_body(receive: ASGIReceiveCallable) -> int | None:
     """Reads (and drops) a body, so that the connection can be kept alive; 400 if too big."""
     size = 0
     while True:
+        message = await receive()
         size += len(message.get("body", b""))  # type: ignore[arg-type]
         if size > MAX_BODY:
             return 400
         if not message.get("more_body"):
             return None
-        message = await receive()
 
 
 def _start(response: Response) -> HTTPResponseStartEvent:
@@ -177,6 +177,28 @@ def _start(response: Response) -> HTTPResponseStartEvent:
 
 def _body(body: bytes) -> HTTPResponseBodyEvent:
     return {"type": "http.response.body", "body": body, "more_body": False}
+
+
+def _quiet_connection_errors(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """One line at debug level for an error that ended one connection; the rest as asyncio does.
+
+    A client can make hypercorn fail: HTTP/2 data sent for a stream it has already answered
+    (a body refused for its size, or late) raises a ``KeyError`` inside it. That ends the one
+    connection and nothing else, so it is not an error of the exporter's, and any client
+    could fill the log with tracebacks at error level. Only the exceptions' types are named:
+    their messages may quote what the client sent.
+    """
+    exception = context.get("exception")
+    if exception is None or "transport" not in context:
+        loop.default_exception_handler(context)
+        return
+    log.debug("closed a connection the HTTP library failed on (%s)", _kinds(exception))
+
+
+def _kinds(exception: BaseException) -> str:
+    if isinstance(exception, BaseExceptionGroup):
+        return ", ".join(_kinds(inner) for inner in exception.exceptions)
+    return type(exception).__name__
 
 
 class _TlsConfig(Config):
@@ -275,6 +297,7 @@ class WebServer:
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         loop.set_default_executor(self._pool)
+        loop.set_exception_handler(_quiet_connection_errors)
         self._loop = loop
         self._stopping = asyncio.Event()
         stopping = self._stopping

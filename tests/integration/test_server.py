@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import socket
+import threading
 from collections.abc import Iterator
 from email.utils import parsedate_to_datetime
 
+import h2.config
+import h2.connection
+import h2.events
 import httpx
 import pytest
 
@@ -126,6 +131,16 @@ def test_a_request_whose_body_stalls_is_closed(quick) -> None:
                 pass
 
 
+def test_a_body_that_never_starts_is_answered_408_and_closed(quick) -> None:
+    with socket.create_connection(("127.0.0.1", quick.port), timeout=30) as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n")
+        answer = b""
+        with contextlib.suppress(ConnectionResetError):  # 30 s bounds the wait
+            while chunk := sock.recv(4096):
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 408 ")
+
+
 def test_a_body_trickled_past_the_timeout_is_answered_408_and_closed(quick) -> None:
     """Bytes that keep arriving do not keep the request alive: its body has a deadline."""
     with socket.create_connection(("127.0.0.1", quick.port), timeout=30) as sock:
@@ -143,3 +158,58 @@ def test_a_body_trickled_past_the_timeout_is_answered_408_and_closed(quick) -> N
         with contextlib.suppress(ConnectionResetError):
             while sock.recv(4096):
                 pass
+
+
+def test_data_sent_after_the_server_answered_an_http_2_stream_costs_one_debug_line(
+    quick,
+) -> None:
+    """hypercorn fails on DATA for a stream it has closed: that ends one connection, quietly."""
+    said = _Records()
+    logging.getLogger("asyncio").addHandler(said)
+    logging.getLogger("notte_exporter.server").addHandler(said)
+    logging.getLogger("notte_exporter.server").setLevel(logging.DEBUG)
+    try:
+        connection = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        connection.initiate_connection()
+        with socket.create_connection(("127.0.0.1", quick.port), timeout=30) as sock:
+            # HTTP/2 with prior knowledge; the body never arrives, so the stream gets a 408.
+            head = [(":method", "POST"), (":path", "/"), (":scheme", "http"), (":authority", "x")]
+            connection.send_headers(1, [*head, ("content-length", "100")])
+            sock.sendall(connection.data_to_send())
+            status = None
+            while status is None:
+                data = sock.recv(65536)
+                assert data, "the server closed the connection without answering"
+                for event in connection.receive_data(data):
+                    if isinstance(event, h2.events.ResponseReceived):
+                        status = dict(event.headers)[b":status"]
+            assert status == b"408"
+            connection.send_data(1, b"late")
+            with contextlib.suppress(ConnectionResetError, BrokenPipeError):
+                sock.sendall(connection.data_to_send())
+                while sock.recv(65536):
+                    pass
+        assert said.arrived.wait(timeout=30)
+    finally:
+        logging.getLogger("asyncio").removeHandler(said)
+        logging.getLogger("notte_exporter.server").removeHandler(said)
+        logging.getLogger("notte_exporter.server").setLevel(logging.NOTSET)
+    [record] = said.records
+    assert (record.levelno, record.getMessage()) == (
+        logging.DEBUG,
+        "closed a connection the HTTP library failed on (KeyError)",
+    )
+    assert httpx.get(f"{quick.url}/metrics", timeout=10).status_code == 200
+
+
+class _Records(logging.Handler):
+    """Keeps the records it is given; ``arrived`` is set by the first."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+        self.arrived = threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+        self.arrived.set()
