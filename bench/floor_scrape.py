@@ -4,6 +4,11 @@ The exporter is started for real (its HTTP server, with the per-process series a
 deployment serves) after a poll of the fleet; the floor is a plain threaded ``http.server``
 answering every request with the very bytes the exporter served. Both are scraped by the same
 keep-alive client, alternately, plain and gzipped. Target: ratio <= 1.5.
+
+One more candidate, with no target: the daemon's own server (``server.WebServer``, same
+settings) answering those bytes as a constant. The exporter against it is the share of a
+scrape that is the exporter's own work rather than its HTTP library's (issue 11 asks which
+of the two ratios the scrape target should be).
 """
 
 from __future__ import annotations
@@ -16,6 +21,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
+
+from notte_exporter.exchange import Request, Response
+from notte_exporter.server import WebServer
 
 from .fixtures import StaticPages, make_exporter
 from .timing import interleaved_medians, ratio
@@ -51,6 +59,29 @@ def _static_server(body: bytes, content_type: str) -> ThreadingHTTPServer:
     return server
 
 
+class ConstantBytes:
+    """A ``server.WebServer`` handler answering every request with the same bytes, on the loop
+    (gzipped when the request accepts it, as the static server does)."""
+
+    def __init__(self, body: bytes, content_type: str) -> None:
+        self._plain = _response(body, content_type, None)
+        self._gzip = _response(gzip.compress(body), content_type, "gzip")
+
+    def answer_now(self, request: Request) -> Response:
+        accepted = request.headers.get("accept-encoding") or ""
+        return self._gzip if "gzip" in accepted else self._plain
+
+    def answer(self, request: Request) -> Response:
+        return self.answer_now(request)
+
+
+def _response(body: bytes, content_type: str, encoding: str | None) -> Response:
+    headers = [("Content-Type", content_type), ("Content-Length", str(len(body)))]
+    if encoding is not None:
+        headers.append(("Content-Encoding", encoding))
+    return Response(200, tuple(headers), body)
+
+
 def run(pages: StaticPages, clock: Any, repeats: int, inner: int) -> dict[str, Any]:
     exporter = make_exporter(clock, transport=pages.transport(), process_metrics=True)
     url = exporter.start()
@@ -59,19 +90,23 @@ def run(pages: StaticPages, clock: Any, repeats: int, inner: int) -> dict[str, A
             raise RuntimeError("the exporter's first poll did not finish")
         with httpx.Client(timeout=10) as client:
             served = client.get(url)
-            static = _static_server(served.content, served.headers["content-type"])
-            floor_url = f"http://127.0.0.1:{static.server_address[1]}/metrics"
+            content_type = served.headers["content-type"]
+            static = _static_server(served.content, content_type)
+            constant = WebServer(ConstantBytes(served.content, content_type), [("127.0.0.1", 0)])
+            constant.start()
+            urls = {
+                "exporter": url,
+                "floor": f"http://127.0.0.1:{static.server_address[1]}/metrics",
+                "server": f"{constant.url}/metrics",
+            }
             try:
                 rows = []
                 for encoding in ("identity", "gzip"):
                     headers = {"Accept-Encoding": encoding}
-                    for target in (url, floor_url):  # warm both connections
+                    for target in urls.values():  # warm every connection
                         client.get(target, headers=headers)
                     medians = interleaved_medians(
-                        {
-                            "exporter": partial(client.get, url, headers=headers),
-                            "floor": partial(client.get, floor_url, headers=headers),
-                        },
+                        {name: partial(client.get, u, headers=headers) for name, u in urls.items()},
                         repeats,
                         inner,
                     )
@@ -82,9 +117,12 @@ def run(pages: StaticPages, clock: Any, repeats: int, inner: int) -> dict[str, A
                             "floor_ms": round(medians["floor"] * 1e3, 3),
                             "ratio": ratio(medians["exporter"], medians["floor"]),
                             "target": TARGET,
+                            "server_ms": round(medians["server"] * 1e3, 3),
+                            "ratio_to_server": ratio(medians["exporter"], medians["server"]),
                         }
                     )
             finally:
+                constant.stop()
                 static.shutdown()
                 static.server_close()
     finally:

@@ -37,6 +37,10 @@ def table_rows(floors: dict[str, Any]) -> list[list[object]]:
         rows.append([f"scrape /metrics ({row['encoding']})", f"{row['exporter_ms']} ms",
                      f"{row['floor_ms']} ms static http.server", row["ratio"],
                      f"<= {row['target']}x", verdict(row["ratio"], row["target"])])  # fmt: skip
+    for row in floors["scrape"]["rows"]:
+        rows.append([f"scrape /metrics ({row['encoding']})", f"{row['exporter_ms']} ms",
+                     f"{row['server_ms']} ms its server, constant bytes",
+                     row["ratio_to_server"], "(no target)", "-"])  # fmt: skip
     cpu = floors["poll_cpu"]
     for row in cpu["rows"]:
         target = row["target"]

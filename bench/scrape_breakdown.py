@@ -18,34 +18,19 @@ Each line is a median of R repeats of 20 scrapes, with its ratio to the floor.
 from __future__ import annotations
 
 import argparse
-import gzip
 from functools import partial
 
 import httpx
 
-from notte_exporter.exchange import Request, Response
 from notte_exporter.exposition import PublishedExposition
 from notte_exporter.server import WebServer
 from notte_exporter.web import Routes
 
 from .fixtures import Fleet, make_exporter, quiet_logs
-from .floor_scrape import _static_server
+from .floor_scrape import ConstantBytes, _static_server
 from .timing import interleaved_medians, print_against_floor
 
 INNER = 20
-
-
-class _Constant:
-    """Answers every request with the same response, on the loop."""
-
-    def __init__(self, response: Response) -> None:
-        self._response = response
-
-    def answer_now(self, request: Request) -> Response:
-        return self._response
-
-    def answer(self, request: Request) -> Response:
-        return self._response
 
 
 def run(sessions: int, repeats: int, encoding: str) -> dict[str, float]:
@@ -63,12 +48,8 @@ def run(sessions: int, repeats: int, encoding: str) -> dict[str, float]:
             served = client.get(url, headers={"Accept-Encoding": "identity"})
             body, content_type = served.content, served.headers["content-type"]
             static = _static_server(body, content_type)
-            sent = gzip.compress(body) if encoding == "gzip" else body
-            constant = [("Content-Type", content_type), ("Content-Length", str(len(sent)))]
-            if encoding == "gzip":
-                constant.append(("Content-Encoding", "gzip"))
             servers = [
-                WebServer(_Constant(Response(200, tuple(constant), sent)), [("127.0.0.1", 0)]),
+                WebServer(ConstantBytes(body, content_type), [("127.0.0.1", 0)]),
                 WebServer(
                     Routes(PublishedExposition(exporter.registry), exporter.state),
                     [("127.0.0.1", 0)],

@@ -114,6 +114,9 @@ def test_every_target_is_reported_next_to_its_floor(
     floors = report["floors"]
     assert set(floors) == {"sessions", "scrape", "poll_cpu", "poll_parts", "poll_wall", "rss"}
     assert [row["encoding"] for row in floors["scrape"]["rows"]] == ["identity", "gzip"]
+    for row in floors["scrape"]["rows"]:
+        assert row["ratio"] > 0
+        assert row["ratio_to_server"] > 0
     assert [row["transport"] for row in floors["poll_cpu"]["rows"]] == [
         "mock",
         "loopback",
