@@ -23,6 +23,7 @@ from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_va
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from .durations import format_duration, parse_duration
+from .files import unreadable
 from .keys import ENV_SOURCE, file_source, key_problem, read_key_file
 from .options import (
     DURATION,
@@ -409,8 +410,7 @@ def _key_file_problems(path: Path) -> list[Problem]:
     try:
         _, problem = read_key_file(path)
     except OSError as exc:
-        reason = exc.strerror or str(exc)
-        return [Problem("notte_api_key_file", f"{str(path)!r}: cannot read it: {reason}", involves)]
+        return [Problem("notte_api_key_file", f"{str(path)!r}: {unreadable(exc)}", involves)]
     if problem is None:
         return []
     return [Problem("notte_api_key_file", f"{str(path)!r}: the key {problem}", involves)]

@@ -5,6 +5,7 @@ from pydantic import SecretStr
 
 from notte_exporter.config import Settings, SettingsError, load_settings
 from notte_exporter.options import GROUPS, env_of, flag_of, names_of, option_of
+from support import NOT_KEY_FILES, make_not_a_key_file
 
 
 def test_flags_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -213,3 +214,17 @@ def test_the_key_sources_are_named_as_the_model_declares_them(tmp_path) -> None:
 
     assert env_name("notte_api_key") == ENV_SOURCE
     assert file_source(tmp_path).startswith(flag_name("notte_api_key_file") + " ")
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize(("kind", "problem"), NOT_KEY_FILES)
+def test_a_key_file_that_is_no_regular_file_of_at_most_64_kib_is_refused(
+    tmp_path, kind: str, problem: str
+) -> None:
+    path = tmp_path / "api-key"
+    make_not_a_key_file(path, kind)
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"notte_api_key_file": str(path)})
+    assert caught.value.problems == [
+        f"--notte.api-key-file (NOTTE_EXPORTER_NOTTE_API_KEY_FILE): {str(path)!r}: {problem}"
+    ]
