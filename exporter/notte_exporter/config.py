@@ -18,7 +18,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
+import httpx
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -39,6 +41,8 @@ from .options import (
 
 DEFAULT_PORT = 10717
 POLL_TIMEOUT_SHARE = 0.8
+
+_API_URL_EXAMPLE = "https://api.notte.cc"
 
 _LISTEN_ADDRESS = re.compile(r"^(?P<host>\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]*):(?P<port>\d{1,5})$")
 
@@ -227,8 +231,9 @@ class Settings(BaseSettings):
     @field_validator("notte_api_url")
     @classmethod
     def _api_url(cls, value: str) -> str:
-        if not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError(f"{value!r} is not an http(s) URL such as https://api.notte.cc")
+        problem = api_url_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
         return value.rstrip("/")
 
     @property
@@ -250,6 +255,43 @@ class Settings(BaseSettings):
     @property
     def listen_host_port(self) -> tuple[str, int]:
         return self.listen_addresses[0]
+
+
+def api_url_problem(value: str) -> str | None:
+    """What is wrong with a base URL of the Notte API, or None: http(s), a host, a path.
+
+    User info would go out as Basic auth in place of the key's Bearer header, and a query
+    string or fragment would be cut off the paths the client adds; both are refused. Both are
+    also where a key may sit, percent-encoded past redaction's reach: a URL with ``@``, ``?``
+    or ``#`` is never quoted, nor is any part of it.
+    """
+    scheme, separator, rest = value.partition("://")
+    authority = re.split(r"[/?#]", rest if separator else scheme, maxsplit=1)[0]
+    if "@" in authority:
+        return (
+            "must not hold a user name or password (before @): the key goes in "
+            f"{env_name('notte_api_key')} or {flag_name('notte_api_key_file')}"
+        )
+    if "?" in value or "#" in value:
+        return (
+            "must not have a query string or fragment (? or #); give the base URL alone, "
+            f"e.g. {_API_URL_EXAMPLE}"
+        )
+    shown = "the URL" if "@" in value else repr(value)
+    if any(char.isspace() for char in value):
+        return f"{shown} contains a space or a line break"
+    try:
+        # The standard library's parser says best what is wrong; httpx's is the one that counts.
+        urlsplit(value)
+        url = httpx.URL(value)
+    except (httpx.InvalidURL, ValueError) as exc:
+        reason = f" ({exc})" if "@" not in value else ""
+        return f"{shown} is not a valid URL{reason}; give the base URL, e.g. {_API_URL_EXAMPLE}"
+    if url.scheme not in ("http", "https") or not url.host:
+        return f"{shown} is not an http(s) URL such as {_API_URL_EXAMPLE}"
+    if url.port is not None and not 1 <= url.port <= 65535:
+        return f"{shown}: port {url.port} is out of range 1-65535"
+    return None
 
 
 def names(field: str) -> str:

@@ -216,6 +216,52 @@ def test_the_key_sources_are_named_as_the_model_declares_them(tmp_path) -> None:
     assert file_source(tmp_path).startswith(flag_name("notte_api_key_file") + " ")
 
 
+@pytest.mark.parametrize(
+    ("url", "secret"),
+    [
+        ("https://sk%2DQz7Wx9Kp@api.notte.cc", "Qz7Wx9Kp"),
+        ("http://user:Rt6Yb%21Lm3@127.0.0.1:1/", "Rt6Yb"),
+        ("user:Rt6Yb!Lm3@api.notte.cc", "Rt6Yb"),
+        ("http://Rt6Yb:@[::1", "Rt6Yb"),
+    ],
+)
+def test_user_info_in_the_api_url_is_refused_and_never_repeated(url: str, secret: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"demo": True, "notte_api_url": url})
+    assert caught.value.problems == [
+        "--notte.api-url (NOTTE_API_URL): must not hold a user name or password (before @): "
+        "the key goes in NOTTE_API_KEY or --notte.api-key-file"
+    ]
+
+
+@pytest.mark.parametrize(
+    "url", ["https://api.notte.cc/?token=sk-Hd72Lw", "https://api.notte.cc#sk-Hd72Lw", "http://h?"]
+)
+def test_a_query_string_or_fragment_in_the_api_url_is_refused_unquoted(url: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"demo": True, "notte_api_url": url})
+    [problem] = caught.value.problems
+    assert "must not have a query string or fragment" in problem
+    assert "Hd72Lw" not in problem
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("http://[::1", "'http://[::1' is not a valid URL (Invalid IPv6 URL)"),
+        ("http://127.0.0.1:port", "'http://127.0.0.1:port' is not a valid URL"),
+        ("http://127.0.0.1:99999", "'http://127.0.0.1:99999': port 99999 is out of range 1-65535"),
+        ("http://127.0.0.1:0/", "'http://127.0.0.1:0/': port 0 is out of range 1-65535"),
+        ("http:///sessions", "'http:///sessions' is not an http(s) URL"),
+        ("https://api.notte .cc", "'https://api.notte .cc' contains a space"),
+    ],
+)
+def test_a_malformed_api_url_is_a_settings_problem(url: str, words: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"demo": True, "notte_api_url": url})
+    assert words in str(caught.value)
+
+
 @pytest.mark.timeout(10)
 @pytest.mark.parametrize(("kind", "problem"), NOT_KEY_FILES)
 def test_a_key_file_that_is_no_regular_file_of_at_most_64_kib_is_refused(
