@@ -42,6 +42,10 @@ from .options import (
 DEFAULT_PORT = 10717
 POLL_TIMEOUT_SHARE = 0.8
 
+# The longest duration a setting takes: far beyond any sensible interval or threshold, and
+# well short of where date arithmetic overflows and fails every poll.
+MAX_DURATION = "1y"
+_MAX_DURATION_SECONDS = parse_duration(MAX_DURATION)
 _API_URL_EXAMPLE = "https://api.notte.cc"
 
 _LISTEN_ADDRESS = re.compile(r"^(?P<host>\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]*):(?P<port>\d{1,5})$")
@@ -185,11 +189,18 @@ class Settings(BaseSettings):
     @field_validator("*", mode="before")
     @classmethod
     def _as_declared(cls, value: Any, info: ValidationInfo) -> Any:
-        """Read the value in the syntax its Option declares (durations, choices, lists)."""
+        """Read the value in the syntax its Option declares (durations, choices, lists).
+
+        No duration exceeds ``MAX_DURATION``, whichever way it came (flag, variable, code).
+        """
         assert info.field_name is not None
         field = cls.model_fields[info.field_name]
-        if isinstance(value, str) and is_duration(field):
-            return parse_duration(value)
+        if is_duration(field) and isinstance(value, str | int | float):
+            seconds = parse_duration(value) if isinstance(value, str) else value
+            if seconds > _MAX_DURATION_SECONDS:
+                shown = value.strip() if isinstance(value, str) else format_duration(seconds)
+                raise ValueError(f"must be at most {MAX_DURATION}, got {shown}")
+            return seconds
         if isinstance(value, str) and choices_of(field):
             return value.lower()
         if isinstance(value, str) and option_of(field).repeatable:

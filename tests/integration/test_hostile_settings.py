@@ -84,6 +84,24 @@ def test_a_malformed_api_url_exits_2_without_a_traceback() -> None:
     ]
 
 
+def test_ports_out_of_range_and_durations_past_a_year_are_listed_in_one_message() -> None:
+    result = run(
+        "--once", "--notte.api-url", "http://127.0.0.1:99999", "--web.listen-address", ":99999",
+        "--sessions.idle-threshold", "3000y", "--poll.interval", "400d",
+        env={"NOTTE_API_KEY": API_KEY},
+    )  # fmt: skip
+    problems = refused(result)
+    assert len(problems) == 4
+    for words in (
+        "--notte.api-url (NOTTE_API_URL): 'http://127.0.0.1:99999': port 99999 is out of range",
+        "--web.listen-address (NOTTE_EXPORTER_WEB_LISTEN_ADDRESS): ':99999' is not host:port",
+        "--sessions.idle-threshold (NOTTE_EXPORTER_SESSIONS_IDLE_THRESHOLD): must be at most "
+        "1y, got 3000y",
+        "--poll.interval (NOTTE_EXPORTER_POLL_INTERVAL): must be at most 1y, got 400d",
+    ):
+        assert any(problem.startswith(words) for problem in problems), words
+
+
 @pytest.mark.parametrize(
     ("target", "problem"),
     [("fifo", "is a FIFO, not a regular file"), ("/dev/zero", "is a character device")],

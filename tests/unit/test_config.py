@@ -3,8 +3,8 @@ import typing
 import pytest
 from pydantic import SecretStr
 
-from notte_exporter.config import Settings, SettingsError, load_settings
-from notte_exporter.options import GROUPS, env_of, flag_of, names_of, option_of
+from notte_exporter.config import Settings, SettingsError, load_settings, names
+from notte_exporter.options import GROUPS, env_of, flag_of, is_duration, names_of, option_of
 from support import NOT_KEY_FILES, make_not_a_key_file
 
 
@@ -260,6 +260,31 @@ def test_a_malformed_api_url_is_a_settings_problem(url: str, words: str) -> None
     with pytest.raises(SettingsError) as caught:
         load_settings({"demo": True, "notte_api_url": url})
     assert words in str(caught.value)
+
+
+def test_every_duration_longer_than_a_year_is_refused_as_written() -> None:
+    durations = [name for name, field in Settings.model_fields.items() if is_duration(field)]
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"demo": True, **dict.fromkeys(durations, "366d")})
+    assert caught.value.problems == [
+        f"{names(name)}: must be at most 1y, got 366d" for name in durations
+    ]
+
+
+def test_a_year_is_the_longest_duration_and_polls_still_succeed_with_it(make_exporter) -> None:
+    year = 365 * 86400.0
+    exporter = make_exporter(
+        poll_interval=year,
+        poll_timeout=year - 86400,
+        notte_timeout=year,
+        sessions_idle_threshold=year,
+        sessions_overdue_grace=year,
+        sessions_pending_timeout=year,
+        usage_interval=year,
+        collector_usage=True,
+    )
+    assert exporter.poll_once().ok
+    assert exporter.registry.get_sample_value("notte_up") == 1
 
 
 @pytest.mark.timeout(10)
