@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from notte_exporter.daemon import Exporter
@@ -57,3 +59,24 @@ def closed(exporter: Exporter, browser: str, status: str, reason: str) -> float 
         status=status,
         close_reason=reason,
     )
+
+
+# Things that are no key file, each with what the exporter says it is.
+NOT_KEY_FILES = [
+    ("fifo", "is a FIFO, not a regular file"),
+    ("directory", "is a directory, not a regular file"),
+    ("device", "is a character device, not a regular file"),
+    ("large", "is larger than 64 KiB"),
+]
+
+
+def make_not_a_key_file(path: Path, kind: str) -> None:
+    """Put one of ``NOT_KEY_FILES`` at ``path`` (which must not exist)."""
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "directory":
+        path.mkdir()
+    elif kind == "device":
+        path.symlink_to("/dev/null")  # /dev/zero would grow a process on the code before
+    else:
+        path.write_bytes(b"k" * (64 * 1024 + 1))

@@ -30,6 +30,7 @@ from . import __version__
 from .config import Settings, SettingsError, WebConfigError, env_name, key_source, load_settings
 from .daemon import Exporter
 from .errors import ADVICE
+from .files import KEY_FILE_BYTES, read_regular_file
 from .keys import ENV_SOURCE, ApiKey
 from .logs import configure
 from .options import GROUPS, choices_of, default_of, env_of, flag_of, is_switch, option_of
@@ -190,7 +191,8 @@ def _candidate_keys(flags: dict[str, object]) -> Secrets:
     for path in (flags.get("notte_api_key_file"), os.environ.get(env_name("notte_api_key_file"))):
         if isinstance(path, str) and path:
             with suppress(OSError):  # load_settings reports it
-                found.remember(Path(path).read_bytes().decode("utf-8", errors="replace"))
+                content = read_regular_file(Path(path), KEY_FILE_BYTES)
+                found.remember(content.decode("utf-8", errors="replace"))
     return found
 
 

@@ -18,11 +18,14 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
+import httpx
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from .durations import format_duration, parse_duration
+from .files import unreadable
 from .keys import ENV_SOURCE, file_source, key_problem, read_key_file
 from .options import (
     DURATION,
@@ -38,6 +41,12 @@ from .options import (
 
 DEFAULT_PORT = 10717
 POLL_TIMEOUT_SHARE = 0.8
+
+# The longest duration a setting takes: far beyond any sensible interval or threshold, and
+# well short of where date arithmetic overflows and fails every poll.
+MAX_DURATION = "1y"
+_MAX_DURATION_SECONDS = parse_duration(MAX_DURATION)
+_API_URL_EXAMPLE = "https://api.notte.cc"
 
 _LISTEN_ADDRESS = re.compile(r"^(?P<host>\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]*):(?P<port>\d{1,5})$")
 
@@ -180,11 +189,18 @@ class Settings(BaseSettings):
     @field_validator("*", mode="before")
     @classmethod
     def _as_declared(cls, value: Any, info: ValidationInfo) -> Any:
-        """Read the value in the syntax its Option declares (durations, choices, lists)."""
+        """Read the value in the syntax its Option declares (durations, choices, lists).
+
+        No duration exceeds ``MAX_DURATION``, whichever way it came (flag, variable, code).
+        """
         assert info.field_name is not None
         field = cls.model_fields[info.field_name]
-        if isinstance(value, str) and is_duration(field):
-            return parse_duration(value)
+        if is_duration(field) and isinstance(value, str | int | float):
+            seconds = parse_duration(value) if isinstance(value, str) else value
+            if seconds > _MAX_DURATION_SECONDS:
+                shown = value.strip() if isinstance(value, str) else format_duration(seconds)
+                raise ValueError(f"must be at most {MAX_DURATION}, got {shown}")
+            return seconds
         if isinstance(value, str) and choices_of(field):
             return value.lower()
         if isinstance(value, str) and option_of(field).repeatable:
@@ -226,8 +242,9 @@ class Settings(BaseSettings):
     @field_validator("notte_api_url")
     @classmethod
     def _api_url(cls, value: str) -> str:
-        if not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError(f"{value!r} is not an http(s) URL such as https://api.notte.cc")
+        problem = api_url_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
         return value.rstrip("/")
 
     @property
@@ -249,6 +266,43 @@ class Settings(BaseSettings):
     @property
     def listen_host_port(self) -> tuple[str, int]:
         return self.listen_addresses[0]
+
+
+def api_url_problem(value: str) -> str | None:
+    """What is wrong with a base URL of the Notte API, or None: http(s), a host, a path.
+
+    User info would go out as Basic auth in place of the key's Bearer header, and a query
+    string or fragment would be cut off the paths the client adds; both are refused. Both are
+    also where a key may sit, percent-encoded past redaction's reach: a URL with ``@``, ``?``
+    or ``#`` is never quoted, nor is any part of it.
+    """
+    scheme, separator, rest = value.partition("://")
+    authority = re.split(r"[/?#]", rest if separator else scheme, maxsplit=1)[0]
+    if "@" in authority:
+        return (
+            "must not hold a user name or password (before @): the key goes in "
+            f"{env_name('notte_api_key')} or {flag_name('notte_api_key_file')}"
+        )
+    if "?" in value or "#" in value:
+        return (
+            "must not have a query string or fragment (? or #); give the base URL alone, "
+            f"e.g. {_API_URL_EXAMPLE}"
+        )
+    shown = "the URL" if "@" in value else repr(value)
+    if any(char.isspace() for char in value):
+        return f"{shown} contains a space or a line break"
+    try:
+        # The standard library's parser says best what is wrong; httpx's is the one that counts.
+        urlsplit(value)
+        url = httpx.URL(value)
+    except (httpx.InvalidURL, ValueError) as exc:
+        reason = f" ({exc})" if "@" not in value else ""
+        return f"{shown} is not a valid URL{reason}; give the base URL, e.g. {_API_URL_EXAMPLE}"
+    if url.scheme not in ("http", "https") or not url.host:
+        return f"{shown} is not an http(s) URL such as {_API_URL_EXAMPLE}"
+    if url.port is not None and not 1 <= url.port <= 65535:
+        return f"{shown}: port {url.port} is out of range 1-65535"
+    return None
 
 
 def names(field: str) -> str:
@@ -409,8 +463,7 @@ def _key_file_problems(path: Path) -> list[Problem]:
     try:
         _, problem = read_key_file(path)
     except OSError as exc:
-        reason = exc.strerror or str(exc)
-        return [Problem("notte_api_key_file", f"{str(path)!r}: cannot read it: {reason}", involves)]
+        return [Problem("notte_api_key_file", f"{str(path)!r}: {unreadable(exc)}", involves)]
     if problem is None:
         return []
     return [Problem("notte_api_key_file", f"{str(path)!r}: the key {problem}", involves)]

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import yaml
 
+from .files import WEB_FILE_BYTES, read_regular_file
+
 TIMEOUT_SECONDS = 4.0
 _EXPORTER = "notte-exporter"
 
@@ -58,8 +60,8 @@ def _tls_on(path: Path | None) -> bool:
     if path is None:
         return False
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+        document = yaml.safe_load(read_regular_file(path, WEB_FILE_BYTES).decode("utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return False
     return isinstance(document, dict) and bool(document.get("tls_server_config"))
 

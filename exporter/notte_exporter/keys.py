@@ -12,6 +12,11 @@ rotated Kubernetes Secret takes effect without a restart even when the rewrite k
 mtime. While the file is briefly empty (being rewritten) the last good key stays in use;
 when it holds something that is not a key, polls fail with reason ``invalid_key`` until it
 is fixed. Every value read, valid or not, is remembered for redaction.
+
+The file must be a regular file of at most ``KEY_FILE_BYTES`` (files.py): a FIFO, a
+device or a directory is refused at start-up (exit 2) and, once running, leaves the last
+good key in use while one error line names what is wrong. It is never waited on and never
+read past that size, since it is read before every request.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from .errors import ApiError, FailureReason
+from .files import KEY_FILE_BYTES, UnfitFileError, read_regular_file
 from .redaction import Secrets
 
 log = logging.getLogger(__name__)
@@ -55,9 +61,10 @@ def file_source(path: Path) -> str:
 def read_key_file(path: Path) -> tuple[str, str | None]:
     """The stripped key in ``path`` and what is wrong with it (None when it is a valid key).
 
-    Raises OSError when the file cannot be read.
+    Raises OSError when the file cannot be read, files.UnfitFileError when it is no regular file
+    of at most ``KEY_FILE_BYTES``.
     """
-    return _parse(path.read_bytes())
+    return _parse(read_regular_file(path, KEY_FILE_BYTES))
 
 
 def _parse(raw: bytes) -> tuple[str, str | None]:
@@ -84,6 +91,8 @@ class ApiKey:
         self._path = path
         self._content: bytes | None = None
         self._problem: str | None = None
+        # What is wrong with the path itself (a FIFO, too large), said once per change.
+        self._unfit: str | None = None
         self._lock = threading.Lock()
         if self._value:
             self.secrets.remember(self._value)
@@ -107,7 +116,8 @@ class ApiKey:
         """Read the key file again and log what changed; returns that, or None."""
         change = self._read()
         if change is not None:
-            (log.info if self._problem is None else log.error)("%s", change)
+            trouble = self._problem is not None or self._unfit is not None
+            (log.error if trouble else log.info)("%s", change)
         return change
 
     def _read(self) -> str | None:
@@ -115,11 +125,17 @@ class ApiKey:
             return None
         with self._lock:
             try:
-                content = self._path.read_bytes()
+                content = read_regular_file(self._path, KEY_FILE_BYTES)
+            except UnfitFileError as exc:
+                if exc.strerror == self._unfit:
+                    return None
+                self._unfit = exc.strerror
+                return f"{self.source} {exc.strerror}; keeping the last key read until it is fixed"
             except OSError as exc:
                 # Keep the last key read; the resulting 401s, if any, say what is wrong.
                 log.debug("cannot read %s: %s", self.source, exc.strerror)
                 return None
+            self._unfit = None
             if content == self._content:
                 return None
             self._content = content

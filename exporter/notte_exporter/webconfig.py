@@ -21,7 +21,9 @@ Everything is checked when the file is read, and every problem is reported at on
 keys, a missing or unreadable certificate, a key that does not match its certificate, a
 hash that is not bcrypt, a header exporter-toolkit does not allow. At start-up that stops
 the exporter (exit 2); while running, a broken edit keeps the last good config and the log
-says why. The file and every file it names are fingerprinted by content, and looked at
+says why. The file and every file it names must be regular files of at most 1 MiB
+(files.py): a FIFO, a device or a directory is named as such, never waited on nor read
+whole. The file and every file it names are fingerprinted by content, and looked at
 again once a second and on SIGHUP, so a renewed certificate is served without a restart.
 The daemon looks on a thread of its own (``watch``), so that no request pays for the look
 (a quarter of a millisecond for a TLS config, and a hand-off to a worker thread, since the
@@ -44,6 +46,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -53,6 +56,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .config import WebConfigError
+from .files import WEB_FILE_BYTES, RegularFile, opened_regular_file, read_regular_file, unreadable
 
 log = logging.getLogger(__name__)
 
@@ -148,9 +152,9 @@ def fingerprint(files: list[Path]) -> str:
     digest = hashlib.sha256()
     for file in files:
         try:
-            digest.update(file.read_bytes())
+            digest.update(read_regular_file(file, WEB_FILE_BYTES))
         except OSError as exc:
-            digest.update(f"unreadable {exc.errno}".encode())
+            digest.update(f"unreadable {exc.errno} {exc.strerror}".encode())
         digest.update(b"\0")
     return digest.hexdigest()
 
@@ -158,10 +162,11 @@ def fingerprint(files: list[Path]) -> str:
 def parse(path: Path) -> WebConfigFile:
     """The file's document, checked against the schema; raises WebConfigError."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = getattr(exc, "strerror", None) or exc
-        raise WebConfigError(path, [f"cannot read it: {reason}"]) from None
+        text = read_regular_file(path, WEB_FILE_BYTES).decode("utf-8")
+    except OSError as exc:
+        raise WebConfigError(path, [unreadable(exc)]) from None
+    except UnicodeDecodeError as exc:
+        raise WebConfigError(path, [f"cannot read it: {exc}"]) from None
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -241,35 +246,46 @@ def _tls_context(base: Path, tls: TlsServerConfig, problems: list[str]) -> ssl.S
         _load_chain(context, cert, key, problems)
     if tls.client_ca_file:
         ca = _resolve(base, tls.client_ca_file)
-        try:
-            context.load_verify_locations(cafile=str(ca))
-        except FileNotFoundError:
-            problems.append(f"{where}.client_ca_file: {str(ca)!r} does not exist")
-        except (OSError, ssl.SSLError) as exc:
-            problems.append(f"{where}.client_ca_file: cannot load {str(ca)!r}: {_reason(exc)}")
+        with ExitStack() as opened:
+            file = _open(opened, f"{where}.client_ca_file", ca, problems)
+            try:
+                if file is not None:
+                    context.load_verify_locations(cafile=file.reopen)
+            except (OSError, ssl.SSLError) as exc:
+                problems.append(f"{where}.client_ca_file: cannot load {str(ca)!r}: {_reason(exc)}")
     context.verify_mode = verify
     return context
 
 
+def _open(opened: ExitStack, where: str, path: Path, problems: list[str]) -> RegularFile | None:
+    """``path`` checked and kept open until ``opened`` closes, or None and a problem."""
+    try:
+        return opened.enter_context(opened_regular_file(path, WEB_FILE_BYTES))
+    except FileNotFoundError:
+        problems.append(f"{where}: {str(path)!r} does not exist")
+    except OSError as exc:
+        problems.append(f"{where}: {str(path)!r}: {unreadable(exc)}")
+    return None
+
+
 def _load_chain(context: ssl.SSLContext, cert: Path, key: Path, problems: list[str]) -> None:
     where = "tls_server_config"
-    missing = [
-        f"{where}.{name}: {str(path)!r} does not exist"
-        for name, path in (("cert_file", cert), ("key_file", key))
-        if not path.is_file()
-    ]
-    if missing:
-        problems.extend(missing)
-        return
-    try:
-        context.load_cert_chain(str(cert), str(key))
-    except ssl.SSLError as exc:
-        if "KEY_VALUES_MISMATCH" in str(exc):
-            problems.append(f"{where}.key_file: {str(key)!r} does not match the certificate")
-        else:
-            problems.append(f"{where}: cannot load {str(cert)!r} with {str(key)!r}: {_reason(exc)}")
-    except OSError as exc:
-        problems.append(f"{where}: cannot read {str(cert)!r} or {str(key)!r}: {exc.strerror}")
+    with ExitStack() as opened:
+        cert_file = _open(opened, f"{where}.cert_file", cert, problems)
+        key_file = _open(opened, f"{where}.key_file", key, problems)
+        if cert_file is None or key_file is None:
+            return
+        try:
+            context.load_cert_chain(cert_file.reopen, key_file.reopen)
+        except ssl.SSLError as exc:
+            if "KEY_VALUES_MISMATCH" in str(exc):
+                problems.append(f"{where}.key_file: {str(key)!r} does not match the certificate")
+            else:
+                problems.append(
+                    f"{where}: cannot load {str(cert)!r} with {str(key)!r}: {_reason(exc)}"
+                )
+        except OSError as exc:
+            problems.append(f"{where}: cannot read {str(cert)!r} or {str(key)!r}: {exc.strerror}")
 
 
 def _reason(exc: Exception) -> str:

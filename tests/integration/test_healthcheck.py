@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 
@@ -63,3 +64,11 @@ def test_it_probes_over_https_when_the_web_config_turns_tls_on(tmp_path, make_ex
     args = ["--web.listen-address", f"127.0.0.1:{exporter.port}", "--web.config.file", str(path)]
     assert healthcheck.target(args)[0] == "https"
     assert healthcheck.main(args) == 0
+
+
+@pytest.mark.timeout(10)  # the code before waited on the FIFO for ever
+def test_a_web_config_that_is_a_fifo_is_not_waited_on(tmp_path: Path) -> None:
+    fifo = tmp_path / "web.yml"
+    os.mkfifo(fifo)
+    args = ["--web.listen-address", ":2222", "--web.config.file", str(fifo)]
+    assert healthcheck.target(args) == ("http", "127.0.0.1", 2222)

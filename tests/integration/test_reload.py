@@ -85,3 +85,20 @@ def test_sighup_rereads_the_web_config_and_logs_what_changed(tmp_path) -> None:
         process.wait()
         if process.stderr is not None:
             process.stderr.close()
+
+
+@pytest.mark.timeout(30)  # the code before waited on the FIFO for ever, and said nothing
+def test_sighup_with_the_key_file_replaced_by_a_fifo_keeps_the_key_and_says_why(daemon) -> None:
+    process, key_file = daemon
+    os.unlink(key_file)
+    os.mkfifo(key_file)
+    process.send_signal(signal.SIGHUP)
+    [line] = [
+        line
+        for line in lines_until(process, "is a FIFO, not a regular file")
+        if "is a FIFO" in line
+    ]
+    assert "level=error" in line
+    assert "keeping the last key read until it is fixed" in line
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=10) == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import ssl
 import subprocess
 import sys
@@ -194,3 +195,55 @@ def test_a_configured_header_replaces_the_apps_own(pki, make_exporter) -> None:
     base = exporter.start().removesuffix("/metrics")
     response = httpx.get(base + "/", timeout=10)
     assert response.headers.get_list("content-security-policy") == [csp]
+
+
+@pytest.mark.timeout(10)
+def test_named_files_that_are_no_regular_files_are_named_as_such_never_waited_on(pki) -> None:
+    (pki.folder / "certs").mkdir()
+    os.mkfifo(pki.folder / "key.fifo")
+    os.mkfifo(pki.folder / "ca.fifo")
+    path = write_config(pki.folder / "web.yml", {
+        "tls_server_config": tls_section(
+            cert_file="certs", key_file="key.fifo",
+            client_auth_type="RequireAndVerifyClientCert", client_ca_file="ca.fifo",
+        ),
+    })  # fmt: skip
+    with pytest.raises(WebConfigError) as caught:
+        load(path)
+    folder = pki.folder
+    assert caught.value.problems == [
+        f"tls_server_config.cert_file: {str(folder / 'certs')!r}: is a directory, not a "
+        "regular file",
+        f"tls_server_config.key_file: {str(folder / 'key.fifo')!r}: is a FIFO, not a regular file",
+        f"tls_server_config.client_ca_file: {str(folder / 'ca.fifo')!r}: is a FIFO, not a "
+        "regular file",
+    ]
+
+
+def test_a_web_config_or_certificate_larger_than_1_mib_is_refused(pki) -> None:
+    padding = "#" * (1024 * 1024) + "\n"
+    path = write_config(pki.folder / "web.yml", {"tls_server_config": tls_section()})
+    with pki.cert_file.open("a") as cert:
+        cert.write(padding)
+    with pytest.raises(WebConfigError) as caught:
+        load(path)
+    assert caught.value.problems == [
+        f"tls_server_config.cert_file: {str(pki.cert_file)!r}: is larger than 1 MiB"
+    ]
+    with path.open("a") as config:
+        config.write(padding)
+    with pytest.raises(WebConfigError) as caught:
+        load(path)
+    assert caught.value.problems == ["is larger than 1 MiB"]
+
+
+@pytest.mark.timeout(10)
+def test_a_web_config_replaced_by_a_fifo_keeps_the_last_good_config(pki, caplog) -> None:
+    path = write_config(pki.folder / "web.yml", {"basic_auth_users": {USER: bcrypt_hash()}})
+    live = LiveWebConfig(path)
+    path.unlink()
+    os.mkfifo(path)
+    with caplog.at_level(logging.ERROR):
+        assert live.reload() is None
+    assert "keeping the last good config: is a FIFO, not a regular file" in caplog.text
+    assert set(live.current().users) == {USER}

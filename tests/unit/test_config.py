@@ -3,8 +3,9 @@ import typing
 import pytest
 from pydantic import SecretStr
 
-from notte_exporter.config import Settings, SettingsError, load_settings
-from notte_exporter.options import GROUPS, env_of, flag_of, names_of, option_of
+from notte_exporter.config import Settings, SettingsError, load_settings, names
+from notte_exporter.options import GROUPS, env_of, flag_of, is_duration, names_of, option_of
+from support import NOT_KEY_FILES, make_not_a_key_file
 
 
 def test_flags_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -213,3 +214,88 @@ def test_the_key_sources_are_named_as_the_model_declares_them(tmp_path) -> None:
 
     assert env_name("notte_api_key") == ENV_SOURCE
     assert file_source(tmp_path).startswith(flag_name("notte_api_key_file") + " ")
+
+
+@pytest.mark.parametrize(
+    ("url", "secret"),
+    [
+        ("https://sk%2DQz7Wx9Kp@api.notte.cc", "Qz7Wx9Kp"),
+        ("http://user:Rt6Yb%21Lm3@127.0.0.1:1/", "Rt6Yb"),
+        ("user:Rt6Yb!Lm3@api.notte.cc", "Rt6Yb"),
+        ("http://Rt6Yb:@[::1", "Rt6Yb"),
+    ],
+)
+def test_user_info_in_the_api_url_is_refused_and_never_repeated(url: str, secret: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"demo": True, "notte_api_url": url})
+    assert caught.value.problems == [
+        "--notte.api-url (NOTTE_API_URL): must not hold a user name or password (before @): "
+        "the key goes in NOTTE_API_KEY or --notte.api-key-file"
+    ]
+
+
+@pytest.mark.parametrize(
+    "url", ["https://api.notte.cc/?token=sk-Hd72Lw", "https://api.notte.cc#sk-Hd72Lw", "http://h?"]
+)
+def test_a_query_string_or_fragment_in_the_api_url_is_refused_unquoted(url: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"demo": True, "notte_api_url": url})
+    [problem] = caught.value.problems
+    assert "must not have a query string or fragment" in problem
+    assert "Hd72Lw" not in problem
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("http://[::1", "'http://[::1' is not a valid URL (Invalid IPv6 URL)"),
+        ("http://127.0.0.1:port", "'http://127.0.0.1:port' is not a valid URL"),
+        ("http://127.0.0.1:99999", "'http://127.0.0.1:99999': port 99999 is out of range 1-65535"),
+        ("http://127.0.0.1:0/", "'http://127.0.0.1:0/': port 0 is out of range 1-65535"),
+        ("http:///sessions", "'http:///sessions' is not an http(s) URL"),
+        ("https://api.notte .cc", "'https://api.notte .cc' contains a space"),
+    ],
+)
+def test_a_malformed_api_url_is_a_settings_problem(url: str, words: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"demo": True, "notte_api_url": url})
+    assert words in str(caught.value)
+
+
+def test_every_duration_longer_than_a_year_is_refused_as_written() -> None:
+    durations = [name for name, field in Settings.model_fields.items() if is_duration(field)]
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"demo": True, **dict.fromkeys(durations, "366d")})
+    assert caught.value.problems == [
+        f"{names(name)}: must be at most 1y, got 366d" for name in durations
+    ]
+
+
+def test_a_year_is_the_longest_duration_and_polls_still_succeed_with_it(make_exporter) -> None:
+    year = 365 * 86400.0
+    exporter = make_exporter(
+        poll_interval=year,
+        poll_timeout=year - 86400,
+        notte_timeout=year,
+        sessions_idle_threshold=year,
+        sessions_overdue_grace=year,
+        sessions_pending_timeout=year,
+        usage_interval=year,
+        collector_usage=True,
+    )
+    assert exporter.poll_once().ok
+    assert exporter.registry.get_sample_value("notte_up") == 1
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize(("kind", "problem"), NOT_KEY_FILES)
+def test_a_key_file_that_is_no_regular_file_of_at_most_64_kib_is_refused(
+    tmp_path, kind: str, problem: str
+) -> None:
+    path = tmp_path / "api-key"
+    make_not_a_key_file(path, kind)
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"notte_api_key_file": str(path)})
+    assert caught.value.problems == [
+        f"--notte.api-key-file (NOTTE_EXPORTER_NOTTE_API_KEY_FILE): {str(path)!r}: {problem}"
+    ]

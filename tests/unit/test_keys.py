@@ -1,3 +1,4 @@
+import logging
 import os
 
 import pytest
@@ -6,6 +7,7 @@ from pydantic import SecretStr
 from notte_exporter.errors import ApiError, FailureReason
 from notte_exporter.keys import ApiKey, key_problem
 from notte_exporter.redaction import Secrets
+from support import NOT_KEY_FILES, make_not_a_key_file
 
 
 def test_a_key_file_is_read_again_when_it_changes(tmp_path) -> None:
@@ -90,3 +92,23 @@ def test_a_vanished_key_file_keeps_the_last_key(tmp_path) -> None:
 
 def test_the_key_never_shows_in_its_repr() -> None:
     assert "sk-secret" not in repr(ApiKey(SecretStr("sk-secret")))
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize(("kind", "problem"), NOT_KEY_FILES)
+def test_a_key_file_replaced_by_no_key_file_keeps_the_last_key_and_says_why_once(
+    tmp_path, caplog, kind: str, problem: str
+) -> None:
+    path = tmp_path / "api-key"
+    path.write_text("sk-good-1\n")
+    key = ApiKey(path=path)
+    path.unlink()
+    make_not_a_key_file(path, kind)
+    with caplog.at_level(logging.INFO, logger="notte_exporter.keys"):
+        assert key() == "sk-good-1"
+        assert key.reload() is None  # said once, not on every request
+    [record] = caplog.records
+    assert record.levelno == logging.ERROR
+    assert record.getMessage() == (
+        f"--notte.api-key-file {str(path)!r} {problem}; keeping the last key read until it is fixed"
+    )
