@@ -112,12 +112,12 @@ class Summary:
         over_max_duration = over_idle_timeout = 0
         for session in live:
             browser = session["browser_type"]
-            # Totals are never negative; a negative number from the API is noise, not data.
+            # Totals are never negative (models.Count); idle sessions add nothing.
             sent = session["network_request_bytes"]
-            if sent > 0:
+            if sent:
                 request_bytes[browser] = request_bytes.get(browser, 0) + sent
             received = session["network_response_bytes"]
-            if received > 0:
+            if received:
                 response_bytes[browser] = response_bytes.get(browser, 0) + received
             if session["error"]:
                 with_error[browser] = with_error.get(browser, 0) + 1
