@@ -72,10 +72,8 @@ class SessionCollector(Collector):
         lifecycle_stats: Callable[[], LifecycleStats],
         *,
         sessions_limit: int | None = None,
-        redact: Callable[[str], str] = str,
         mode: str = "live",
     ) -> None:
-        self._redact = redact
         self._mode = mode
         self._state = state
         self._browser_types = browser_types
@@ -230,8 +228,8 @@ class SessionCollector(Collector):
             labels=["session_id"],
         )
         for detail in snapshot.oldest:
-            # Session ids are the one label the API fills freely: they pass the redaction step.
-            session_id = self._redact(detail.session_id)
+            # A label value already: redacted and cut when the snapshot was taken.
+            session_id = detail.session_id
             info.add_metric([session_id, detail.browser_type, detail.status], 1.0)
             created.add_metric([session_id], detail.created_at.timestamp())
             accessed.add_metric([session_id], detail.last_accessed_at.timestamp())

@@ -145,6 +145,7 @@ class Exporter:
             # A request's wait for the API is its time less its thread's CPU (tests inject a
             # clock to stand for an API's latency).
             thread_cpu=thread_cpu,
+            redact=self.redact,
         )
         self.registry.register(
             SessionCollector(
@@ -153,7 +154,6 @@ class Exporter:
                 lambda: self.metrics.rate_limit,
                 self.tracker.stats,
                 sessions_limit=settings.sessions_limit,
-                redact=self.redact,
                 mode=self.mode,
             )
         )
@@ -168,7 +168,7 @@ class Exporter:
                 monotonic=usage_clock,
             )
             self.usage = watcher
-            self.registry.register(UsageCollector(lambda: watcher.state))
+            self.registry.register(UsageCollector(lambda: watcher.state, redact=self.redact))
         # Rendered now too, so that scrapes before the first poll ends see notte_up 0.
         self.published = PublishedExposition(self.registry, self.process_registry)
         self._poll_thread: threading.Thread | None = None

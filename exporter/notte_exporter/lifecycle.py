@@ -13,7 +13,10 @@ The API only lists what is live now, so the lifecycle is inferred from successiv
   ``unknown``; one the API no longer knows at all (404) likewise. Either loses the traffic
   and browser time between its last live observation and its real end;
 - a session that began and ended between two polls, found in the history listing, counts as
-  a start and an end with all its traffic.
+  a start and an end with all its traffic. Only one that began before the poll's time does
+  (one dated later, by a skewed or broken clock, waits until it is not), so that the end it
+  is remembered by is never forgotten while the session could still count as new: a session
+  first seen ended counts as started at most once, whatever its dates.
 
 Traffic is counted against a high-water mark per session, so an API that reports a smaller
 total than before can never make a counter go down or count bytes twice.
@@ -206,6 +209,12 @@ class LifecycleTracker:
         """Record a session seen in a final state; returns True if this counted an end."""
         if is_live(session):
             return False
+        # Worked out before anything is counted or forgotten, so that an end counts whole or
+        # not at all: a start counted without the end remembered would count at every poll.
+        lived = lifetime(session)
+        ended_at = session["closed_at"]
+        if ended_at is None and lived is not None:
+            ended_at = session["created_at"] + lived
         with self._lock:
             sid = session["session_id"]
             if sid in self._ended or sid in self._live:
@@ -221,10 +230,6 @@ class LifecycleTracker:
             _add_traffic(tracked, session, sent_now, received_now)
             self._count_traffic(sent_now, received_now)
             reason = close_reason_label(session["close_reason"])
-            lived = lifetime(session)
-            ended_at = session["closed_at"]
-            if ended_at is None and lived is not None:
-                ended_at = session["created_at"] + lived
             if ended_at is not None:
                 self._count_time(tracked, ended_at)
                 idle_from = max(last_activity(session), tracked.watched_from)
@@ -265,14 +270,14 @@ class LifecycleTracker:
         # to count.
         return _Tracked(
             browser,
-            max(session["network_request_bytes"], 0),
-            max(session["network_response_bytes"], 0),
+            session["network_request_bytes"],
+            session["network_response_bytes"],
             self._watch_start,
             self._watch_start,
         )
 
     def _began_while_watched(self, session: Session, now: datetime) -> bool:
-        return session["created_at"] >= max(self._watch_start, now - self._horizon)
+        return max(self._watch_start, now - self._horizon) <= session["created_at"] <= now
 
     def _count_traffic(self, sent: _Traffic, received: _Traffic) -> None:
         for (browser, proxy), amount in sent.items():

@@ -8,6 +8,15 @@ on the timestamps. Fields the exporter cannot do without (``session_id``, ``stat
 ``created_at``) stay required, and a value of the wrong type is an error, so that a broken
 item is reported instead of being turned into made-up numbers.
 
+Numbers and times are bounded where they are read (by pydantic-core, with the rest), so that
+no arithmetic on them can fail later: a byte total is a non-negative integer below 2**63 (any
+64-bit counter; as a float, a sum of many stays finite), a time limit lies within its
+documented range (idle timeout 0-30 minutes, max duration 0-1440), and a timestamp lies in
+the years 1970-2199, far enough from datetime's own limits (years 1 and 9999) that adding a
+lifetime or subtracting a horizon never overflows. An item outside them is invalid like any
+broken item: it costs only itself. ``duration`` is read only for ended sessions
+(``lifetime``), and one past ``LONGEST_LIFETIME`` is not believed.
+
 Speed is deliberate too, because every poll reads every live session. A page is validated
 from its bytes in one call (``parse_page``, ``parse_live_page``) into plain dicts
 (``Session``, or for the live listing ``LiveSession``, which leaves out what only an ended
@@ -28,7 +37,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import (
@@ -54,6 +63,15 @@ _ISO8601_DURATION = TypeAdapter(timedelta)
 
 DEFAULT_IDLE_TIMEOUT_MINUTES = 3
 DEFAULT_MAX_DURATION_MINUTES = 15
+# The documented limits: a session's own settings may not exceed them.
+LONGEST_IDLE_TIMEOUT_MINUTES = 30
+LONGEST_MAX_DURATION_MINUTES = 1440
+# Far past any documented limit (a day), so that a platform that fails to close a session is
+# still believed; a reported duration beyond it is noise, and the timestamps tell instead.
+LONGEST_LIFETIME = timedelta(days=366)
+
+# A count or a byte total: never negative, and small enough to render as a float.
+Count = Annotated[int, Field(ge=0, lt=2**63)]
 
 
 def _utc_of_the_api() -> tzinfo:
@@ -76,9 +94,18 @@ def _as_utc(naive: datetime) -> datetime:
     return naive.replace(tzinfo=API_UTC)
 
 
-# Aware first (the common case, all in Rust); a naive timestamp is read as UTC.
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+_LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+# Aware first (the common case, all in Rust); a naive timestamp is read as UTC. Both are
+# bounded in Rust too (see the module's docstring for why).
 Timestamp = Annotated[
-    AwareDatetime | Annotated[NaiveDatetime, AfterValidator(_as_utc)],
+    Annotated[AwareDatetime, Field(ge=_EARLIEST, lt=_LATEST)]
+    | Annotated[
+        NaiveDatetime,
+        Field(ge=_EARLIEST.replace(tzinfo=None), lt=_LATEST.replace(tzinfo=None)),
+        AfterValidator(_as_utc),
+    ],
     Field(union_mode="left_to_right"),
 ]
 
@@ -87,7 +114,9 @@ class NullMeans:
     """``null`` validates as ``default`` (the field's own); any other value must be of its type.
 
     Declared in pydantic-core's terms (the value is checked as ``T | None``, then a None
-    falls back on the default), so that it costs no Python call per field.
+    falls back on the default), so that it costs no Python call per field. Bounds declared
+    before it (``Annotated[int, Field(ge=0), NullMeans(0)]``) are checked in the first step;
+    the second only tells a None from a value, so it checks the plain type, not them again.
     """
 
     def __init__(self, default: object) -> None:
@@ -96,11 +125,12 @@ class NullMeans:
     def __get_pydantic_core_schema__(
         self, source: Any, handler: GetCoreSchemaHandler
     ) -> CoreSchema:
-        schema = handler(source)
         return core_schema.chain_schema(
             [
-                core_schema.nullable_schema(schema),
-                core_schema.with_default_schema(schema, default=self._default, on_error="default"),
+                core_schema.nullable_schema(handler(source)),
+                core_schema.with_default_schema(
+                    handler.generate_schema(source), default=self._default, on_error="default"
+                ),
             ]
         )
 
@@ -120,11 +150,18 @@ class LiveSession(TypedDict):
     created_at: Timestamp
     last_accessed_at: Annotated[Timestamp | None, Field(default=None)]
     closed_at: Annotated[Timestamp | None, Field(default=None)]
+    # Bounds before NullMeans, so that they are part of the schema it wraps (checked in Rust).
     idle_timeout_minutes: Annotated[
-        int, NullMeans(DEFAULT_IDLE_TIMEOUT_MINUTES), Field(default=DEFAULT_IDLE_TIMEOUT_MINUTES)
+        int,
+        Field(ge=0, le=LONGEST_IDLE_TIMEOUT_MINUTES),
+        NullMeans(DEFAULT_IDLE_TIMEOUT_MINUTES),
+        Field(default=DEFAULT_IDLE_TIMEOUT_MINUTES),
     ]
     max_duration_minutes: Annotated[
-        int, NullMeans(DEFAULT_MAX_DURATION_MINUTES), Field(default=DEFAULT_MAX_DURATION_MINUTES)
+        int,
+        Field(ge=0, le=LONGEST_MAX_DURATION_MINUTES),
+        NullMeans(DEFAULT_MAX_DURATION_MINUTES),
+        Field(default=DEFAULT_MAX_DURATION_MINUTES),
     ]
     browser_type: Annotated[str, NullMeans("chromium"), Field(default="chromium")]
     error: Annotated[str | None, Field(default=None)]
@@ -133,8 +170,8 @@ class LiveSession(TypedDict):
     use_file_storage: Annotated[bool, NullMeans(False), Field(default=False)]
     web_bot_auth: Annotated[bool, NullMeans(False), Field(default=False)]
     headless: Annotated[bool, NullMeans(True), Field(default=True)]
-    network_request_bytes: Annotated[int, NullMeans(0), Field(default=0)]
-    network_response_bytes: Annotated[int, NullMeans(0), Field(default=0)]
+    network_request_bytes: Annotated[Count, NullMeans(0), Field(default=0)]
+    network_response_bytes: Annotated[Count, NullMeans(0), Field(default=0)]
 
 
 class Session(LiveSession):
@@ -158,14 +195,18 @@ def last_activity(session: LiveSession) -> datetime:
 
 
 def lifetime(session: Session) -> timedelta | None:
-    """How long an ended session lived, from ``duration`` or else its timestamps."""
+    """How long an ended session lived, from ``duration`` or else its timestamps.
+
+    Never negative, and a ``duration`` beyond ``LONGEST_LIFETIME`` is not believed, so that
+    ``created_at + lifetime`` is always a date.
+    """
     duration = session["duration"]
     if duration is not None:
         try:
             reported = _ISO8601_DURATION.validate_python(duration)
         except ValidationError:
             reported = None  # fall back on the timestamps
-        if reported is not None and reported >= timedelta(0):
+        if reported is not None and timedelta(0) <= reported <= LONGEST_LIFETIME:
             return reported
     closed_at = session["closed_at"]
     if closed_at is not None:

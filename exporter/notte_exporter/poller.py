@@ -102,6 +102,7 @@ class Poller:
         monotonic: Callable[[], float] = time.monotonic,
         reporter: PollReporter | None = None,
         thread_cpu: Callable[[], float] = time.thread_time,
+        redact: Callable[[str], str] = str,
     ) -> None:
         self._client = client
         self._config = config
@@ -126,6 +127,8 @@ class Poller:
         # less the CPU its thread spent on it (thread_cpu).
         self._ahead: int | None = None
         self._thread_cpu = thread_cpu
+        # The one redaction step, for the session ids the snapshot turns into label values.
+        self._redact = redact
 
     def poll(self) -> PollStatus:
         """Run one poll; never raises for anything the API or the network does."""
@@ -145,7 +148,9 @@ class Poller:
                 summary, sessions, history = self._list_live(deadline, pool, now)
                 self._learn_ends(deadline, now, history)
             snapshot = summary.snapshot(
-                browser_label=self._browser_label, status_label=self._status_label
+                browser_label=self._browser_label,
+                status_label=self._status_label,
+                redact=self._redact,
             )
         except ApiError as exc:
             return self._fail(exc, started, requests_before)

@@ -15,7 +15,7 @@ from itertools import chain
 from operator import itemgetter
 from typing import TypeVar
 
-from .labels import FEATURES, OVERDUE_REASONS
+from .labels import FEATURES, OVERDUE_REASONS, text_label
 from .models import LiveSession
 from .models import last_activity as last_activity_of
 
@@ -34,7 +34,9 @@ class _Cutoffs(dict[int, datetime]):
 
 @dataclass(frozen=True)
 class SessionDetail:
-    """What is exposed about one of the oldest live sessions, so alerts can name it."""
+    """What is exposed about one of the oldest live sessions, so alerts can name it; its
+    texts are label values already (``session_id`` redacted and cut: ``labels.text_label``),
+    shown as they are on ``/metrics`` and the status page."""
 
     session_id: str
     browser_type: str
@@ -112,12 +114,12 @@ class Summary:
         over_max_duration = over_idle_timeout = 0
         for session in live:
             browser = session["browser_type"]
-            # Totals are never negative; a negative number from the API is noise, not data.
+            # Totals are never negative (models.Count); idle sessions add nothing.
             sent = session["network_request_bytes"]
-            if sent > 0:
+            if sent:
                 request_bytes[browser] = request_bytes.get(browser, 0) + sent
             received = session["network_response_bytes"]
-            if received > 0:
+            if received:
                 response_bytes[browser] = response_bytes.get(browser, 0) + received
             if session["error"]:
                 with_error[browser] = with_error.get(browser, 0) + 1
@@ -144,9 +146,14 @@ class Summary:
                 self._oldest_created_at = oldest
 
     def snapshot(
-        self, *, browser_label: Callable[[str], str], status_label: Callable[[str], str]
+        self,
+        *,
+        browser_label: Callable[[str], str],
+        status_label: Callable[[str], str],
+        redact: Callable[[str], str] = str,
     ) -> Snapshot:
-        """The snapshot of every session added, with raw values mapped to labels."""
+        """The snapshot of every session added, with raw values mapped to labels and ids
+        passed through ``redact`` (the one redaction step) and cut."""
         oldest = self._oldest
         return Snapshot(
             taken_at=self._taken_at,
@@ -160,7 +167,7 @@ class Summary:
             oldest_created_at=oldest[0]["created_at"] if oldest else self._oldest_created_at,
             oldest=tuple(
                 SessionDetail(
-                    session_id=s["session_id"],
+                    session_id=text_label(s["session_id"], redact),
                     browser_type=browser_label(s["browser_type"]),
                     status=status_label(s["status"]),
                     created_at=s["created_at"],

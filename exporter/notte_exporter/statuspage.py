@@ -12,6 +12,8 @@ Invariants, and why:
 - Every value that comes from the API or the settings (session ids, browser types, URLs,
   paths, failure messages) passes through ``html.escape``: an id such as
   ``<script>`` is shown, never run. The key is never on the page: only where it comes from.
+  Session ids are shown as their label values (redacted and cut when the snapshot was taken:
+  ``labels.text_label``), so an id of any length costs the page no more than a short one.
 - Readable on a phone (a viewport, tables that scroll sideways in their own box) and in
   dark mode (``prefers-color-scheme``).
 - Rendering is a pure function of a ``StatusView``, so tests render pages from made-up

@@ -27,6 +27,7 @@ from prometheus_client.registry import Collector
 
 from .client import NotteClient
 from .errors import ApiError, FailureReason, ShutdownRequested
+from .labels import text_label
 from .usage_report import UsageReport
 
 log = logging.getLogger(__name__)
@@ -34,8 +35,6 @@ log = logging.getLogger(__name__)
 # After a 403 or 404 the answer will not change soon: ask again hourly, not every interval.
 REFUSED_BACKOFF_SECONDS = 3600.0
 REFUSED_STATUSES = frozenset({403, 404})
-# Free-text label values the API sends (plan_type, period) are cut to this length.
-_LABEL_LIMIT = 64
 
 
 @dataclass(frozen=True)
@@ -172,8 +171,12 @@ class UsageCollector(Collector):
         notte_usage_info{period="May 2026",plan_type="pro"} 1.0
     """
 
-    def __init__(self, state: Callable[[], UsageState]) -> None:
+    def __init__(
+        self, state: Callable[[], UsageState], *, redact: Callable[[str], str] = str
+    ) -> None:
         self._state = state
+        # The one redaction step: the plan and period are free text the API fills.
+        self._redact = redact
 
     def describe(self) -> list[Metric]:
         return []  # families come with the data; nothing to describe before a read
@@ -261,7 +264,10 @@ class UsageCollector(Collector):
             "The plan and billing period of the last usage report; always 1.",
             labels=["plan_type", "period"],
         )
-        info.add_metric([_text(report.plan_type), _text(report.period)], 1.0)
+        info.add_metric(
+            [text_label(report.plan_type, self._redact), text_label(report.period, self._redact)],
+            1.0,
+        )
         yield info
 
 
@@ -276,8 +282,3 @@ def _labelled(
     for key, value in values:
         family.add_metric([key], value)
     return family
-
-
-def _text(value: str) -> str:
-    """A free-text label value, one line and bounded, so an odd answer cannot bloat a series."""
-    return " ".join(value.split())[:_LABEL_LIMIT]

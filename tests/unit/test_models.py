@@ -6,6 +6,7 @@ from pydantic import ValidationError
 
 from notte_exporter.models import (
     API_UTC,
+    LONGEST_LIFETIME,
     InvalidItem,
     NotJsonError,
     Session,
@@ -195,3 +196,60 @@ def test_a_body_that_is_not_json_is_told_apart_from_one_that_is_not_a_listing() 
         parse_page(b"<html>proxy</html>")
     with pytest.raises(ValidationError):
         parse_page(b'{"sessions": []}')
+
+
+OUT_OF_BOUNDS = [
+    pytest.param("network_request_bytes", -1, id="negative-bytes"),
+    pytest.param("network_response_bytes", 2**63, id="bytes-2^63"),
+    pytest.param("network_request_bytes", 10**400, id="401-digit-bytes"),
+    pytest.param("idle_timeout_minutes", -1, id="negative-idle-timeout"),
+    pytest.param("idle_timeout_minutes", 31, id="idle-timeout-past-30"),
+    pytest.param("idle_timeout_minutes", -1e10, id="idle-timeout-minus-1e10"),
+    pytest.param("max_duration_minutes", 1441, id="max-duration-past-a-day"),
+    pytest.param("max_duration_minutes", 1e10, id="max-duration-1e10"),
+    pytest.param("created_at", "9999-12-31T23:59:59Z", id="created-in-9999"),
+    pytest.param("created_at", "2199-12-31T23:00:00-05:00", id="created-in-2200-utc"),
+    pytest.param("created_at", "1969-12-31T23:59:59", id="created-before-1970"),
+    pytest.param("last_accessed_at", "0001-01-01T00:00:00", id="accessed-in-year-1"),
+    pytest.param("closed_at", "2200-01-01T00:00:00Z", id="closed-in-2200"),
+]
+
+
+@pytest.mark.parametrize(("field", "value"), OUT_OF_BOUNDS)
+def test_a_number_or_time_out_of_bounds_makes_the_item_invalid(field: str, value: object) -> None:
+    result = parse_session(session_json("s-9", **{field: value}))
+    assert isinstance(result, InvalidItem)
+    assert result.session_id == "s-9"
+    assert field in result.problem
+
+
+@pytest.mark.parametrize(("field", "value"), OUT_OF_BOUNDS)
+def test_the_bounds_hold_on_a_live_page_read_in_one_call(field: str, value: object) -> None:
+    page = parse_live_page(page_bytes(session_json("a"), session_json("bad", **{field: value})))
+    assert [s["session_id"] for s in page.sessions] == ["a"]
+    assert [item.session_id for item in page.invalid] == ["bad"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("network_request_bytes", 2**63 - 1), ("network_response_bytes", 0),
+     ("idle_timeout_minutes", 0), ("idle_timeout_minutes", 30),
+     ("max_duration_minutes", 0), ("max_duration_minutes", 1440),
+     ("created_at", "1970-01-01T00:00:00Z"), ("created_at", "2199-12-31T23:59:59.999999"),
+     ("closed_at", "2200-01-01T01:00:00+02:00")],
+)  # fmt: skip
+def test_every_value_within_the_bounds_is_read(field: str, value: object) -> None:
+    assert not isinstance(parse_session(session_json(**{field: value})), InvalidItem)
+
+
+@pytest.mark.parametrize("text", ["P999999999D", "P367D"])
+def test_a_duration_longer_than_any_session_lives_falls_back_on_the_timestamps(text: str) -> None:
+    session = parsed(duration=text, closed_at="2026-05-01T10:01:00Z")
+    assert lifetime(session) == timedelta(minutes=1)
+
+
+def test_the_latest_session_plus_the_longest_lifetime_is_still_a_date() -> None:
+    session = parsed(created_at="2199-12-31T23:59:59Z", duration="P366D")
+    lived = lifetime(session)
+    assert lived == LONGEST_LIFETIME
+    assert session["created_at"] + lived > session["created_at"]
