@@ -9,7 +9,8 @@ does not pay for a bcrypt every time, a check that succeeded is remembered under
 (user, hash, password) keyed with a secret made at start-up: the cache never holds a
 password, or anything that could be tested against one without that key. Failures are not
 cached, so guessing stays as slow as bcrypt makes it. An unknown user costs a bcrypt too,
-against a hash made at start-up, so that timing does not tell which users exist.
+against the web config's decoy, a hash at the users' own cost (webconfig.py), so that
+timing does not tell which users exist.
 
 One bcrypt runs at a time, as in Prometheus' exporter-toolkit: a flood of logins to check
 (wrong ones, or new ones) then takes at most one core, whatever the number of worker
@@ -49,16 +50,15 @@ class BasicAuth:
         self._verified: dict[bytes, None] = {}
         self._lock = threading.Lock()
         self._one_bcrypt = threading.Lock()
-        self._decoy = bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt())
 
-    def check(self, header: str | None, users: dict[str, bytes]) -> bool:
-        """Whether the header holds a known login; may cost a bcrypt (~100+ ms)."""
-        login = self._login(header, users)
+    def check(self, header: str | None, config: WebConfig) -> bool:
+        """Whether the header holds a known login; may cost a bcrypt."""
+        login = self._login(header, config.users)
         if login is None:
             return False
         password, hashed, digest = login
         if hashed is None:
-            self._bcrypt(password, self._decoy)  # as slow as a known user
+            self._bcrypt(password, config.decoy)  # as slow as a known user
             return False
         if self._remembered(digest):
             return True
@@ -70,9 +70,9 @@ class BasicAuth:
             self._verified[digest] = None
         return True
 
-    def check_cached(self, header: str | None, users: dict[str, bytes]) -> bool | None:
+    def check_cached(self, header: str | None, config: WebConfig) -> bool | None:
         """``check`` without a bcrypt: None when only a bcrypt could tell (call ``check``)."""
-        login = self._login(header, users)
+        login = self._login(header, config.users)
         if login is None:
             return False
         _, hashed, digest = login
@@ -136,7 +136,7 @@ class Guard:
         if config is None:
             return None  # the files are due a look: that reads them, so not on the loop
         if _needs_credentials(config, request):
-            verdict = self._auth.check_cached(request.headers.get("authorization"), config.users)
+            verdict = self._auth.check_cached(request.headers.get("authorization"), config)
             if verdict is None:
                 return None
             if not verdict:
@@ -147,7 +147,7 @@ class Guard:
     def answer(self, request: Request) -> Response:
         config = self._web_config.current()
         if _needs_credentials(config, request) and not self._auth.check(
-            request.headers.get("authorization"), config.users
+            request.headers.get("authorization"), config
         ):
             return _dressed(config, _UNAUTHORIZED)
         return _dressed(config, self._handler.answer(request))

@@ -174,3 +174,60 @@ def test_one_bcrypt_runs_at_a_time_however_many_logins_arrive(guard, monkeypatch
         answers = pool.map(lambda h: guard.answer(Request("GET", "/metrics", headers=h)), logins)
         assert [answer.status for answer in answers] == [401] * len(logins)
     assert peak == 1
+
+
+def cost(hashed: bytes | str) -> int:
+    """The bcrypt cost written in a hash: ``$2b$NN$...``."""
+    text = hashed.decode() if isinstance(hashed, bytes) else hashed
+    return int(text.split("$")[2])
+
+
+@pytest.fixture
+def checked_against(monkeypatch) -> list[bytes]:
+    """The hash of every bcrypt check made from now on (they still run)."""
+    hashes: list[bytes] = []
+    real = bcrypt.checkpw
+
+    def recorded(password: bytes, hashed: bytes) -> bool:
+        hashes.append(hashed)
+        return real(password, hashed)
+
+    monkeypatch.setattr(bcrypt, "checkpw", recorded)
+    return hashes
+
+
+def test_an_unknown_user_is_checked_at_the_cost_of_the_users_hashes(
+    tmp_path, checked_against
+) -> None:
+    users = {USER: bcrypt_hash(cost=5)}
+    guard = Guard(Pages(), LiveWebConfig(write_config(tmp_path / "web.yml", {
+        "basic_auth_users": users,
+    })))  # fmt: skip
+    checked_against.clear()  # loading checks each hash once
+    assert guard.answer(Request("GET", "/metrics", headers=login("mallory"))).status == 401
+    assert guard.answer(Request("GET", "/metrics", headers=login(password="no"))).status == 401
+    assert [cost(hashed) for hashed in checked_against] == [5, 5]
+
+
+def test_a_reload_makes_one_decoy_at_the_new_cost_and_logins_make_none(
+    tmp_path, checked_against, monkeypatch
+) -> None:
+    path = write_config(tmp_path / "web.yml", {"basic_auth_users": {USER: bcrypt_hash()}})
+    live = LiveWebConfig(path)
+    guard = Guard(Pages(), live)
+    made: list[bytes] = []
+    hashpw = bcrypt.hashpw
+
+    def counted(password: bytes, salt: bytes) -> bytes:
+        made.append(salt)
+        return hashpw(password, salt)
+
+    monkeypatch.setattr(bcrypt, "hashpw", counted)
+    write_config(path, {"basic_auth_users": {USER: bcrypt_hash(cost=5)}})
+    made.clear()  # bcrypt_hash's own
+    assert live.reload() == "web config reloaded: basic auth users changed"
+    checked_against.clear()  # loading checks each hash once
+    for user in ("mallory", "trudy", "mallory"):
+        assert guard.answer(Request("GET", "/metrics", headers=login(user))).status == 401
+    assert [cost(salt) for salt in made] == [5]
+    assert [cost(hashed) for hashed in checked_against] == [5, 5, 5]
