@@ -2,15 +2,17 @@
 
 import base64
 import threading
+import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import bcrypt
 import pytest
 
-from notte_exporter.access import Guard
+from notte_exporter.access import BasicAuth, Guard
 from notte_exporter.exchange import Request, Response
 from notte_exporter.webconfig import RECHECK_SECONDS, LiveWebConfig
-from tls_support import PASSWORD, USER, bcrypt_hash, write_config
+from tls_support import PASSWORD, USER, BcryptGate, bcrypt_hash, write_config
 
 OK = Response(200, (("Content-Type", "text/plain"), ("X-Content-Type-Options", "x")), b"ok\n")
 
@@ -231,3 +233,58 @@ def test_a_reload_makes_one_decoy_at_the_new_cost_and_logins_make_none(
         assert guard.answer(Request("GET", "/metrics", headers=login(user))).status == 401
     assert [cost(salt) for salt in made] == [5]
     assert [cost(hashed) for hashed in checked_against] == [5, 5, 5]
+
+
+@pytest.fixture
+def gate() -> Iterator[BcryptGate]:
+    held = BcryptGate()
+    yield held
+    held.open()
+
+
+def test_a_login_finding_the_queue_full_is_refused_at_once_on_the_loop_and_on_a_thread(
+    tmp_path, gate, monkeypatch
+) -> None:
+    path = write_config(tmp_path / "web.yml", {"basic_auth_users": {USER: bcrypt_hash()}})
+    guard = Guard(Pages(), LiveWebConfig(path), BasicAuth(queue=1))
+    monkeypatch.setattr(bcrypt, "checkpw", gate)
+    with ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(guard.answer, Request("GET", "/metrics", headers=login("mallory")))
+        assert gate.entered.wait(timeout=10)
+        valid = Request("GET", "/metrics", headers=login())
+        refusals = [guard.answer_now(valid), guard.answer(valid)]
+        gate.open()
+        assert waiting.result(timeout=10).status == 401
+    for refused in refusals:
+        assert refused is not None
+        assert refused.status == 503
+        assert dict(refused.headers)["Retry-After"] == "1"
+    assert len(gate.passwords) == 1  # the refused login cost no bcrypt
+    assert guard.answer(valid).status == 200  # a place is free again
+
+
+def until(condition: Callable[[], bool]) -> None:
+    """Returns once ``condition()`` holds; fails after 10 s."""
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, "never happened"
+        time.sleep(0.001)
+
+
+def test_logins_waiting_for_a_bcrypt_are_checked_in_the_order_they_came(
+    tmp_path, gate, monkeypatch
+) -> None:
+    path = write_config(tmp_path / "web.yml", {"basic_auth_users": {USER: bcrypt_hash()}})
+    auth = BasicAuth(queue=4)
+    guard = Guard(Pages(), LiveWebConfig(path), auth)
+    monkeypatch.setattr(bcrypt, "checkpw", gate)
+    passwords = ["first", "second", "third", "fourth"]
+    with ThreadPoolExecutor(len(passwords)) as pool:
+        answers = []
+        for came, password in enumerate(passwords, start=1):
+            request = Request("GET", "/metrics", headers=login(password=password))
+            answers.append(pool.submit(guard.answer, request))
+            until(lambda came=came: auth.queued == came)
+        gate.open()
+        assert [answer.result(timeout=10).status for answer in answers] == [401] * 4
+    assert gate.passwords == [password.encode() for password in passwords]
