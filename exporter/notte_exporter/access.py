@@ -10,7 +10,8 @@ does not pay for a bcrypt every time, a check that succeeded is remembered under
 password, or anything that could be tested against one without that key. Failures are not
 cached, so guessing stays as slow as bcrypt makes it. An unknown user costs a bcrypt too,
 against the web config's decoy, a hash at the users' own cost (webconfig.py), so that
-timing does not tell which users exist.
+timing does not tell which users exist. As with Go's bcrypt, which exporter-toolkit uses,
+only a password's first 72 bytes count.
 
 One bcrypt runs at a time, as in Prometheus' exporter-toolkit: a flood of logins to check
 (wrong ones, or new ones) then takes at most one core, whatever the number of worker
@@ -50,6 +51,8 @@ CACHE_SIZE = 256
 # cost the README recommends, that stays well inside Prometheus' default scrape timeout of
 # 10 s, with room for a busy CPU (README, "Securing the endpoint").
 LOGIN_QUEUE = 8
+# bcrypt reads no further (Go's bcrypt ignores the rest; Python's refuses it).
+BCRYPT_MAX_PASSWORD = 72
 
 
 class LoginQueueFullError(Exception):
@@ -85,7 +88,7 @@ class BasicAuth:
             return True
         with self._turn():
             # An unknown user is checked against the decoy, as slow as a known user.
-            matched = bcrypt.checkpw(password, hashed or config.decoy)
+            matched = bcrypt.checkpw(password[:BCRYPT_MAX_PASSWORD], hashed or config.decoy)
         if hashed is None or not matched:
             return False
         with self._lock:

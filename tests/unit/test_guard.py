@@ -288,3 +288,24 @@ def test_logins_waiting_for_a_bcrypt_are_checked_in_the_order_they_came(
         gate.open()
         assert [answer.result(timeout=10).status for answer in answers] == [401] * 4
     assert gate.passwords == [password.encode() for password in passwords]
+
+
+@pytest.mark.parametrize(
+    ("user", "password", "status"),
+    [(USER, PASSWORD + "x" * 100, 401), ("mallory", "x" * 100, 401), (USER, "y" * 100, 401)],
+    ids=["known user", "unknown user", "wrong password"],
+)
+def test_a_password_longer_than_bcrypt_reads_is_answered_not_crashed_on(
+    guard, user, password, status
+) -> None:
+    response = guard.answer(Request("GET", "/metrics", headers=login(user, password)))
+    assert response.status == status
+
+
+def test_only_the_first_72_bytes_of_a_password_count_as_in_exporter_toolkit(tmp_path) -> None:
+    long = "p" * 72
+    path = write_config(tmp_path / "web.yml", {"basic_auth_users": {USER: bcrypt_hash(long)}})
+    guard = Guard(Pages(), LiveWebConfig(path))
+    for password, status in ((long, 200), (long + "anything after", 200), ("p" * 71, 401)):
+        response = guard.answer(Request("GET", "/metrics", headers=login(password=password)))
+        assert response.status == status, password
