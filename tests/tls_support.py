@@ -6,6 +6,7 @@ localhost; client: a name in a client CA), written as PEM files like an operator
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,9 +62,9 @@ def make_pki(folder: Path) -> Pki:
     return pki
 
 
-def bcrypt_hash(password: str = PASSWORD) -> str:
+def bcrypt_hash(password: str = PASSWORD, cost: int = 4) -> str:
     # The lowest cost keeps the tests quick; the exporter accepts any cost.
-    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode()
+    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=cost)).decode()
 
 
 def write_config(path: Path, document: dict[str, Any]) -> Path:
@@ -74,3 +75,25 @@ def write_config(path: Path, document: dict[str, Any]) -> Path:
 def tls_section(**overrides: Any) -> dict[str, Any]:
     """A tls_server_config with paths relative to the config file's folder."""
     return {"cert_file": "server.crt", "key_file": "server.key", **overrides}
+
+
+class BcryptGate:
+    """A stand-in for ``bcrypt.checkpw`` whose checks hold until ``open()``.
+
+    ``entered`` is set once a check is running; ``passwords`` lists the checks begun, in order.
+    """
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.opened = threading.Event()
+        self.passwords: list[bytes] = []
+        self._real = bcrypt.checkpw
+
+    def __call__(self, password: bytes, hashed: bytes) -> bool:
+        self.passwords.append(password)
+        self.entered.set()
+        self.opened.wait(timeout=30)
+        return self._real(password, hashed)
+
+    def open(self) -> None:
+        self.opened.set()

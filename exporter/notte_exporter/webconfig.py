@@ -42,9 +42,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import secrets
 import ssl
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -133,6 +135,8 @@ class WebConfig:
     users: dict[str, bytes]
     summary: dict[str, Any] = field(compare=False)
     fingerprint: str = ""
+    # What an unknown user's password is checked against (access.py); made once per config.
+    decoy: bytes = field(default=b"", compare=False, repr=False)
 
 
 def _resolve(base: Path, name: str) -> Path:
@@ -211,6 +215,7 @@ def load(path: Path) -> WebConfig:
         users=users,
         summary=_summary(document),
         fingerprint=fingerprint(files),
+        decoy=decoy_hash(users),
     )
 
 
@@ -317,6 +322,22 @@ def _users(users: dict[str, str], problems: list[str]) -> dict[str, bytes]:
             continue
         checked[user] = encoded
     return checked
+
+
+def decoy_hash(users: dict[str, bytes]) -> bytes:
+    """A hash of a random password at the users' bcrypt cost (``$2b$NN$...``); b"" without users.
+
+    Checking an unknown user against it takes as long as a wrong password of a known user, so
+    timing does not tell which users exist. Hashes of different costs (a user added later at
+    a higher cost, say) cannot all be matched by one decoy: it takes the most common cost,
+    ties going to the highest, so that the fewest user names stand out by their timing.
+    """
+    if not users:
+        return b""
+    # _users has checked every hash, so its cost is the field after the version.
+    costs = Counter(int(hashed.split(b"$")[2]) for hashed in users.values())
+    cost = max(costs, key=lambda rounds: (costs[rounds], rounds))
+    return bcrypt.hashpw(secrets.token_hex(16).encode(), bcrypt.gensalt(rounds=cost))
 
 
 def _summary(document: WebConfigFile) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from notte_exporter.config import WebConfigError
-from notte_exporter.webconfig import LiveWebConfig, load
+from notte_exporter.webconfig import LiveWebConfig, decoy_hash, load
 from tls_support import PASSWORD, USER, bcrypt_hash, make_pki, tls_section, write_config
 
 
@@ -77,6 +77,19 @@ def test_every_problem_is_reported_at_once(pki, tmp_path) -> None:
     assert "client_ca_file: needed with client_auth_type VerifyClientCertIfGiven" in problems
     assert "header 'Server' cannot be configured" in problems
     assert "X-Frame-Options must be one of deny, sameorigin" in problems
+
+
+@pytest.mark.parametrize(
+    ("costs", "decoy_cost"),
+    [([5], 5), ([4, 5, 5], 5), ([5, 4, 4], 4), ([4, 5], 5)],
+    ids=["one user", "most common", "most common, lower", "a tie: the highest"],
+)
+def test_the_decoy_takes_the_users_most_common_cost_ties_going_to_the_highest(
+    costs, decoy_cost
+) -> None:
+    users = {f"user{i}": bcrypt_hash(cost=c).encode() for i, c in enumerate(costs)}
+    decoy = decoy_hash(users)
+    assert decoy.startswith(f"$2b${decoy_cost:02d}$".encode())
 
 
 def test_an_invalid_file_at_start_up_exits_2_listing_every_problem(pki) -> None:

@@ -90,3 +90,13 @@ def test_every_flag_and_variable_named_anywhere_exists() -> None:
             assert flag in flags | NOT_A_FLAG, f"{path.relative_to(ROOT)} names {flag}"
         for variable in re.findall(r"\bNOTTE_[A-Z][A-Z0-9_]*[A-Z0-9]\b", text):
             assert variable in variables, f"{path.relative_to(ROOT)} names {variable}"
+
+
+def test_the_readme_gives_the_login_queue_its_real_size() -> None:
+    from notte_exporter.access import LOGIN_QUEUE
+
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Securing the endpoint", 1)[1].split("\n## ", 1)[0]
+    claimed = re.search(r"in turn, at most (\d+) at once", " ".join(section.split()))
+    assert claimed is not None, "README no longer says how many logins may wait"
+    assert int(claimed.group(1)) == LOGIN_QUEUE

@@ -2,15 +2,17 @@
 
 import base64
 import threading
+import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import bcrypt
 import pytest
 
-from notte_exporter.access import Guard
+from notte_exporter.access import BasicAuth, Guard
 from notte_exporter.exchange import Request, Response
 from notte_exporter.webconfig import RECHECK_SECONDS, LiveWebConfig
-from tls_support import PASSWORD, USER, bcrypt_hash, write_config
+from tls_support import PASSWORD, USER, BcryptGate, bcrypt_hash, write_config
 
 OK = Response(200, (("Content-Type", "text/plain"), ("X-Content-Type-Options", "x")), b"ok\n")
 
@@ -174,3 +176,136 @@ def test_one_bcrypt_runs_at_a_time_however_many_logins_arrive(guard, monkeypatch
         answers = pool.map(lambda h: guard.answer(Request("GET", "/metrics", headers=h)), logins)
         assert [answer.status for answer in answers] == [401] * len(logins)
     assert peak == 1
+
+
+def cost(hashed: bytes | str) -> int:
+    """The bcrypt cost written in a hash: ``$2b$NN$...``."""
+    text = hashed.decode() if isinstance(hashed, bytes) else hashed
+    return int(text.split("$")[2])
+
+
+@pytest.fixture
+def checked_against(monkeypatch) -> list[bytes]:
+    """The hash of every bcrypt check made from now on (they still run)."""
+    hashes: list[bytes] = []
+    real = bcrypt.checkpw
+
+    def recorded(password: bytes, hashed: bytes) -> bool:
+        hashes.append(hashed)
+        return real(password, hashed)
+
+    monkeypatch.setattr(bcrypt, "checkpw", recorded)
+    return hashes
+
+
+def test_an_unknown_user_is_checked_at_the_cost_of_the_users_hashes(
+    tmp_path, checked_against
+) -> None:
+    users = {USER: bcrypt_hash(cost=5)}
+    guard = Guard(Pages(), LiveWebConfig(write_config(tmp_path / "web.yml", {
+        "basic_auth_users": users,
+    })))  # fmt: skip
+    checked_against.clear()  # loading checks each hash once
+    assert guard.answer(Request("GET", "/metrics", headers=login("mallory"))).status == 401
+    assert guard.answer(Request("GET", "/metrics", headers=login(password="no"))).status == 401
+    assert [cost(hashed) for hashed in checked_against] == [5, 5]
+
+
+def test_a_reload_makes_one_decoy_at_the_new_cost_and_logins_make_none(
+    tmp_path, checked_against, monkeypatch
+) -> None:
+    path = write_config(tmp_path / "web.yml", {"basic_auth_users": {USER: bcrypt_hash()}})
+    live = LiveWebConfig(path)
+    guard = Guard(Pages(), live)
+    made: list[bytes] = []
+    hashpw = bcrypt.hashpw
+
+    def counted(password: bytes, salt: bytes) -> bytes:
+        made.append(salt)
+        return hashpw(password, salt)
+
+    monkeypatch.setattr(bcrypt, "hashpw", counted)
+    write_config(path, {"basic_auth_users": {USER: bcrypt_hash(cost=5)}})
+    made.clear()  # bcrypt_hash's own
+    assert live.reload() == "web config reloaded: basic auth users changed"
+    checked_against.clear()  # loading checks each hash once
+    for user in ("mallory", "trudy", "mallory"):
+        assert guard.answer(Request("GET", "/metrics", headers=login(user))).status == 401
+    assert [cost(salt) for salt in made] == [5]
+    assert [cost(hashed) for hashed in checked_against] == [5, 5, 5]
+
+
+@pytest.fixture
+def gate() -> Iterator[BcryptGate]:
+    held = BcryptGate()
+    yield held
+    held.open()
+
+
+def test_a_login_finding_the_queue_full_is_refused_at_once_on_the_loop_and_on_a_thread(
+    tmp_path, gate, monkeypatch
+) -> None:
+    path = write_config(tmp_path / "web.yml", {"basic_auth_users": {USER: bcrypt_hash()}})
+    guard = Guard(Pages(), LiveWebConfig(path), BasicAuth(queue=1))
+    monkeypatch.setattr(bcrypt, "checkpw", gate)
+    with ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(guard.answer, Request("GET", "/metrics", headers=login("mallory")))
+        assert gate.entered.wait(timeout=10)
+        valid = Request("GET", "/metrics", headers=login())
+        refusals = [guard.answer_now(valid), guard.answer(valid)]
+        gate.open()
+        assert waiting.result(timeout=10).status == 401
+    for refused in refusals:
+        assert refused is not None
+        assert refused.status == 503
+        assert dict(refused.headers)["Retry-After"] == "1"
+    assert len(gate.passwords) == 1  # the refused login cost no bcrypt
+    assert guard.answer(valid).status == 200  # a place is free again
+
+
+def until(condition: Callable[[], bool]) -> None:
+    """Returns once ``condition()`` holds; fails after 10 s."""
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, "never happened"
+        time.sleep(0.001)
+
+
+def test_logins_waiting_for_a_bcrypt_are_checked_in_the_order_they_came(
+    tmp_path, gate, monkeypatch
+) -> None:
+    path = write_config(tmp_path / "web.yml", {"basic_auth_users": {USER: bcrypt_hash()}})
+    auth = BasicAuth(queue=4)
+    guard = Guard(Pages(), LiveWebConfig(path), auth)
+    monkeypatch.setattr(bcrypt, "checkpw", gate)
+    passwords = ["first", "second", "third", "fourth"]
+    with ThreadPoolExecutor(len(passwords)) as pool:
+        answers = []
+        for came, password in enumerate(passwords, start=1):
+            request = Request("GET", "/metrics", headers=login(password=password))
+            answers.append(pool.submit(guard.answer, request))
+            until(lambda came=came: auth.queued == came)
+        gate.open()
+        assert [answer.result(timeout=10).status for answer in answers] == [401] * 4
+    assert gate.passwords == [password.encode() for password in passwords]
+
+
+@pytest.mark.parametrize(
+    ("user", "password", "status"),
+    [(USER, PASSWORD + "x" * 100, 401), ("mallory", "x" * 100, 401), (USER, "y" * 100, 401)],
+    ids=["known user", "unknown user", "wrong password"],
+)
+def test_a_password_longer_than_bcrypt_reads_is_answered_not_crashed_on(
+    guard, user, password, status
+) -> None:
+    response = guard.answer(Request("GET", "/metrics", headers=login(user, password)))
+    assert response.status == status
+
+
+def test_only_the_first_72_bytes_of_a_password_count_as_in_exporter_toolkit(tmp_path) -> None:
+    long = "p" * 72
+    path = write_config(tmp_path / "web.yml", {"basic_auth_users": {USER: bcrypt_hash(long)}})
+    guard = Guard(Pages(), LiveWebConfig(path))
+    for password, status in ((long, 200), (long + "anything after", 200), ("p" * 71, 401)):
+        response = guard.answer(Request("GET", "/metrics", headers=login(password=password)))
+        assert response.status == status, password
