@@ -4,6 +4,9 @@ The poll thread writes, scrape and page threads read. Every write replaces immut
 values under a lock, so a reader sees one consistent poll, never half of two. The recent
 polls are kept in a bounded ring (``RECENT_POLLS``), so memory stays flat however long the
 exporter runs.
+
+A poll that could not be published fails after all: its entry is replaced, so that each poll
+stays one entry.
 """
 
 from __future__ import annotations
@@ -62,12 +65,20 @@ class ExporterState:
             self._last_poll = status
             self._count_poll()
 
+    def replace_last_poll(self, status: PollStatus) -> None:
+        """The poll recorded last ended as ``status`` after all (its publish failed)."""
+        with self._lock:
+            if self._recent and self._recent[-1] is self._last_poll:
+                self._recent.pop()
+            self._last_poll = status
+            self._recent.append(status)
+
     def _count_poll(self) -> None:
         assert self._last_poll is not None
         self._recent.append(self._last_poll)
 
     def poll_published(self) -> None:
-        """The poll recorded last is what scrapes now get: wake whoever waits for it."""
+        """The poll recorded last has ended, published if it could be: wake whoever waits."""
         with self._lock:
             self._polls_finished += 1
             self._finished.notify_all()
