@@ -9,7 +9,10 @@ every few seconds), so that the poll thread stays the only one that renders ``/m
 
 A round of a loop can fail; the loop cannot die of it. An exception in a poll, a usage read
 or a publish ends that one attempt: it is counted under its reason (``other`` when nothing
-expected it), logged in one line, and the next attempt comes at the next interval.
+expected it), logged in one line, and the next attempt comes at the next interval. Should a
+loop still end other than at shutdown (a ``BaseException``, a fault in its own scheduling),
+it says so in one log line rather than a raw traceback, and ``/healthz`` fails from then on,
+so that the process is restarted.
 """
 
 from __future__ import annotations
@@ -353,11 +356,17 @@ class Exporter:
             tls=web_config.tls_context if web_config is not None and web_config.tls_on else None,
         )
         self._server.start()
-        self._poll_thread = threading.Thread(target=self._poll_loop, name="poll", daemon=True)
+        self._poll_thread = threading.Thread(
+            target=self._run_loop, args=("poll", self._poll_loop), name="poll", daemon=True
+        )
         self._poll_thread.start()
         if self.usage is not None:
+            usage = self.usage
             self._usage_thread = threading.Thread(
-                target=self._usage_loop, args=(self.usage,), name="usage", daemon=True
+                target=self._run_loop,
+                args=("usage", lambda: self._usage_loop(usage)),
+                name="usage",
+                daemon=True,
             )
             self._usage_thread.start()
         if web_config is not None:
@@ -378,6 +387,32 @@ class Exporter:
         """The base URL of every listen address."""
         assert self._server is not None, "start() first"
         return self._server.urls
+
+    def _run_loop(self, name: str, loop: Callable[[], None]) -> None:
+        """Run ``loop`` on this thread until shutdown; if it ends before, fail ``/healthz``.
+
+        Whatever ends it is caught here, BaseException included, and said in one log line:
+        threading's default hook would print a raw traceback to stderr instead, and the
+        exporter would go on serving its last poll as if nothing had happened.
+        """
+        try:
+            loop()
+        except BaseException as exc:
+            if self._stop.is_set():
+                log.debug("the %s loop ended while stopping", name, exc_info=exc)
+                return
+            log.debug("the %s loop stopped", name, exc_info=exc)
+            reason = f"the {name} loop stopped: {describe(exc)}"
+        else:
+            if self._stop.is_set():
+                return
+            reason = f"the {name} loop stopped"
+        log.error(
+            "%s; /healthz fails from now on, so that the exporter is restarted",
+            reason,
+            extra={"fields": {"loop": name}},
+        )
+        self.state.loop_stopped(reason)
 
     def _poll_loop(self) -> None:
         interval = self.settings.poll_interval

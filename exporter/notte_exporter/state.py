@@ -6,7 +6,8 @@ polls are kept in a bounded ring (``RECENT_POLLS``), so memory stays flat howeve
 exporter runs.
 
 A poll that could not be published fails after all: its entry is replaced, so that each poll
-stays one entry.
+stays one entry. A loop the exporter cannot work without that stops (other than at shutdown)
+makes the exporter unhealthy for good: ``/healthz`` fails, so that it is restarted.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class ExporterState:
         self._last_success: datetime | None = None
         self._last_poll: PollStatus | None = None
         self._recent: deque[PollStatus] = deque(maxlen=RECENT_POLLS)
+        self._stopped_loops: list[str] = []
 
     def record_success(self, snapshot: Snapshot, status: PollStatus) -> None:
         with self._lock:
@@ -82,6 +84,17 @@ class ExporterState:
         with self._lock:
             self._polls_finished += 1
             self._finished.notify_all()
+
+    def loop_stopped(self, reason: str) -> None:
+        """A loop that must run as long as the exporter has stopped, for ``reason``."""
+        with self._lock:
+            self._stopped_loops.append(reason)
+
+    @property
+    def unhealthy(self) -> str | None:
+        """Why the exporter must be restarted (every loop that stopped), or None."""
+        with self._lock:
+            return "; ".join(self._stopped_loops) or None
 
     def wait_for_polls(self, count: int, timeout: float) -> bool:
         """Block until ``count`` polls have finished and been published, so that a scrape

@@ -6,6 +6,9 @@ slows a scrape. ``/metrics`` serves the bytes rendered when the last poll ended
 these routes is ``server.py``; the web config's authentication and headers wrap them in
 ``access.py``. HEAD is answered like GET (the server sends the headers only).
 
+``/healthz`` is liveness: it fails (503, one line saying why) once a loop the exporter cannot
+work without has stopped (``state.py``), since only a restart brings it back.
+
 Everything but the status page and live renders of ``/metrics`` (a ``?name[]=`` filter, a
 format variant not published yet) is answered from memory, so ``answer_now`` gives it on
 the server's event loop; the status page renders a page from the state and the others read
@@ -64,7 +67,10 @@ class Routes:
         if path == self._telemetry_path:
             return self._metrics(request, now=now)
         if path == "/healthz":
-            return _plain(200, "ok\n")
+            unhealthy = self._state.unhealthy
+            if unhealthy is None:
+                return _plain(200, "ok\n")
+            return _plain(503, f"unhealthy: {self._redact(unhealthy)}\n")
         if path == "/readyz":
             if self._state.ready:
                 return _plain(200, "ready\n")

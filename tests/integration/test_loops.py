@@ -1,4 +1,4 @@
-"""A poll can fail; the poller cannot die. And what a scrape and the log see then.
+"""A poll can fail; the poller cannot die. And what a scrape, a probe and the log see then.
 
 The daemon's own threads run the loops here, round by round: ``Rounds`` stands in for their
 waits between rounds, so a test says when the next round starts and learns when one ended
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -108,6 +109,10 @@ class FaultyClock:
         return self._clock.now()
 
 
+class Fatal(BaseException):
+    """What no ``except Exception`` catches: it ends the thread it is raised on."""
+
+
 class RaisingCollector:
     """A collector that raises ``fault`` at its next render when armed, else yields nothing."""
 
@@ -182,6 +187,16 @@ def scraped(base: str, name: str, **labels: str) -> float | None:
 def listings(api) -> int:
     """Requests the simulated API has had for the live listing."""
     return len([r for r in api.requests if r.query.get("only_active") == "true"])
+
+
+def until(condition: Callable[[], bool]) -> bool:
+    """Whether ``condition`` holds within the deadline (it is looked at every 10 ms)."""
+    deadline = time.monotonic() + DEADLINE
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 @pytest.fixture
@@ -276,6 +291,39 @@ def test_a_usage_read_that_raises_fails_and_the_next_read_recovers(
     assert len([r for r in api.requests if r.path == "/usage"]) == 3
 
 
+def test_a_stopped_poll_loop_fails_healthz(make_looping) -> None:
+    exporter, rounds, base = make_looping()
+    broken = RaisingCollector()
+    exporter.registry.register(broken)
+    assert rounds.ended("poll", 1)
+    assert httpx.get(f"{base}/healthz", timeout=DEADLINE).status_code == 200
+    broken.fault = Fatal(f"gone, holding {API_KEY}")
+    rounds.next("poll")
+    assert until(lambda: exporter.state.unhealthy is not None)
+    response = httpx.get(f"{base}/healthz", timeout=DEADLINE)
+    assert response.status_code == 503
+    assert response.text == f"unhealthy: the poll loop stopped: Fatal: gone, holding {REDACTED}\n"
+
+
+def test_a_stopped_usage_loop_fails_healthz(make_looping) -> None:
+    exporter, rounds, base = make_looping(collector_usage=True)
+    assert rounds.ended("usage", 1)
+    rounds.fail("usage", RuntimeError("scheduler broke"))
+    rounds.next("usage")
+    assert until(lambda: exporter.state.unhealthy is not None)
+    response = httpx.get(f"{base}/healthz", timeout=DEADLINE)
+    assert response.status_code == 503
+    assert response.text == "unhealthy: the usage loop stopped: RuntimeError: scheduler broke\n"
+
+
+def test_healthz_stays_up_through_a_shutdown(make_looping) -> None:
+    exporter, rounds, _ = make_looping(collector_usage=True)
+    assert rounds.ended("poll", 1)
+    assert rounds.ended("usage", 1)
+    exporter.stop(grace=DEADLINE)
+    assert exporter.state.unhealthy is None
+
+
 def log_lines(err: str) -> list[str]:
     lines = err.splitlines()
     assert all(line.startswith("ts=") for line in lines), err  # nothing raw: log lines only
@@ -297,3 +345,21 @@ def test_a_failed_publish_is_one_log_line_and_nothing_raw_on_stderr(
     assert "level=error" in line
     assert f"cannot render /metrics: OverflowError: int too large, says {REDACTED}" in line
     assert "reason=other" in line
+
+
+def test_a_stopped_loop_is_one_log_line_and_nothing_raw_on_stderr(
+    make_looping, log_to_stderr, capfd
+) -> None:
+    log_to_stderr()
+    exporter, rounds, _ = make_looping()
+    broken = RaisingCollector()
+    exporter.registry.register(broken)
+    assert rounds.ended("poll", 1)
+    capfd.readouterr()
+    broken.fault = Fatal(f"gone, holding {API_KEY}")
+    rounds.next("poll")
+    assert until(lambda: exporter.state.unhealthy is not None)
+    [line] = log_lines(capfd.readouterr().err)
+    assert "level=error" in line
+    assert f"the poll loop stopped: Fatal: gone, holding {REDACTED}" in line
+    assert "/healthz fails from now on" in line
