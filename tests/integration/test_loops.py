@@ -324,6 +324,30 @@ def test_healthz_stays_up_through_a_shutdown(make_looping) -> None:
     assert exporter.state.unhealthy is None
 
 
+PROMETHEUS_3 = (
+    "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,"
+    "text/plain;version=0.0.4;q=0.2,*/*;q=0.1"
+)
+
+
+def test_a_scrape_whose_live_render_fails_gets_500_and_one_line(make_looping, caplog) -> None:
+    exporter, rounds, base = make_looping()
+    broken = RaisingCollector()
+    exporter.registry.register(broken)
+    assert rounds.ended("poll", 1)
+    broken.fault = OverflowError(f"int too large, says {API_KEY}")
+    # A format variant not published yet is rendered live, from the registry.
+    with caplog.at_level(logging.INFO):
+        response = httpx.get(f"{base}/metrics", headers={"accept": PROMETHEUS_3}, timeout=DEADLINE)
+    assert response.status_code == 500
+    assert (
+        response.text == f"cannot render /metrics: OverflowError: int too large, says {REDACTED}\n"
+    )
+    logged = [r for r in caplog.records if r.name.startswith("notte_exporter")]
+    assert not [record for record in logged if record.levelno >= logging.INFO]
+    assert httpx.get(f"{base}/metrics", timeout=DEADLINE).status_code == 200
+
+
 def log_lines(err: str) -> list[str]:
     lines = err.splitlines()
     assert all(line.startswith("ts=") for line in lines), err  # nothing raw: log lines only
