@@ -96,15 +96,20 @@ Three causes, told apart by the `cause` label:
   what, never the value. `rate_limited`: see
   [NotteApiRateLimited](#notteapiratelimited). `timeout`/`network`: egress to
   `--notte.api-url`. `server_error`/`invalid_response`: the Notte API itself
-  (status page, support).
+  (status page, support). `other`: an unexpected answer, or an error of the exporter's
+  own (the log says `cannot render /metrics` or `an unexpected error in the exporter`):
+  report the log line to the maintainers.
 
 **Act.** Restart or redeploy the exporter; fix the key (a new secret, then restart), the
 network policy, or the scrape configuration. While it lasts, check leaks by hand in the
 Notte console.""",
         "NotteExporterStale": f"""\
 **Meaning.** The last successful poll is older than {human_duration(c.stale_after)} (for
-{human_duration(c.stale_for)}) although the last poll did not fail: the poll loop is stuck
-or a poll takes far longer than `--poll.interval`. Metrics still look fine but are old.
+{human_duration(c.stale_for)}) although the last poll did not fail: the poll loop is stuck,
+a poll takes far longer than `--poll.interval`, or `/metrics` cannot be rendered at all
+(scrapes then get the last poll that rendered; the log says `cannot render /metrics`).
+Metrics still look fine but are old. (A poll loop that has stopped fails `/healthz`, so
+that the exporter is restarted.)
 Failing polls raise [NotteExporterDown](#notteexporterdown) (`polls_failing`) instead.
 
 **Check.** The *Last successful poll* and *Poll duration* panels of the *Notte exporter*

@@ -6,6 +6,13 @@ shorter than the interval), so they can never overlap. The usage reads (``GET /u
 on a thread and schedule of their own, so a slow or failing ``/usage`` never delays a poll;
 what they read is published with the next poll (usage changes over minutes, polls come
 every few seconds), so that the poll thread stays the only one that renders ``/metrics``.
+
+A round of a loop can fail; the loop cannot die of it. An exception in a poll, a usage read
+or a publish ends that one attempt: it is counted under its reason (``other`` when nothing
+expected it), logged in one line, and the next attempt comes at the next interval. Should a
+loop still end other than at shutdown (a ``BaseException``, a fault in its own scheduling),
+it says so in one log line rather than a raw traceback, and ``/healthz`` fails from then on,
+so that the process is restarted.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import platform
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -29,7 +37,14 @@ from . import __version__, statuspage
 from .client import NotteClient
 from .collector import SessionCollector
 from .config import Settings, key_source
-from .errors import ShutdownRequested, display_url
+from .errors import (
+    UNEXPECTED_ADVICE,
+    FailureReason,
+    ShutdownRequested,
+    describe,
+    display_url,
+    unexpected,
+)
 from .exchange import Handler
 from .exposition import PublishedExposition
 from .instrumentation import ExporterMetrics
@@ -55,6 +70,9 @@ disable_created_metrics()  # type: ignore[no-untyped-call]
 # Live statuses the API is known to send; others it adds later get their own label value.
 LIVE_STATUS_LABELS = ("active", "authenticating")
 
+# How the loops wait between rounds: up to the seconds given, True once the exporter stops.
+LoopWait = Callable[[threading.Event, float], bool]
+
 
 class Exporter:
     """One exporter instance: everything but process-level concerns (signals, exit codes)."""
@@ -71,6 +89,7 @@ class Exporter:
         process_metrics: bool = True,
         usage_clock: Callable[[], float] = time.monotonic,
         thread_cpu: Callable[[], float] = time.thread_time,
+        loop_wait: LoopWait = threading.Event.wait,
     ) -> None:
         self.settings = settings
         self.api_key = api_key
@@ -102,6 +121,10 @@ class Exporter:
                 self.process_registry.register(collector)
         self.state = ExporterState()
         self._stop = threading.Event()
+        # Tests inject one that ends each wait when told to, to run the loops round by round.
+        self._loop_wait = loop_wait
+        # The render failure last logged, so that one that repeats at every poll is logged once.
+        self._render_failure: str | None = None
         self.metrics = ExporterMetrics(self.registry)
         browser_label = BoundedLabel(BROWSER_TYPES, redact=self.redact)
         status_label = BoundedLabel(LIVE_STATUS_LABELS, redact=self.redact)
@@ -216,13 +239,97 @@ class Exporter:
         return self._poll_and_publish(read_usage=True)
 
     def _poll_and_publish(self, *, read_usage: bool = False) -> PollStatus:
-        """One poll, then publish; the daemon's loop leaves usage to its own thread."""
-        status = self.poller.poll()
+        """One poll, then publish; the daemon's loop leaves usage to its own thread.
+
+        Raises only ShutdownRequested, and what breaks the exporter's own clock: whatever
+        else goes wrong ends this poll as a failure, the poll (``Poller.poll``), recording
+        its outcome and publishing alike.
+        """
+        try:
+            status = self.poller.poll()
+        except ShutdownRequested:
+            raise
+        except Exception as exc:  # past the poll's own handling: recording its outcome broke
+            status = self._poll_broke(exc)
         if read_usage and self.usage is not None:
             self.usage.poll_if_due()
-        self.published.publish()
+        status = self._publish(status)
         self.state.poll_published()
         return status
+
+    def _poll_broke(self, exc: Exception) -> PollStatus:
+        """The poll raised: it fails, counted once under ``other``, and says so once."""
+        error = unexpected(exc)
+        status = PollStatus(
+            ok=False,
+            finished_at=self._clock(),
+            duration_seconds=0.0,
+            reason=error.reason,
+            message=error.message,
+            advice=error.advice,
+        )
+        self.metrics.poll_failures.labels(reason=error.reason.value).inc()
+        self.state.record_failure(status)
+        log.debug("the poll failed unexpectedly", exc_info=exc)
+        log.error(
+            "poll failed: %s: %s; %s",
+            error.reason.value,
+            error.message,
+            error.advice,
+            extra={"fields": {"outcome": "failure", "reason": error.reason.value}},
+        )
+        return status
+
+    def _publish(self, status: PollStatus) -> PollStatus:
+        """Render ``/metrics`` for the poll that ended as ``status``; what it counts as then.
+
+        A publish that raises changes nothing a scrape gets (``PublishedExposition.publish``
+        is all or nothing). A poll that succeeded then fails after all (reason ``other``,
+        counted once) and is published again, so that scrapes see it: ``notte_up`` 0 and
+        the failure counted. If that render fails too, ``/metrics`` keeps the last poll it
+        could render, whose success timestamp then ages (``NotteExporterStale``).
+        """
+        try:
+            self.published.publish()
+        except Exception as exc:
+            failed = self._render_failed(status, exc)
+        else:
+            if self._render_failure is not None:
+                log.info("rendering /metrics works again", extra={"fields": {"outcome": "success"}})
+                self._render_failure = None
+            return status
+        try:
+            self.published.publish()
+        except Exception:
+            log.debug("the failed poll could not be published either", exc_info=True)
+        return failed
+
+    def _render_failed(self, status: PollStatus, exc: Exception) -> PollStatus:
+        error = describe(exc)
+        failed = status
+        if status.ok:
+            failed = replace(
+                status,
+                ok=False,
+                reason=FailureReason.OTHER,
+                message=f"rendering /metrics failed: {error}",
+                advice=UNEXPECTED_ADVICE,
+            )
+            self.metrics.poll_failures.labels(reason=FailureReason.OTHER.value).inc()
+            self.state.replace_last_poll(failed)
+        log.debug("rendering /metrics failed", exc_info=exc)
+        fields = {"outcome": "failure", "reason": FailureReason.OTHER.value}
+        if error == self._render_failure:
+            log.debug("rendering /metrics still fails: %s", error, extra={"fields": fields})
+        else:
+            self._render_failure = error
+            log.error(
+                "cannot render /metrics: %s; scrapes get the last poll it could render; %s",
+                error,
+                UNEXPECTED_ADVICE,
+                extra={"fields": fields},
+            )
+        return failed
 
     def exposition(self) -> bytes:
         """The text exposition a scrape asking for nothing in particular gets."""
@@ -249,11 +356,17 @@ class Exporter:
             tls=web_config.tls_context if web_config is not None and web_config.tls_on else None,
         )
         self._server.start()
-        self._poll_thread = threading.Thread(target=self._poll_loop, name="poll", daemon=True)
+        self._poll_thread = threading.Thread(
+            target=self._run_loop, args=("poll", self._poll_loop), name="poll", daemon=True
+        )
         self._poll_thread.start()
         if self.usage is not None:
+            usage = self.usage
             self._usage_thread = threading.Thread(
-                target=self._usage_loop, args=(self.usage,), name="usage", daemon=True
+                target=self._run_loop,
+                args=("usage", lambda: self._usage_loop(usage)),
+                name="usage",
+                daemon=True,
             )
             self._usage_thread.start()
         if web_config is not None:
@@ -275,6 +388,32 @@ class Exporter:
         assert self._server is not None, "start() first"
         return self._server.urls
 
+    def _run_loop(self, name: str, loop: Callable[[], None]) -> None:
+        """Run ``loop`` on this thread until shutdown; if it ends before, fail ``/healthz``.
+
+        Whatever ends it is caught here, BaseException included, and said in one log line:
+        threading's default hook would print a raw traceback to stderr instead, and the
+        exporter would go on serving its last poll as if nothing had happened.
+        """
+        try:
+            loop()
+        except BaseException as exc:
+            if self._stop.is_set():
+                log.debug("the %s loop ended while stopping", name, exc_info=exc)
+                return
+            log.debug("the %s loop stopped", name, exc_info=exc)
+            reason = f"the {name} loop stopped: {describe(exc)}"
+        else:
+            if self._stop.is_set():
+                return
+            reason = f"the {name} loop stopped"
+        log.error(
+            "%s; /healthz fails from now on, so that the exporter is restarted",
+            reason,
+            extra={"fields": {"loop": name}},
+        )
+        self.state.loop_stopped(reason)
+
     def _poll_loop(self) -> None:
         interval = self.settings.poll_interval
         next_start = time.monotonic()
@@ -286,7 +425,7 @@ class Exporter:
             next_start += interval
             # After a stall (a suspended VM, say) skip missed polls rather than bursting.
             next_start = max(next_start, time.monotonic())
-            if self._stop.wait(max(next_start - time.monotonic(), 0.0)):
+            if self._loop_wait(self._stop, max(next_start - time.monotonic(), 0.0)):
                 break
 
     def _usage_loop(self, usage: UsageWatcher) -> None:
@@ -295,7 +434,7 @@ class Exporter:
                 usage.poll_if_due()
             except ShutdownRequested:
                 break
-            if self._stop.wait(usage.seconds_until_due()):
+            if self._loop_wait(self._stop, usage.seconds_until_due()):
                 break
 
     def reload(self) -> list[str]:

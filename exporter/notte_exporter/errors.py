@@ -14,7 +14,8 @@ operator can go from an alert to the cause without reading code.
       reason=timeout           connect/read timeouts, or the poll's time budget ran out
       reason=network           connection refused/reset, DNS, TLS, truncated bodies
       reason=invalid_response  not JSON, not the documented shape, or a runaway has_next
-      reason=other             any other status (e.g. 404, 422) or unexpected error
+      reason=other             any other status (e.g. 404, 422), or an unexpected error in
+                               the exporter itself (``unexpected``), rendering /metrics included
 
 Advice goes with the reason (``ADVICE``) unless the error knows better: a 404, an HTML page
 or JSON that is no session listing at all means the URL is probably not the Notte API, and
@@ -57,6 +58,13 @@ ADVICE: dict[FailureReason, str] = {
     "please report it to the exporter's maintainers",
     FailureReason.OTHER: "unexpected answer from the Notte API; see the message",
 }
+
+
+# What to do about an error no handler expected: the exporter, not the API, is at fault.
+UNEXPECTED_ADVICE = (
+    "an unexpected error in the exporter; please report it to the exporter's maintainers "
+    "(--log.level=debug logs its traceback)"
+)
 
 
 def display_url(url: str) -> str:
@@ -111,3 +119,18 @@ class ShutdownRequested(Exception):  # noqa: N818 - not an error: the operator a
     Not an ``ApiError`` and not an ``OSError``: nothing failed, so the poll is neither
     counted as failed nor logged as one; the poll loop ends.
     """
+
+
+def describe(exc: BaseException) -> str:
+    """An exception as one line: its type and message, whitespace collapsed.
+
+    Not cut short: a cut could split the key in two, and redaction (applied by whoever shows
+    the text) would then miss the half that remains.
+    """
+    message = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+def unexpected(exc: Exception) -> ApiError:
+    """An exception no handler expected, as the failure it causes (reason ``other``)."""
+    return ApiError(FailureReason.OTHER, describe(exc), advice=UNEXPECTED_ADVICE)

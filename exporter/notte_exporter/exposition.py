@@ -161,6 +161,10 @@ class PublishedExposition:
         formats cannot differ, and reading it (every metric's samples) is a third of what
         rendering one format costs. Each format re-renders only the families that changed
         since the last publish (``families.py``).
+
+        All or nothing: should reading or rendering raise, scrapes keep getting the bytes of
+        the last publish, every format alike (what a format kept of this reading is keyed
+        by each family's identity, so it is only ever reused for that same family).
         """
         with self._lock:
             formats = dict(self._formats)

@@ -26,7 +26,7 @@ from typing import Any, ParamSpec, TypeVar
 import httpx
 
 from .client import NotteClient
-from .errors import ApiError, FailureReason, ShutdownRequested
+from .errors import ApiError, ShutdownRequested, unexpected
 from .instrumentation import ExporterMetrics
 from .labels import BoundedLabel
 from .lifecycle import LifecycleTracker
@@ -131,17 +131,23 @@ class Poller:
         self._redact = redact
 
     def poll(self) -> PollStatus:
-        """Run one poll; never raises for anything the API or the network does."""
+        """Run one poll and record its outcome; a failure is returned, never raised.
+
+        Whatever goes wrong in the poll, the API, the network or a bug of the exporter's own
+        (then reason ``other``), fails this poll only; the next one starts afresh. Only
+        ShutdownRequested leaves, and whatever breaks the recording of the outcome itself,
+        for the daemon's loop to catch.
+        """
         started = self._monotonic()
         deadline = started + self._config.poll_timeout
         requests_before = self._client.requests_made
         self._pages = 0
         self._metrics.polls.inc()
-        # The poll's time is when its listing began, taken in the API's UTC instance,
-        # cheap to compare with its timestamps (see models). Every judgement of the poll
-        # (browser time, idle, overdue, pending) is made against it.
-        now = in_api_utc(self._clock())
         try:
+            # The poll's time is when its listing began, taken in the API's UTC instance,
+            # cheap to compare with its timestamps (see models). Every judgement of the poll
+            # (browser time, idle, overdue, pending) is made against it.
+            now = in_api_utc(self._clock())
             # Leaving the pool waits for whatever it still has in flight, so a poll's
             # requests are all its own, even when it fails.
             with self._page_pool() as pool:
@@ -152,19 +158,18 @@ class Poller:
                 status_label=self._status_label,
                 redact=self._redact,
             )
+            finished_at = self._clock()
         except ApiError as exc:
             return self._fail(exc, started, requests_before)
         except ShutdownRequested:
             raise  # shutdown interrupted a backoff wait: not the API's fault
         except Exception as exc:
             log.debug("unexpected error during poll", exc_info=True)
-            error = ApiError(FailureReason.OTHER, f"{type(exc).__name__}: {exc}")
-            return self._fail(error, started, requests_before)
-        duration = self._finish(started)
+            return self._fail(unexpected(exc), started, requests_before)
         status = PollStatus(
             ok=True,
-            finished_at=self._clock(),
-            duration_seconds=duration,
+            finished_at=finished_at,
+            duration_seconds=self._finish(started),
             sessions=sessions,
             pages=self._pages,
             requests=self._client.requests_made - requests_before,
@@ -176,12 +181,12 @@ class Poller:
         return status
 
     def _fail(self, error: ApiError, started: float, requests_before: int) -> PollStatus:
-        duration = self._finish(started)
-        self._metrics.poll_failures.labels(reason=error.reason.value).inc()
+        # The status first: should making it raise, nothing is counted yet, and the daemon
+        # counts the poll's failure once.
         status = PollStatus(
             ok=False,
             finished_at=self._clock(),
-            duration_seconds=duration,
+            duration_seconds=self._finish(started),
             reason=error.reason,
             message=error.message,
             advice=error.advice,
@@ -189,6 +194,7 @@ class Poller:
             requests=self._client.requests_made - requests_before,
             http_status=error.status,
         )
+        self._metrics.poll_failures.labels(reason=error.reason.value).inc()
         self._state.record_failure(status)
         self._reporter.report(status)
         return status

@@ -4,6 +4,10 @@ The poll thread writes, scrape and page threads read. Every write replaces immut
 values under a lock, so a reader sees one consistent poll, never half of two. The recent
 polls are kept in a bounded ring (``RECENT_POLLS``), so memory stays flat however long the
 exporter runs.
+
+A poll that could not be published fails after all: its entry is replaced, so that each poll
+stays one entry. A loop the exporter cannot work without that stops (other than at shutdown)
+makes the exporter unhealthy for good: ``/healthz`` fails, so that it is restarted.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ class ExporterState:
         self._last_success: datetime | None = None
         self._last_poll: PollStatus | None = None
         self._recent: deque[PollStatus] = deque(maxlen=RECENT_POLLS)
+        self._stopped_loops: list[str] = []
 
     def record_success(self, snapshot: Snapshot, status: PollStatus) -> None:
         with self._lock:
@@ -62,15 +67,34 @@ class ExporterState:
             self._last_poll = status
             self._count_poll()
 
+    def replace_last_poll(self, status: PollStatus) -> None:
+        """The poll recorded last ended as ``status`` after all (its publish failed)."""
+        with self._lock:
+            if self._recent and self._recent[-1] is self._last_poll:
+                self._recent.pop()
+            self._last_poll = status
+            self._recent.append(status)
+
     def _count_poll(self) -> None:
         assert self._last_poll is not None
         self._recent.append(self._last_poll)
 
     def poll_published(self) -> None:
-        """The poll recorded last is what scrapes now get: wake whoever waits for it."""
+        """The poll recorded last has ended, published if it could be: wake whoever waits."""
         with self._lock:
             self._polls_finished += 1
             self._finished.notify_all()
+
+    def loop_stopped(self, reason: str) -> None:
+        """A loop that must run as long as the exporter has stopped, for ``reason``."""
+        with self._lock:
+            self._stopped_loops.append(reason)
+
+    @property
+    def unhealthy(self) -> str | None:
+        """Why the exporter must be restarted (every loop that stopped), or None."""
+        with self._lock:
+            return "; ".join(self._stopped_loops) or None
 
     def wait_for_polls(self, count: int, timeout: float) -> bool:
         """Block until ``count`` polls have finished and been published, so that a scrape

@@ -26,7 +26,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from .client import NotteClient
-from .errors import ApiError, FailureReason, ShutdownRequested
+from .errors import ApiError, ShutdownRequested, unexpected
 from .labels import text_label
 from .usage_report import UsageReport
 
@@ -81,7 +81,12 @@ class UsageWatcher:
         return max(self._next_due - self._monotonic(), 0.0)
 
     def poll_if_due(self) -> bool:
-        """Read usage if its interval has passed; True if a read was made."""
+        """Read usage if its interval has passed; True if a read was made.
+
+        A read that fails, whatever the reason (a bug of the exporter's own included, then
+        reason ``other``), shows as ``notte_usage_up`` 0 and is tried again at the next
+        interval; only ShutdownRequested, and a failure of the schedule's own clock, leave.
+        """
         with self._reading:
             if self.seconds_until_due() > 0:
                 return False
@@ -93,6 +98,7 @@ class UsageWatcher:
         self._next_due = started + self._interval
         try:
             report = self._client.get_usage(deadline=self._client.deadline_after(self._budget))
+            read = UsageState(report=report, up=True, last_success=self._clock())
         except ApiError as exc:
             self._fail(exc, started)
             return
@@ -100,10 +106,10 @@ class UsageWatcher:
             raise
         except Exception as exc:  # a bug here must not stop the watcher
             log.debug("unexpected error reading usage", exc_info=True)
-            self._fail(ApiError(FailureReason.OTHER, f"{type(exc).__name__}: {exc}"), started)
+            self._fail(unexpected(exc), started)
             return
         with self._lock:
-            self._state = UsageState(report=report, up=True, last_success=self._clock())
+            self._state = read
         if self._logged is not None:
             log.info(
                 "usage is readable again (GET /usage)",

@@ -6,6 +6,10 @@ slows a scrape. ``/metrics`` serves the bytes rendered when the last poll ended
 these routes is ``server.py``; the web config's authentication and headers wrap them in
 ``access.py``. HEAD is answered like GET (the server sends the headers only).
 
+``/healthz`` is liveness: it fails (503, one line saying why) once a loop the exporter cannot
+work without has stopped (``state.py``), since only a restart brings it back. A live render
+that fails answers 500 with one line saying why; the published bytes never fail to serve.
+
 Everything but the status page and live renders of ``/metrics`` (a ``?name[]=`` filter, a
 format variant not published yet) is answered from memory, so ``answer_now`` gives it on
 the server's event loop; the status page renders a page from the state and the others read
@@ -17,6 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from .errors import describe
 from .exchange import Request, Response
 from .exposition import PublishedExposition, Reply
 from .state import ExporterState
@@ -64,7 +69,10 @@ class Routes:
         if path == self._telemetry_path:
             return self._metrics(request, now=now)
         if path == "/healthz":
-            return _plain(200, "ok\n")
+            unhealthy = self._state.unhealthy
+            if unhealthy is None:
+                return _plain(200, "ok\n")
+            return _plain(503, f"unhealthy: {self._redact(unhealthy)}\n")
         if path == "/readyz":
             if self._state.ready:
                 return _plain(200, "ready\n")
@@ -84,7 +92,13 @@ class Routes:
             if reply is None:
                 return None
         else:
-            reply = self._exposition.reply(accept, encoding, request.query)
+            try:
+                reply = self._exposition.reply(accept, encoding, request.query)
+            except Exception as exc:
+                # The poll's publish meets the same failure and logs it once; a scrape comes
+                # every few seconds and must not log a traceback each time.
+                log.debug("rendering /metrics for a scrape failed", exc_info=True)
+                return _plain(500, f"cannot render /metrics: {self._redact(describe(exc))}\n")
         headers = [("Content-Type", reply.content_type), ("Content-Length", str(len(reply.body)))]
         if reply.content_encoding is not None:
             headers.append(("Content-Encoding", reply.content_encoding))

@@ -58,6 +58,28 @@ def test_scrapes_serve_the_last_published_poll(registry, gauge) -> None:
     assert b"notte_things 2.0" in exposition.text()
 
 
+class Unrenderable(Collector):
+    """A collector whose data cannot be rendered, as a number too large for a float."""
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> list[Metric]:
+        return [GaugeMetricFamily("notte_odd", "Odd.", value=float(10**400))]
+
+
+def test_a_publish_that_raises_leaves_every_format_as_last_published(registry, gauge) -> None:
+    exposition = PublishedExposition(registry)
+    gauge.set(2)
+    registry.register(Unrenderable())
+    with pytest.raises(OverflowError):
+        exposition.publish()
+    assert b"notte_things 1.0" in exposition.text()
+    # As published (a live render, say of a format variant, would read the registry again).
+    assert exposition.reply_now("application/openmetrics-text") is not None
+    assert b"notte_things 1.0" in exposition.reply("application/openmetrics-text").body
+
+
 def test_per_process_series_are_rendered_at_each_scrape(registry, gauge, process) -> None:
     exposition = PublishedExposition(registry, process)
     body = exposition.text()
