@@ -28,7 +28,7 @@ import httpx
 from .client import NotteClient
 from .errors import ApiError, ShutdownRequested, unexpected
 from .instrumentation import ExporterMetrics
-from .labels import BoundedLabel
+from .labels import BoundedLabel, text_label
 from .lifecycle import LifecycleTracker
 from .models import InvalidItem, LiveSession, SessionPage, in_api_utc, is_live
 from .paging import pages_ahead, read_listing
@@ -348,10 +348,12 @@ class Poller:
             return
         self._metrics.invalid_sessions.inc(len(invalid))
         first = invalid[0]
+        # The id is the API's text: bounded like a label value, so a megabyte id cannot
+        # make a megabyte log line.
         log.warning(
             "skipped %d unreadable session item(s); first: session_id=%s %s",
             len(invalid),
-            first.session_id or "?",
+            text_label(first.session_id, self._redact) if first.session_id else "?",
             first.problem,
         )
 

@@ -204,3 +204,18 @@ def test_a_key_echoed_in_the_usage_report_is_never_published(api, account, make_
     ]
     for text in (metrics, page):
         assert API_KEY not in text
+
+
+def test_an_invalid_item_with_a_megabyte_id_is_logged_in_a_bounded_line(
+    api, make_exporter, caplog
+) -> None:
+    huge_id = API_KEY + "y" * 1_000_000
+    api.faults.push(
+        Fault.payload(listing({"session_id": huge_id, "status": "active"}), path="/sessions")
+    )
+    exporter = make_exporter(sessions_lookup_budget=0)
+    with caplog.at_level("WARNING", logger="notte_exporter.poller"):
+        assert exporter.poll_once().ok
+    [line] = [r.getMessage() for r in caplog.records if "unreadable" in r.getMessage()]
+    assert len(line) < 1_000
+    assert API_KEY not in line
