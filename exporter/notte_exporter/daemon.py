@@ -1,4 +1,5 @@
-"""Wires the parts into a running exporter: client, tracker, poller, collectors, server.
+"""Wires the parts into a running exporter: client, tracker, poller, collectors, server,
+and the reaper when its policy file is given (reaper/).
 
 The poll loop runs on its own thread and the HTTP server on others; they share only the
 published state. Polls run one after another on a fixed schedule (each poll's budget is

@@ -8,8 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from support import API_KEY
 from test_reload import lines_until
+
+from support import API_KEY
 
 
 def test_a_malformed_policy_file_exits_2_listing_every_problem_and_no_key(

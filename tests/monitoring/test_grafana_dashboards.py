@@ -212,13 +212,15 @@ def test_sessions_dashboard_has_the_reaper_row_issue_21_lists():
         panel["title"]: " ".join(target["expr"] for target in panel.get("targets", []))
         for panel in panels(DASHBOARDS["notte-sessions.json"])
     }
-    assert "sum by (policy, result) (rate(notte_reaper_stops_total" in queries[
-        "Reaper stops by policy and result"
-    ]
+    assert (
+        "sum by (policy, result) (rate(notte_reaper_stops_total"
+        in queries["Reaper stops by policy and result"]
+    )
     assert "notte_reaper_candidates" in queries["Reaper candidates by policy"]
-    assert "notte_reaper_saved_browser_seconds_total" in queries[
-        "Browser hours saved (selected range)"
-    ]
+    assert (
+        "notte_reaper_saved_browser_seconds_total"
+        in queries["Browser hours saved (selected range)"]
+    )
 
 
 def test_cost_dashboard_puts_a_dollar_value_on_the_reapers_savings():

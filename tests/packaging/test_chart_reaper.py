@@ -62,7 +62,7 @@ def test_the_rendered_file_is_one_the_exporter_accepts(render) -> None:
 
 
 def test_an_enabled_reaper_without_policies_is_refused_with_what_to_do(render) -> None:
-    with pytest.raises(helm.HelmError, match="reaper.enabled needs reaper.config.policies"):
+    with pytest.raises(helm.HelmError, match=r"reaper\.enabled needs reaper\.config\.policies"):
         render({"reaper": {"enabled": True}})
 
 

@@ -352,3 +352,14 @@ def test_the_watch_applies_an_edit_without_a_signal(tmp_path: Path) -> None:
     live.watch(stop, period=0)
     assert looked.is_set()
     assert live.current.dry_run is False
+
+
+EXAMPLES = Path(__file__).parents[2] / "examples"
+
+
+def test_the_shipped_example_is_a_dry_run_and_the_demos_is_live() -> None:
+    example, _ = load(EXAMPLES / "reaper.yaml")
+    demo, _ = load(EXAMPLES / "reaper-demo.yaml")
+    assert [p.name for p in example.policies] == ["idle-10m", "older-than-2h"]
+    assert example.dry_run is True
+    assert demo.dry_run is False  # the simulated account only: see its comments
