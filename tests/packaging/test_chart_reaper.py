@@ -51,6 +51,12 @@ def test_dry_run_false_is_rendered_only_when_set(render) -> None:
     assert policy_file(render(enabled(dry_run=False)))["dry_run"] is False
 
 
+def test_the_notes_say_whether_the_reaper_stops_anything(render) -> None:
+    assert "The reaper runs in DRY RUN" in render(enabled()).notes
+    assert "The reaper is LIVE" in render(enabled(dry_run=False)).notes
+    assert "reaper" not in render({}).notes.lower()
+
+
 def test_the_rendered_file_is_one_the_exporter_accepts(render) -> None:
     values = enabled(max_stops_per_poll=2, exclude_sessions=["s-1"])
     values["reaper"]["config"]["policies"].append(
