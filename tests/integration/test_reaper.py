@@ -307,6 +307,44 @@ def test_a_changed_policy_needs_two_polls_under_its_new_definition(
     assert writes(api) == [stop_of("leak")]
 
 
+def test_a_fault_in_the_reaper_never_fails_a_poll(
+    api, account, clock, make_exporter, tmp_path, monkeypatch, caplog
+) -> None:
+    from notte_exporter.reaper.decide import Matcher
+
+    def broken(self, session):
+        raise RuntimeError("a bug")
+
+    leaked(account, clock, "leak", idle=60)
+    exporter = make_exporter(reaper_config_file=policy_file(tmp_path, dry_run=False))
+    monkeypatch.setattr(Matcher, "match", broken)
+    with caplog.at_level(logging.ERROR):
+        polls(exporter, clock, 3)  # each one succeeds
+    assert writes(api) == []
+    assert "reaper: could not read this poll's sessions (RuntimeError: a bug)" in caplog.text
+
+
+def test_a_stop_whose_outcome_is_unknown_fails_and_the_next_one_still_goes(
+    api, account, clock, make_exporter, tmp_path, monkeypatch
+) -> None:
+    leaked(account, clock, "older", age=40, idle=60)
+    leaked(account, clock, "newer", age=35, idle=60)
+    exporter = make_exporter(reaper_config_file=policy_file(tmp_path, dry_run=False))
+    assert exporter.reaper is not None
+    real = exporter.client.stop_session
+
+    def stop_session(session_id, *, deadline):
+        if session_id == "older":
+            raise RuntimeError("connection state unknown")
+        return real(session_id, deadline=deadline)
+
+    monkeypatch.setattr(exporter.client, "stop_session", stop_session)
+    polls(exporter, clock, 2)
+    assert writes(api) == [stop_of("newer")]
+    assert stops(exporter, "idle-10m", "failed") == 1
+    assert stops(exporter, "idle-10m", "stopped") == 1
+
+
 def test_every_policys_series_start_at_zero(make_exporter, tmp_path) -> None:
     exporter = make_exporter(reaper_config_file=policy_file(tmp_path))
     for policy in ("idle-10m", "old-chrome"):

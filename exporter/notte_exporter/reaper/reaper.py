@@ -102,20 +102,35 @@ class Sighting:
         self.now = now
         self._matcher = Matcher(policy, now)
         self.matches: dict[str, Match] = {}
+        # Set when reading a page failed here: the poll stands, this sighting decides nothing.
+        self._broken = False
 
     def add(self, sessions: Iterable[LiveSession]) -> None:
+        if self._broken:
+            return
         done = self._reaper._done
         matcher = self._matcher
-        for session in sessions:
-            if session["session_id"] in done:
-                continue
-            found = matcher.match(session)
-            if found is not None:
-                self.matches[found.session_id] = found
+        try:
+            for session in sessions:
+                if session["session_id"] in done:
+                    continue
+                found = matcher.match(session)
+                if found is not None:
+                    self.matches[found.session_id] = found
+        except Exception as exc:
+            # Called from the poll's listing: the reaper must never be why a poll fails.
+            self._broken = True
+            log.error(
+                "reaper: could not read this poll's sessions (%s: %s); it decides nothing",
+                type(exc).__name__,
+                exc,
+            )
+            log.debug("reaper could not read the sessions", exc_info=True)
 
     def complete(self, deadline: float) -> None:
         """The listing arrived whole: decide, and act (``deadline``: the poll's, monotonic)."""
-        self._reaper._complete(self, deadline)
+        if not self._broken:
+            self._reaper._complete(self, deadline)
 
 
 class Reaper:
@@ -236,6 +251,11 @@ class Reaper:
             status, why = exc.status, exc.message
             gone = any(words in exc.message.lower() for words in _GONE_WORDS)
             result = ALREADY_GONE if gone else FAILED
+        except ShutdownRequested:
+            raise
+        except Exception as exc:
+            # Whether it was made is unknown: tried again at the next poll if still listed.
+            result, status, why = FAILED, None, f"{type(exc).__name__}: {exc}"
         else:
             if answer is None:
                 result, status, why = ALREADY_GONE, 404, "the API does not know it"
