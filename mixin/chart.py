@@ -115,6 +115,12 @@ ALERT_SETTINGS: dict[str, tuple[Setting, ...]] = {
     "NotteUsageUnavailable": (
         Setting("for", "usage_unavailable_for", "Every read of GET /usage failing this long."),
     ),
+    "NotteReaperFailing": (
+        Setting("window", "reaper_failing_window", "Window over which stops are counted."),
+        Setting("share", "reaper_failing_share", "Share of the stops tried that failed."),
+        Setting("minFailures", "reaper_failing_min_failures", "Failed stops needed in it."),
+        Setting("for", "reaper_failing_for", "Over the share this long."),
+    ),
 }
 
 

@@ -148,6 +148,13 @@ class Config:
     # NotteUsageUnavailable: the exporter cannot read GET /usage.
     usage_unavailable_for: str = "30m"
 
+    # NotteReaperFailing: of the stops the reaper tried in the window (stopped, already gone
+    # or failed), the share that failed, and the least number of failures that may fire.
+    reaper_failing_window: str = "30m"
+    reaper_failing_share: float = 0.5
+    reaper_failing_min_failures: int = 3
+    reaper_failing_for: str = "15m"
+
     # Dashboards.
     dashboard_uid_prefix: str = "notte"
     dashboard_tags: tuple[str, ...] = ("notte", "notte-exporter")

@@ -60,6 +60,18 @@ def cost_dashboard(config: Config) -> Json:
     def estimated_waste(dollars: str) -> str:
         return f"sum(\n  sum by ({target}) ({dollars})\n  * on ({target}) {exporter_share}\n)"
 
+    # Each account's price of a browser hour: its browser burn rate (dollars per hour) over
+    # its open browsers (browser hours per hour), both over the burn rate's window.
+    browser_hour_price = (
+        f"(sum by ({target}) ({burn_rate_expr(c, browser_cost)})\n"
+        f"  / (sum by ({target}) (rate({browser_seconds}[{window}])) > 0))"
+    )
+    reaper_saved = (
+        f"sum(\n  sum by ({target}) "
+        f"(increase(notte_reaper_saved_browser_seconds_total{{{s}}}[$__range])) / 3600\n"
+        f"  * on ({target}) {browser_hour_price}\n)"
+    )
+
     proxied = 'proxy="true"'
     panels: list[Panel] = [
         row("Credits"),
@@ -285,6 +297,27 @@ def cost_dashboard(config: Config) -> Json:
             ],
             unit=DOLLARS,
             width=8,
+        ),
+        row("Reaper"),
+        stat(
+            "Browser hours saved by the reaper (selected range)",
+            "For each session the reaper stopped in the dashboard's time range, the time from "
+            "the stop to when Notte would have closed it itself (its idle timeout or max "
+            "duration). Empty without a reaper (docs/reaper.md).",
+            Target(
+                f"sum(increase(notte_reaper_saved_browser_seconds_total{{{s}}}[$__range])) / 3600"
+            ),
+            unit="h",
+            width=12,
+        ),
+        stat(
+            "Saved by the reaper (estimate)",
+            "An estimate: those browser hours, each account's at its own price of a browser "
+            f"hour (its browser burn rate over its open browsers, last {window}), added up "
+            "over the selected exporters.",
+            Target(reaper_saved),
+            unit=DOLLARS,
+            width=12,
         ),
         row("Proxied traffic"),
         timeseries(

@@ -30,6 +30,15 @@ from mixin.grafana import (
 
 RATE = "$__rate_interval"
 PER_MINUTE = "suffix: /min"
+DRY_RUN_MAPPINGS: list[Json] = [
+    {
+        "type": "value",
+        "options": {
+            "0": {"text": "LIVE", "color": "orange", "index": 0},
+            "1": {"text": "DRY RUN", "color": "green", "index": 1},
+        },
+    }
+]
 UP_MAPPINGS: list[Json] = [
     {
         "type": "value",
@@ -348,6 +357,7 @@ def sessions_dashboard(config: Config) -> Json:
             unit="percentunit",
             threshold_steps=limit_steps,
         ),
+        *_reaper_row(config, s),
     ]
     return bundle_dashboard(
         config,
@@ -357,6 +367,60 @@ def sessions_dashboard(config: Config) -> Json:
         "from notte-exporter.",
         panels,
     )
+
+
+def _reaper_row(config: Config, s: str) -> list[Panel]:
+    """The reaper's row (docs/reaper.md): empty for exporters run without one."""
+    return [
+        row("Reaper"),
+        stat(
+            "Reaper mode",
+            "Each exporter's reaper: DRY RUN counts and logs the sessions it would stop and "
+            "sends nothing; LIVE stops them. No value: no reaper (--reaper.config.file).",
+            Target(f"notte_reaper_dry_run{{{s}}}", _per_exporter(config)),
+            mappings=DRY_RUN_MAPPINGS,
+            base_color="orange",
+            threshold_steps=((1, "green"),),
+        ),
+        timeseries(
+            "Reaper stops by policy and result",
+            "Sessions the reaper acted on per minute. stopped: DELETE /sessions/{id}/stop "
+            "worked; dry_run: it would have stopped them; already_gone: 404 or already "
+            "stopped; failed: tried again at the next poll (NotteReaperFailing).",
+            [
+                Target(
+                    f"sum by (policy, result) (rate(notte_reaper_stops_total{{{s}}}[{RATE}])) * 60",
+                    "{{policy}} {{result}}",
+                )
+            ],
+            unit=PER_MINUTE,
+            width=8,
+            stack=True,
+        ),
+        timeseries(
+            "Reaper candidates by policy",
+            "Live sessions each policy matched at the last poll. A session is stopped once "
+            "the same policy matched it at two polls in a row, within the policy file's "
+            "limits; after a rollout this falls to near 0.",
+            [
+                Target(
+                    f"sum by (policy) (notte_reaper_candidates{{{s}}})",
+                    "{{policy}}",
+                )
+            ],
+            width=8,
+        ),
+        stat(
+            "Browser hours saved (selected range)",
+            "Browser hours the reaper's stops saved in the dashboard's time range: for each "
+            "stopped session, from the stop to when Notte would have closed it itself (its "
+            "idle timeout or max duration). Dollars on the Notte cost dashboard.",
+            Target(
+                f"sum(increase(notte_reaper_saved_browser_seconds_total{{{s}}}[$__range])) / 3600"
+            ),
+            unit="h",
+        ),
+    ]
 
 
 def _oldest_sessions_table(config: Config, s: str) -> Panel:

@@ -20,6 +20,7 @@ from mixin.alert import target_filter as _target_filter
 from mixin.alert import target_name as _target_name
 from mixin.config import Config, human_duration
 from mixin.cost_rules import cost_alerts, cost_recording_rules
+from mixin.reaper_rules import reaper_alerts
 
 
 @dataclass(frozen=True)
@@ -389,6 +390,7 @@ ALERT_GROUPS: tuple[tuple[str, AlertFunction], ...] = (
     ("notte-exporter", exporter_alerts),
     ("notte-sessions", session_alerts),
     ("notte-cost", cost_alerts),
+    ("notte-reaper", reaper_alerts),
 )
 
 

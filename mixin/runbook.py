@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from mixin.config import Config, human_duration, percent
 from mixin.cost_runbook import cost_sections, cost_threshold_rows
+from mixin.reaper_runbook import reaper_sections, reaper_threshold_rows
 from mixin.rules import ALERT_GROUPS, RECORDING_GROUPS, alerts, record_names
 
 
@@ -56,6 +57,7 @@ def _thresholds_table(config: Config) -> str:
             f"--sessions.limit for {c.near_limit_for}",
         ),
         *cost_threshold_rows(config),
+        *reaper_threshold_rows(config),
     ]
     severities: dict[str, list[str]] = {}
     for alert in alerts(config):
@@ -230,7 +232,7 @@ larger plan (and update `--sessions.limit`).""",
 
 
 def runbook(config: Config) -> str:
-    sections = {**_sections(config), **cost_sections(config)}
+    sections = {**_sections(config), **cost_sections(config), **reaper_sections(config)}
     alert_names = list(dict.fromkeys(alert.name for alert in alerts(config)))
     missing = set(alert_names) ^ set(sections)
     if missing:

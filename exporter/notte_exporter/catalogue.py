@@ -9,7 +9,9 @@ other lacks. Regenerate with ``python -m notte_exporter.catalogue > docs/metrics
 from __future__ import annotations
 
 import sys
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
@@ -35,6 +37,7 @@ GROUPS = (
     ("lifecycle", "Lifecycle (counters since the exporter started)"),
     ("cost", "Cost: browser time and idle waste (counters since the exporter started)"),
     ("usage", "Usage and credits (gauges, last successful read of GET /usage)"),
+    ("reaper", "Reaper (only with --reaper.config.file; see docs/reaper.md)"),
 )
 
 ENTRIES = (
@@ -131,6 +134,17 @@ ENTRIES = (
     Entry("notte_usage_sessions", "usage", "Sessions this period, as Notte counts them."),
     Entry("notte_usage_functions", "usage", "Function runs this period."),
     Entry("notte_usage_info", "usage", "The plan type and period; join on it to label panels."),
+    Entry("notte_reaper_dry_run", "reaper",
+          "1 until the policy file says `dry_run: false`; nothing is stopped while it is 1."),
+    Entry("notte_reaper_stops_total", "reaper",
+          '`increase()` by result: `dry_run` is what a live run would stop; `failed` growing '
+          "while `stopped` does not is NotteReaperFailing."),
+    Entry("notte_reaper_candidates", "reaper",
+          "Sessions a policy matches now; after the rollout it should fall to 0 and stay near "
+          "it (more than the limits allow waits for later polls)."),
+    Entry("notte_reaper_saved_browser_seconds_total", "reaper",
+          "`increase(...[1d]) / 3600` is browser hours the stops saved a day; times the "
+          "browser price it is the dollars (cost dashboard)."),
 )  # fmt: skip
 
 
@@ -150,9 +164,15 @@ def exposed_metrics() -> dict[str, Exposed]:
     account = SimulatedAccount(clock=clock)
     key = "catalogue"
     account.start_session(browser_type="chrome")
-    with SimulatorServer(account, api_key=key) as server:
+    with SimulatorServer(account, api_key=key) as server, tempfile.TemporaryDirectory() as tmp:
+        # A reaper in dry run, for its families: it serves them only when configured.
+        policy = Path(tmp) / "reaper.yaml"
+        policy.write_text("policies: [{name: idle-10m, idle_longer_than: 10m}]\n")
         settings = Settings(
-            notte_api_url=server.url, notte_api_key=SecretStr(key), sessions_limit=10
+            notte_api_url=server.url,
+            notte_api_key=SecretStr(key),
+            sessions_limit=10,
+            reaper_config_file=policy,
         )
         exporter = Exporter(
             settings, ApiKey(SecretStr(key)), clock=clock.now, process_metrics=False

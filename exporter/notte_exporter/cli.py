@@ -1,7 +1,7 @@
 """Command line: flags in the style of Go exporters, exit codes, signals, --once and --demo.
 
-SIGTERM and SIGINT stop the exporter; SIGHUP re-reads the key file and the web config and
-logs what changed.
+SIGTERM and SIGINT stop the exporter; SIGHUP re-reads the key file, the web config and the
+reaper's policy file, and logs what changed.
 
 Exit codes: 0 success, 1 a failed ``--once`` poll or a failure to start, 2 invalid settings.
 """
@@ -27,7 +27,15 @@ from pydantic import SecretStr
 from pydantic.fields import FieldInfo
 
 from . import __version__
-from .config import Settings, SettingsError, WebConfigError, env_name, key_source, load_settings
+from .config import (
+    ReaperConfigError,
+    Settings,
+    SettingsError,
+    WebConfigError,
+    env_name,
+    key_source,
+    load_settings,
+)
 from .daemon import Exporter
 from .errors import ADVICE
 from .files import KEY_FILE_BYTES, read_regular_file
@@ -172,6 +180,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             exporter = Exporter(settings, key, api_url=url)
         except WebConfigError as exc:
             print(f"notte-exporter: invalid web config {str(exc.path)!r}:", file=sys.stderr)
+            for problem in exc.problems:
+                print(f"  {known_keys.redact(problem)}", file=sys.stderr)
+            return EXIT_USAGE
+        except ReaperConfigError as exc:
+            print(
+                known_keys.redact(f"notte-exporter: invalid reaper config {str(exc.path)!r}:"),
+                file=sys.stderr,
+            )
             for problem in exc.problems:
                 print(f"  {known_keys.redact(problem)}", file=sys.stderr)
             return EXIT_USAGE

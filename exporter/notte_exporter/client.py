@@ -49,6 +49,7 @@ from .errors import ApiError, FailureReason, display_url, wrong_url_advice
 from .instrumentation import (
     ENDPOINT_GET,
     ENDPOINT_LIST,
+    ENDPOINT_STOP,
     ENDPOINT_USAGE,
     ExporterMetrics,
     RateLimit,
@@ -221,6 +222,28 @@ class NotteClient:
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise _not_json(ENDPOINT_GET, response) from None
 
+    def stop_session(self, session_id: str, *, deadline: float) -> Session | InvalidItem | None:
+        """``DELETE /sessions/{id}/stop`` (the SDK's ``session_stop``): the session's state
+        as the API answers it, or None when the API does not know the session (404).
+
+        Attempted once, never retried: a stop that failed (429, 5xx, no answer) is the
+        reaper's to try again at its next poll, with fresh data, and a stop that timed out
+        may well have been made.
+        """
+        path = f"/sessions/{quote(session_id, safe='')}/stop"
+        # Not through the URL cache: session ids would push the listing's URLs out of it.
+        url = self._build_url(path, ())
+        try:
+            response = self._attempt(ENDPOINT_STOP, url, deadline, method="DELETE")
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        try:
+            return parse_session(response.json())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise _not_json(ENDPOINT_STOP, response) from None
+
     def get_usage(self, *, deadline: float) -> UsageReport:
         """The current billing period's usage; a body missing a field it needs fails."""
         response = self.get(ENDPOINT_USAGE, "/usage", deadline=deadline)
@@ -304,7 +327,9 @@ class NotteClient:
             merged = self._merged_headers = (key, headers)
         return merged[1]
 
-    def _attempt(self, endpoint: str, url: httpx.URL, deadline: float) -> httpx.Response:
+    def _attempt(
+        self, endpoint: str, url: httpx.URL, deadline: float, method: str = "GET"
+    ) -> httpx.Response:
         if self.paced:
             self._pace(deadline)
         remaining = deadline - self._monotonic()
@@ -312,7 +337,7 @@ class NotteClient:
             raise ApiError(FailureReason.TIMEOUT, "the poll's time budget ran out (--poll.timeout)")
         timeout = min(self._timeout, remaining)
         request = httpx.Request(
-            "GET",
+            method,
             url,
             headers=self._headers(self._api_key()),
             extensions={"timeout": httpx.Timeout(timeout).as_dict()},
@@ -324,14 +349,14 @@ class NotteClient:
             self._observe(endpoint, "error", started)
             raise ApiError(
                 FailureReason.TIMEOUT,
-                f"GET {endpoint} got no answer within {timeout:.3g}s",
+                f"{method} {endpoint} got no answer within {timeout:.3g}s",
                 transient=True,
             ) from None
         except httpx.TransportError as exc:
             self._observe(endpoint, "error", started)
             raise ApiError(
                 FailureReason.NETWORK,
-                f"GET {endpoint} failed: {type(exc).__name__}: {exc}",
+                f"{method} {endpoint} failed: {type(exc).__name__}: {exc}",
                 transient=True,
                 advice=_transport_advice(exc, self._base_url),
             ) from None
@@ -342,7 +367,7 @@ class NotteClient:
         if _is_html(response):
             raise ApiError(
                 FailureReason.INVALID_RESPONSE,
-                f"GET {endpoint} answered 200 with an HTML page, not JSON",
+                f"{method} {endpoint} answered 200 with an HTML page, not JSON",
                 status=200,
                 advice=wrong_url_advice(self._base_url),
             )
@@ -386,7 +411,7 @@ class NotteClient:
             message = message.replace(key, REDACTED)
         return ApiError(
             reason,
-            f"GET {endpoint} answered {status}: {message}",
+            f"{response.request.method} {endpoint} answered {status}: {message}",
             status=status,
             transient=status in TRANSIENT_STATUSES,
             retry_after=self._requested_delay(response),
@@ -473,7 +498,8 @@ class stop_at_deadline(stop_base):  # noqa: N801 - named like tenacity's own sto
 def _not_json(endpoint: str, response: httpx.Response) -> ApiError:
     return ApiError(
         FailureReason.INVALID_RESPONSE,
-        f"GET {endpoint} answered 200 with a body that is not JSON ({len(response.content)} bytes)",
+        f"{response.request.method} {endpoint} answered 200 with a body that is not JSON "
+        f"({len(response.content)} bytes)",
         status=200,
     )
 

@@ -153,6 +153,15 @@ class Settings(BaseSettings):
     usage_interval: Annotated[float, Option("usage", DURATION)] = Field(
         300.0, ge=1, description="How often to read GET /usage; each read costs one request."
     )
+    # reaper
+    reaper_config_file: Annotated[
+        Path | None, Option("reaper", "PATH", flag="--reaper.config.file")
+    ] = Field(
+        None,
+        description="Policy file of the session reaper, which stops sessions past your own "
+        "limits (dry run unless the file says otherwise); without it nothing is ever "
+        "stopped. Re-read when it changes and on SIGHUP.",
+    )
     # logging
     log_level: Annotated[
         Literal["debug", "info", "warn", "warning", "error"], Option("logging")
@@ -349,6 +358,19 @@ class WebConfigError(Exception):
 
     Here rather than in webconfig.py, so that catching it at start-up does not load what
     only a web config needs (YAML, bcrypt, its models): most exporters run without one.
+    """
+
+    def __init__(self, path: Path, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.path = path
+        self.problems = problems
+
+
+class ReaperConfigError(Exception):
+    """Everything wrong with the reaper's policy file (reaper/policy.py), as lines fit to print.
+
+    Here for the reason WebConfigError is: catching it at start-up must not load what only
+    the reaper needs, and most exporters run without one.
     """
 
     def __init__(self, path: Path, problems: list[str]) -> None:

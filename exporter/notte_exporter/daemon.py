@@ -1,4 +1,5 @@
-"""Wires the parts into a running exporter: client, tracker, poller, collectors, server.
+"""Wires the parts into a running exporter: client, tracker, poller, collectors, server,
+and the reaper when its policy file is given (reaper/).
 
 The poll loop runs on its own thread and the HTTP server on others; they share only the
 published state. Polls run one after another on a fixed schedule (each poll's budget is
@@ -59,6 +60,8 @@ from .usage import UsageCollector, UsageWatcher
 from .web import Routes
 
 if TYPE_CHECKING:
+    from .reaper.policy import LivePolicy
+    from .reaper.reaper import Reaper
     from .webconfig import LiveWebConfig
 
 log = logging.getLogger(__name__)
@@ -103,6 +106,13 @@ class Exporter:
             from .webconfig import LiveWebConfig  # noqa: PLC0415
 
             self.web_config = LiveWebConfig(settings.web_config_file)
+        # Likewise the reaper's policy file (ReaperConfigError); without one the process
+        # never loads the reaper, and never makes a request other than a GET.
+        reaper_policy: LivePolicy | None = None
+        if settings.reaper_config_file:
+            from .reaper.policy import LivePolicy  # noqa: PLC0415
+
+            reaper_policy = LivePolicy(settings.reaper_config_file)
         # The one redaction step (see redaction.py) for every text this exporter serves.
         self.redact = api_key.redact
         # What polls change, rendered once per poll; apart from the per-process series,
@@ -146,6 +156,13 @@ class Exporter:
             # Retry-After dates and rate-limit resets are read on the exporter's own clock.
             wall_clock=lambda: clock().timestamp(),
         )
+        self.reaper: Reaper | None = None
+        if reaper_policy is not None:
+            from .reaper.metrics import ReaperCollector  # noqa: PLC0415 - see reaper_policy
+            from .reaper.reaper import Reaper  # noqa: PLC0415
+
+            self.reaper = Reaper(reaper_policy, self.client, clock=clock)
+            self.registry.register(ReaperCollector(self.reaper.counts, redact=self.redact))
         self.poller = Poller(
             self.client,
             PollConfig(
@@ -169,6 +186,7 @@ class Exporter:
             # clock to stand for an API's latency).
             thread_cpu=thread_cpu,
             redact=self.redact,
+            reaper=self.reaper,
         )
         self.registry.register(
             SessionCollector(
@@ -197,6 +215,7 @@ class Exporter:
         self._poll_thread: threading.Thread | None = None
         self._usage_thread: threading.Thread | None = None
         self._web_config_thread: threading.Thread | None = None
+        self._reaper_thread: threading.Thread | None = None
         self._server: WebServer | None = None
 
     @property
@@ -227,6 +246,7 @@ class Exporter:
                 detail_limit=settings.sessions_detail_limit,
                 polls=self.state.recent_polls,
                 snapshot=self.state.snapshot,
+                reaper=self.reaper.view() if self.reaper is not None else None,
             )
         )
 
@@ -375,6 +395,12 @@ class Exporter:
                 target=web_config.watch, args=(self._stop,), name="web-config", daemon=True
             )
             self._web_config_thread.start()
+        if self.reaper is not None:
+            # Looks at the policy file once a second: an edit applies from the next poll.
+            self._reaper_thread = threading.Thread(
+                target=self.reaper.watch, args=(self._stop,), name="reaper-config", daemon=True
+            )
+            self._reaper_thread.start()
         return f"{self._server.url}{self.settings.web_telemetry_path}"
 
     @property
@@ -442,6 +468,8 @@ class Exporter:
         reloaded = [self.api_key.reload()]
         if self.web_config is not None:
             reloaded.append(self.web_config.reload())
+        if self.reaper is not None:
+            reloaded.append(self.reaper.reload())
         changes = [change for change in reloaded if change is not None]
         if not changes:
             log.info("reload: nothing changed")
@@ -465,7 +493,12 @@ class Exporter:
         self._stop.set()
         threads = [
             t
-            for t in (self._poll_thread, self._usage_thread, self._web_config_thread)
+            for t in (
+                self._poll_thread,
+                self._usage_thread,
+                self._web_config_thread,
+                self._reaper_thread,
+            )
             if t is not None
         ]
         for thread in threads:

@@ -18,6 +18,9 @@ from .errors import FailureReason
 ENDPOINT_LIST = "/sessions"
 ENDPOINT_GET = "/sessions/{session_id}"
 ENDPOINT_USAGE = "/usage"
+# The one write endpoint, called only by the reaper (absent from ENDPOINTS: its series
+# appear with its first request, so an exporter without a reaper shows none).
+ENDPOINT_STOP = "/sessions/{session_id}/stop"
 ENDPOINTS = (ENDPOINT_LIST, ENDPOINT_GET, ENDPOINT_USAGE)
 
 # A poll is a few paged requests: fast when healthy, up to the poll budget when retrying.

@@ -32,7 +32,7 @@ from .durations import format_duration
 ENV_PREFIX = "NOTTE_EXPORTER_"
 DURATION = "DURATION"
 
-Group = Literal["web", "Notte API", "polling", "sessions", "usage", "logging", "demo"]
+Group = Literal["web", "Notte API", "polling", "sessions", "usage", "reaper", "logging", "demo"]
 # The order of the groups in --help.
 GROUPS: tuple[Group, ...] = typing.get_args(Group)
 

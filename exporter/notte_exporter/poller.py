@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from statistics import median
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import httpx
 
@@ -35,6 +35,9 @@ from .paging import pages_ahead, read_listing
 from .pollreport import PollReporter
 from .snapshot import Summary
 from .state import ExporterState, PollStatus
+
+if TYPE_CHECKING:
+    from .reaper.reaper import Reaper, Sighting
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +106,7 @@ class Poller:
         reporter: PollReporter | None = None,
         thread_cpu: Callable[[], float] = time.thread_time,
         redact: Callable[[str], str] = str,
+        reaper: Reaper | None = None,
     ) -> None:
         self._client = client
         self._config = config
@@ -129,6 +133,8 @@ class Poller:
         self._thread_cpu = thread_cpu
         # The one redaction step, for the session ids the snapshot turns into label values.
         self._redact = redact
+        # Sees each listing's live sessions as they are read, and acts after a whole one.
+        self._reaper = reaper
 
     def poll(self) -> PollStatus:
         """Run one poll and record its outcome; a failure is returned, never raised.
@@ -148,10 +154,11 @@ class Poller:
             # cheap to compare with its timestamps (see models). Every judgement of the poll
             # (browser time, idle, overdue, pending) is made against it.
             now = in_api_utc(self._clock())
+            sighting = self._reaper.begin(now) if self._reaper is not None else None
             # Leaving the pool waits for whatever it still has in flight, so a poll's
             # requests are all its own, even when it fails.
             with self._page_pool() as pool:
-                summary, sessions, history = self._list_live(deadline, pool, now)
+                summary, sessions, history = self._list_live(deadline, pool, now, sighting)
                 self._learn_ends(deadline, now, history)
             snapshot = summary.snapshot(
                 browser_label=self._browser_label,
@@ -178,6 +185,9 @@ class Poller:
         self._state.record_success(snapshot, status)
         self._previous_listing = now
         self._reporter.report(status)
+        if sighting is not None:
+            # Only now: a failed poll's sighting is dropped and decides nothing.
+            sighting.complete(deadline)
         return status
 
     def _fail(self, error: ApiError, started: float, requests_before: int) -> PollStatus:
@@ -224,6 +234,8 @@ class Poller:
         rest (``PollThreads``).
         """
         needed = self._expected_pages + self._config.lookup_budget
+        if self._reaper is not None:
+            needed += self._reaper.requests_per_poll()
         self._client.paced = not self._client.leaves_room_for(needed)
         if self._client.paced:
             self._metrics.throttled_polls.inc()
@@ -265,7 +277,7 @@ class Poller:
         )
 
     def _list_live(
-        self, deadline: float, pool: Executor | None, now: datetime
+        self, deadline: float, pool: Executor | None, now: datetime, sighting: Sighting | None
     ) -> tuple[Summary, int, Future[httpx.Response] | None]:
         """Every live session, each once, summarised and tracked; or an ApiError.
 
@@ -318,6 +330,8 @@ class Poller:
             # The list can shift while it is paged: a session seen twice is one session.
             fresh = listing.add(page.sessions)
             summary.add(fresh)
+            if sighting is not None:
+                sighting.add(fresh)
             sessions += len(fresh)
             keeps.append(self._monotonic() - started)
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -83,6 +83,36 @@ CONTENT_SECURITY_POLICY = (
 
 
 @dataclass(frozen=True)
+class ReaperAction:
+    """One thing the reaper did to a session (reaper/reaper.py), for the page."""
+
+    at: datetime
+    session_id: str
+    policy: str
+    result: str
+    browser_type: str
+    age_seconds: float
+    idle_seconds: float
+    http_status: int | None = None
+
+
+@dataclass(frozen=True)
+class ReaperView:
+    """The reaper's section: its policies, dry run or not, and what it did last."""
+
+    config_file: str
+    dry_run: bool
+    max_stops_per_poll: int
+    max_stops_per_hour: int
+    excluded: int
+    # (name, conditions in words, browser types in words), in the file's order.
+    policies: tuple[tuple[str, str, str], ...]
+    candidates: Mapping[str, int]
+    # Newest first.
+    actions: tuple[ReaperAction, ...] = ()
+
+
+@dataclass(frozen=True)
 class StatusView:
     """Everything the page shows, gathered at one moment."""
 
@@ -102,6 +132,8 @@ class StatusView:
     detail_limit: int
     polls: Sequence[PollStatus] = field(default=())
     snapshot: Snapshot | None = None
+    # None: no reaper configured (--reaper.config.file), and no section.
+    reaper: ReaperView | None = None
 
 
 def render(view: StatusView) -> str:
@@ -111,6 +143,7 @@ def render(view: StatusView) -> str:
             _header(view),
             _section("Live sessions", _sessions(view)),
             _section("Recent polls", _polls(view)),
+            *([_section("Reaper", _reaper(view.reaper))] if view.reaper is not None else []),
             _section("Settings", _settings(view)),
             _section("This exporter", _about(view)),
             _section("Endpoints", _links(view)),
@@ -269,6 +302,63 @@ def _polls(view: StatusView) -> str:
         '<th scope="col">Outcome</th><th scope="col" class="num">Requests</th>'
         '<th scope="col" class="num">Live sessions</th></tr></thead>\n'
         f"<tbody>\n{body}\n</tbody>\n</table></div>"
+    )
+
+
+def _reaper(reaper: ReaperView) -> str:
+    mode = (
+        '<span class="ok">dry run</span>: nothing is stopped; each session it would stop is '
+        "logged and counted once (set <code>dry_run: false</code> to stop them)"
+        if reaper.dry_run
+        else '<span class="bad">live</span>: matching sessions are stopped'
+    )
+    facts = _definitions(
+        [
+            ("Policy file", f"<code>{_e(reaper.config_file)}</code>"),
+            ("Mode", mode),
+            (
+                "Limits",
+                _e(
+                    f"{reaper.max_stops_per_poll} stops per poll, "
+                    f"{reaper.max_stops_per_hour} per rolling hour"
+                ),
+            ),
+            ("Excluded sessions", _e(reaper.excluded)),
+        ]
+    )
+    rows = "\n".join(
+        f"<tr><td><code>{_e(name)}</code></td><td>{_e(conditions)}</td><td>{_e(browsers)}</td>"
+        f'<td class="num">{reaper.candidates.get(name, 0)}</td></tr>'
+        for name, conditions, browsers in reaper.policies
+    )
+    policies = (
+        '<div class="scroll"><table>\n<caption class="muted">Policies, in the order they '
+        "are tried; a session is stopped once the same policy matched it at two polls in a "
+        "row</caption>\n"
+        '<thead><tr><th scope="col">Policy</th><th scope="col">Matches sessions</th>'
+        '<th scope="col">Browser types</th><th scope="col" class="num">Match now</th></tr>'
+        f"</thead>\n<tbody>\n{rows}\n</tbody>\n</table></div>"
+    )
+    if not reaper.actions:
+        return f"{facts}\n{policies}\n<p>No action yet.</p>"
+    actions = "\n".join(
+        f"<tr><td>{_utc(action.at)}</td><td><code>{_e(action.session_id)}</code></td>"
+        f"<td><code>{_e(action.policy)}</code></td>"
+        f'<td class="{"bad" if action.result == "failed" else "ok"}">{_e(action.result)}'
+        f"{'' if action.http_status is None else f' (HTTP {action.http_status})'}</td>"
+        f"<td>{_e(action.browser_type)}</td>"
+        f'<td class="num">{_age(action.age_seconds)}</td>'
+        f'<td class="num">{_age(action.idle_seconds)}</td></tr>'
+        for action in reaper.actions
+    )
+    return (
+        f"{facts}\n{policies}\n"
+        '<div class="scroll"><table>\n'
+        f'<caption class="muted">The last {len(reaper.actions)} actions, newest first</caption>\n'
+        '<thead><tr><th scope="col">When</th><th scope="col">Session</th>'
+        '<th scope="col">Policy</th><th scope="col">Result</th><th scope="col">Browser</th>'
+        '<th scope="col" class="num">Age</th><th scope="col" class="num">Idle for</th></tr>'
+        f"</thead>\n<tbody>\n{actions}\n</tbody>\n</table></div>"
     )
 
 

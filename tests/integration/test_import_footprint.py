@@ -2,8 +2,9 @@
 
 Every module stays in memory for the life of the process, so what only some configurations
 use is imported where they use it: the web config (YAML, bcrypt, its models, the access
-guard) with ``--web.config.file``, the simulator with ``--demo``. Each case is a fresh
-process, as the test session itself has imported everything long ago.
+guard) with ``--web.config.file``, the simulator with ``--demo``, the reaper with
+``--reaper.config.file``. Each case is a fresh process, as the test session itself has
+imported everything long ago.
 """
 
 import json
@@ -36,6 +37,7 @@ print(json.dumps({"built": built, "served": sorted(sys.modules)}))
 WEB_CONFIG_CHECK = ("yaml", "bcrypt", "notte_exporter.webconfig")
 WEB_CONFIG_GUARD = ("notte_exporter.access",)
 DEMO_ONLY = ("notte_exporter.simulator",)
+REAPER_ONLY = ("notte_exporter.reaper",)
 
 
 def loaded(**settings: object) -> dict[str, list[str]]:
@@ -60,7 +62,7 @@ def loaded(**settings: object) -> dict[str, list[str]]:
 
 def test_a_daemon_without_web_config_or_demo_never_loads_their_modules() -> None:
     served = loaded()["served"]
-    optional = (*WEB_CONFIG_CHECK, *WEB_CONFIG_GUARD, *DEMO_ONLY)
+    optional = (*WEB_CONFIG_CHECK, *WEB_CONFIG_GUARD, *DEMO_ONLY, *REAPER_ONLY)
     assert [name for name in optional if name in served] == []
 
 

@@ -73,6 +73,11 @@ CATALOGUE = HISTOGRAMS | {
     "notte_usage_info",
     "notte_usage_up",
     "notte_usage_last_success_timestamp_seconds",
+    # Issue 21: the reaper.
+    "notte_reaper_dry_run",
+    "notte_reaper_stops_total",
+    "notte_reaper_candidates",
+    "notte_reaper_saved_browser_seconds_total",
 }
 SERIES_NAMES = (
     CATALOGUE

@@ -43,6 +43,8 @@ EXPECTED_ALERTS = {
     "NotteSpendForecastOverLimit",
     "NotteIdleWasteHigh",
     "NotteUsageUnavailable",
+    # Issue 21: the reaper.
+    "NotteReaperFailing",
 }
 # Labels a rule sets itself (besides severity) to tell rules sharing an alert name apart.
 STATIC_LABELS = ("severity", "cause")
@@ -184,6 +186,7 @@ def test_alerts_are_grouped_by_subject():
         "NotteIdleWasteHigh",
         "NotteUsageUnavailable",
     }
+    assert groups["notte-reaper"] == {"NotteReaperFailing"}
     assert all(name.startswith("Notte") for names in groups.values() for name in names)
 
 

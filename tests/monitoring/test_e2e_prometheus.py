@@ -129,6 +129,9 @@ def compose_rules(tmp_path: Path) -> Path:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp_path = tmp_path_factory.mktemp("e2e")
     rules = compose_rules(tmp_path)
+    # A reaper in dry run, for the reaper panels: it sends nothing, so the leak stays.
+    reaper = tmp_path / "reaper.yaml"
+    reaper.write_text("policies: [{name: idle-1m, idle_longer_than: 1m}]\n")
     processes = Processes(tmp_path)
     try:
         exporter, instance = processes.exporter(
@@ -141,6 +144,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 "--usage.interval=1s",
                 # The plan-limit panels and NotteSessionsNearLimit need a limit.
                 "--sessions.limit=50",
+                f"--reaper.config.file={reaper}",
             ],
         )
         api = processes.prometheus(

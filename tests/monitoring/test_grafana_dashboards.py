@@ -207,6 +207,33 @@ def test_cost_dashboard_has_the_panels_issue_10_lists():
     assert titles >= COST_PANELS
 
 
+def test_sessions_dashboard_has_the_reaper_row_issue_21_lists():
+    queries = {
+        panel["title"]: " ".join(target["expr"] for target in panel.get("targets", []))
+        for panel in panels(DASHBOARDS["notte-sessions.json"])
+    }
+    assert (
+        "sum by (policy, result) (rate(notte_reaper_stops_total"
+        in queries["Reaper stops by policy and result"]
+    )
+    assert "notte_reaper_candidates" in queries["Reaper candidates by policy"]
+    assert (
+        "notte_reaper_saved_browser_seconds_total"
+        in queries["Browser hours saved (selected range)"]
+    )
+
+
+def test_cost_dashboard_puts_a_dollar_value_on_the_reapers_savings():
+    (panel,) = [
+        panel
+        for panel in panels(DASHBOARDS["notte-cost.json"])
+        if "notte_reaper_saved_browser_seconds_total" in str(panel.get("targets"))
+        and "notte_usage_cost_dollars" in str(panel.get("targets"))
+    ]
+    assert panel["fieldConfig"]["defaults"]["unit"] == "currencyUSD"
+    assert "(estimate)" in panel["title"]
+
+
 def test_cost_dashboard_shows_dollars_in_dollars():
     for panel in panels(DASHBOARDS["notte-cost.json"]):
         exprs = " ".join(target["expr"] for target in panel.get("targets", []))

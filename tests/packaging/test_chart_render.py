@@ -264,6 +264,7 @@ EXPORTER_FLAGS = {
     "sessions.lookup-budget",
     "sessions.pending-timeout",
     "usage.interval",
+    "reaper.config.file",
     "log.level",
     "log.format",
     "demo",

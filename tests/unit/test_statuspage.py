@@ -12,7 +12,13 @@ import pytest
 from notte_exporter.errors import FailureReason
 from notte_exporter.snapshot import SessionDetail, Snapshot
 from notte_exporter.state import RECENT_POLLS, ExporterState, PollStatus
-from notte_exporter.statuspage import CONTENT_SECURITY_POLICY, StatusView, render
+from notte_exporter.statuspage import (
+    CONTENT_SECURITY_POLICY,
+    ReaperAction,
+    ReaperView,
+    StatusView,
+    render,
+)
 
 NOW = datetime(2026, 11, 29, 7, 40, 11, 883276, tzinfo=UTC)
 TAKEN = NOW - timedelta(seconds=5)
@@ -240,3 +246,65 @@ def test_the_state_keeps_only_the_last_polls_newest_first() -> None:
     assert len(recent) == RECENT_POLLS == 20
     assert recent[0].message == f"poll {RECENT_POLLS + 4}"
     assert recent[-1].message == "poll 5"
+
+
+# --- The Reaper section (issue 21) ---------------------------------------------------
+
+
+def reaper(**overrides) -> ReaperView:
+    values = {
+        "config_file": "/etc/notte-exporter/reaper/<b>reaper.yaml",
+        "dry_run": False, "max_stops_per_poll": 5, "max_stops_per_hour": 60, "excluded": 2,
+        "policies": (("idle-10m", "idle longer than 10m", "every type"),
+                     ("old-chrome", "older than 2h", "chrome, chromium")),
+        "candidates": {"idle-10m": 3},
+        "actions": (
+            ReaperAction(NOW - timedelta(seconds=5), HOSTILE_ID, "idle-10m", "failed",
+                         "chromium", 2700, 2400, 503),
+            ReaperAction(NOW - timedelta(seconds=35), "s-1", "idle-10m", "stopped", "firefox",
+                         1800, 900),
+        ),
+    }  # fmt: skip
+    values.update(overrides)
+    return ReaperView(**values)
+
+
+@pytest.mark.parametrize("overrides", [{}, {"dry_run": True, "actions": ()}])
+def test_the_page_with_a_reaper_is_valid_html(overrides: dict) -> None:
+    assert_valid_html(render(view(reaper=reaper(**overrides))))
+
+
+def test_the_section_shows_the_mode_limits_and_policies() -> None:
+    text = text_of(render(view(reaper=reaper())))
+    for words in (
+        "Mode live: matching sessions are stopped",
+        "Limits 5 stops per poll, 60 per rolling hour",
+        "Excluded sessions 2",
+        "idle-10m idle longer than 10m every type 3",
+        "old-chrome older than 2h chrome, chromium 0",
+    ):
+        assert words in text, words
+
+
+def test_the_section_lists_the_last_actions_newest_first_with_the_status_of_a_failure() -> None:
+    text = text_of(render(view(reaper=reaper())))
+    assert "failed (HTTP 503) chromium 45m 0s 40m 0s" in text
+    assert text.index(HOSTILE_ID) < text.index("s-1")
+    assert "stopped firefox 30m 0s 15m 0s" in text
+
+
+def test_a_dry_run_says_nothing_is_stopped() -> None:
+    text = text_of(render(view(reaper=reaper(dry_run=True, actions=()))))
+    assert "Mode dry run: nothing is stopped" in text
+    assert "No action yet." in text
+
+
+def test_values_from_the_api_and_the_file_are_shown_not_run() -> None:
+    page = render(view(reaper=reaper()))
+    assert "<script>" not in page
+    assert "&lt;script&gt;alert(&quot;id&quot;)&lt;/script&gt;" in page
+    assert "&lt;b&gt;reaper.yaml" in page
+
+
+def test_without_a_reaper_the_page_has_no_reaper_section() -> None:
+    assert "Reaper" not in text_of(render(view()))

@@ -307,13 +307,14 @@ class SimulatedAccount:
             session = self._live_session(session_id)
             self._touch(session, now, request_bytes, response_bytes)
 
-    def stop(self, session_id: str) -> None:
-        """Stop a live session as a client would: status closed, close_reason manual."""
+    def stop(self, session_id: str, close_reason: str = "manual") -> None:
+        """Stop a live session as a client would: status closed, close_reason manual (or
+        the one given, as `DELETE /sessions/{id}/stop?close_reason=error` does)."""
         with self._lock:
             now = self._clock.now()
             self._tick_locked(now)
             session = self._live_session(session_id)
-            self._close(session, "closed", "manual", now)
+            self._close(session, "closed", close_reason, now)
 
     def fail(self, session_id: str, error: str = "Browser crashed unexpectedly") -> None:
         """End a live session in error: status error, close_reason error, `error` set."""

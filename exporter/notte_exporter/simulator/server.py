@@ -1,7 +1,8 @@
 """The simulated Notte API over real HTTP on loopback, with auth, rate limits and faults.
 
-Serves `GET /sessions` (and `/sessions/`), `GET /sessions/{session_id}`, `GET /usage` and
-`GET /health` from a `SimulatedAccount`, in a background thread. Behaves like the live API
+Serves `GET /sessions` (and `/sessions/`), `GET /sessions/{session_id}`,
+`DELETE /sessions/{session_id}/stop`, `GET /usage` and `GET /health` from a
+`SimulatedAccount`, in a background thread. Behaves like the live API
 where it is known: Bearer auth with Notte's 401 body, FastAPI-style 422 bodies for bad query
 parameters, `X-RateLimit-*` headers and Notte's 429 body. Every request is recorded, and
 tests can inject faults per request through `faults`.
@@ -37,6 +38,8 @@ __all__ = ["RecordedRequest", "SimulatorServer"]
 _LIST_PATHS: Final = frozenset({"/sessions", "/sessions/"})
 _SESSION_PREFIX: Final = "/sessions/"
 _USAGE_PATH: Final = "/usage"
+_STOP_SUFFIX: Final = "/stop"
+_CLOSE_REASONS: Final = ("manual", "error")
 # How often blocked handlers look up from their wait to notice the server stopping.
 _WAKE_INTERVAL_S: Final = 0.02
 # stop() gives in-flight handlers this long to finish; they are daemon threads regardless.
@@ -169,6 +172,14 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         # Tests assert on recorded requests; the access log would only add noise.
         return
+
+
+def _stop_target(path: str) -> str:
+    """The session id of a `/sessions/{session_id}/stop` path, else ""."""
+    if not (path.startswith(_SESSION_PREFIX) and path.endswith(_STOP_SUFFIX)):
+        return ""
+    raw = path[len(_SESSION_PREFIX) : -len(_STOP_SUFFIX)]
+    return unquote(raw) if raw and "/" not in raw else ""
 
 
 def _serve_without_signals(httpd: _HTTPServer) -> None:
@@ -340,15 +351,18 @@ class SimulatorServer:
         if path.startswith(_SESSION_PREFIX):
             session_id = unquote(path[len(_SESSION_PREFIX) :])
         is_item = bool(session_id) and "/" not in session_id
-        known = path in ("/health", _USAGE_PATH) or path in _LIST_PATHS or is_item
+        stop_id = _stop_target(path)
+        known = path in ("/health", _USAGE_PATH) or path in _LIST_PATHS or is_item or bool(stop_id)
         if not known:
             return _json_response(404, {"detail": "Not Found"})
-        if method != "GET":
+        if method != ("DELETE" if stop_id else "GET"):
             return _json_response(405, {"detail": "Method Not Allowed"})
         if path == "/health":
             return _json_response(200, {"status": "ok"})
         if not self._authorized(headers.get("authorization")):
             return _json_response(401, default_error_body(401))
+        if stop_id:
+            return self._stop_session(stop_id, query)
         if is_item:
             return self._get_session(session_id)
         if path == _USAGE_PATH:
@@ -361,6 +375,26 @@ class SimulatorServer:
             return _json_response(200, self.account.session(session_id))
         except KeyError:
             return _json_response(404, {"detail": "Session not found"})
+
+    def _stop_session(self, session_id: str, query: dict[str, str]) -> _Response:
+        """The SDK's `session_stop`: the stopped session, 404 unknown, 400 already ended."""
+        reason = query.get("close_reason", "manual")
+        if reason not in _CLOSE_REASONS:
+            detail = {
+                "type": "enum",
+                "loc": ["query", "close_reason"],
+                "msg": "Input should be 'manual' or 'error'",
+                "input": reason,
+            }
+            return _json_response(422, {"detail": [detail]})
+        try:
+            self.account.stop(session_id, close_reason=reason)
+            return _json_response(200, self.account.session(session_id))
+        except KeyError:
+            return _json_response(404, {"detail": "Session not found"})
+        except ValueError:
+            # The live API's words, which the SDK takes for "done" (status unconfirmed).
+            return _json_response(400, {"detail": f"Session {session_id} is already closed"})
 
     def _list_sessions(self, query: dict[str, str]) -> _Response:
         try:

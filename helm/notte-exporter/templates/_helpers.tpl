@@ -154,11 +154,30 @@ tls_server_config serving web.tls.existingSecret's certificate unless web.config
 {{- end }}
 
 {{/*
+The reaper's policy file (--reaper.config.file) as YAML: reaper.config, in dry run unless
+it sets dry_run itself.
+*/}}
+{{- define "notte-exporter.reaperConfig" -}}
+{{- $config := deepCopy .Values.reaper.config }}
+{{- if not (hasKey $config "dry_run") }}
+{{- $_ := set $config "dry_run" true }}
+{{- end }}
+{{- toYaml $config }}
+{{- end }}
+
+{{- define "notte-exporter.reaperDir" -}}
+/etc/notte-exporter/reaper
+{{- end }}
+
+{{/*
 Values the schema cannot express clearly: refuse them with a message that says what to do.
 */}}
 {{- define "notte-exporter.validateValues" -}}
 {{- if and .Values.notte.apiKey .Values.notte.existingSecret.name }}
 {{- fail "notte.apiKey and notte.existingSecret.name are both set: set only one (existingSecret is preferred, so the key stays out of Helm values)" }}
+{{- end }}
+{{- if and .Values.reaper.enabled (not .Values.reaper.config.policies) }}
+{{- fail "reaper.enabled needs reaper.config.policies: at least one policy with a name and idle_longer_than, older_than or both (docs/reaper.md)" }}
 {{- end }}
 {{- if and (not (kindIs "invalid" .Values.podDisruptionBudget.minAvailable)) (not (kindIs "invalid" .Values.podDisruptionBudget.maxUnavailable)) .Values.podDisruptionBudget.enabled }}
 {{- fail "podDisruptionBudget: set either minAvailable or maxUnavailable, not both (set the other to null)" }}
@@ -202,6 +221,9 @@ The exporter's command-line flags, one per line, from the values.
 - {{ printf "--usage.interval=%v" .Values.usage.interval | quote }}
 {{- else }}
 - "--no-collector.usage"
+{{- end }}
+{{- if .Values.reaper.enabled }}
+- {{ printf "--reaper.config.file=%s/reaper.yaml" (include "notte-exporter.reaperDir" .) | quote }}
 {{- end }}
 - {{ printf "--log.level=%s" .Values.log.level | quote }}
 - {{ printf "--log.format=%s" .Values.log.format | quote }}
