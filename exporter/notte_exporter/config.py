@@ -45,7 +45,7 @@ POLL_TIMEOUT_SHARE = 0.8
 # The longest duration a setting takes: far beyond any sensible interval or threshold, and
 # well short of where date arithmetic overflows and fails every poll.
 MAX_DURATION = "1y"
-_MAX_DURATION_SECONDS = parse_duration(MAX_DURATION)
+MAX_DURATION_SECONDS = parse_duration(MAX_DURATION)
 _API_URL_EXAMPLE = "https://api.notte.cc"
 
 _LISTEN_ADDRESS = re.compile(r"^(?P<host>\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]*):(?P<port>\d{1,5})$")
@@ -206,7 +206,7 @@ class Settings(BaseSettings):
         field = cls.model_fields[info.field_name]
         if is_duration(field) and isinstance(value, str | int | float):
             seconds = parse_duration(value) if isinstance(value, str) else value
-            if seconds > _MAX_DURATION_SECONDS:
+            if seconds > MAX_DURATION_SECONDS:
                 shown = value.strip() if isinstance(value, str) else format_duration(seconds)
                 raise ValueError(f"must be at most {MAX_DURATION}, got {shown}")
             return seconds

@@ -161,7 +161,7 @@ class Exporter:
             from .reaper.metrics import ReaperCollector  # noqa: PLC0415 - see reaper_policy
             from .reaper.reaper import Reaper  # noqa: PLC0415
 
-            self.reaper = Reaper(reaper_policy, self.client, clock=clock)
+            self.reaper = Reaper(reaper_policy, self.client, clock=clock, redact=self.redact)
             self.registry.register(ReaperCollector(self.reaper.counts, redact=self.redact))
         self.poller = Poller(
             self.client,

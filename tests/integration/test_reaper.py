@@ -394,6 +394,23 @@ def test_each_action_is_one_audit_line_with_its_facts(
     )
 
 
+def test_a_long_session_id_is_cut_in_the_audit_line_and_on_the_page(
+    api, account, clock, make_exporter, tmp_path, caplog
+) -> None:
+    # As long as a URL path the simulator's HTTP server still takes (64 KiB at most).
+    huge_id = "x" * 20_000
+    leaked(account, clock, huge_id, idle=60)
+    exporter = make_exporter(reaper_config_file=policy_file(tmp_path, dry_run=False))
+    with caplog.at_level(logging.INFO, logger="notte_exporter.reaper"):
+        polls(exporter, clock, 2)
+    # The stop itself names the whole id: only what is shown is cut.
+    assert writes(api) == [stop_of(huge_id)]
+    [line] = [r.getMessage() for r in caplog.records if r.name.startswith("notte_exporter.reaper")]
+    assert line.startswith("reaper stopped session xxx")
+    assert len(line) < 1_000
+    assert len(exporter.status_page()) < 20_000
+
+
 def test_the_status_page_shows_the_policies_the_mode_and_the_last_actions(
     account, clock, make_exporter, tmp_path
 ) -> None:

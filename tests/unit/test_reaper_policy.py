@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from pathlib import Path
 
@@ -289,6 +290,19 @@ def test_an_unreadable_file_says_so(tmp_path: Path) -> None:
     with pytest.raises(ReaperConfigError) as raised:
         load(tmp_path / "missing.yaml")
     assert raised.value.problems == ["cannot read it: No such file or directory"]
+
+
+def test_a_fifo_is_refused_at_once_not_waited_on(tmp_path: Path) -> None:
+    fifo = tmp_path / "reaper.yaml"
+    os.mkfifo(fifo)
+    with pytest.raises(ReaperConfigError) as raised:
+        load(fifo)
+    assert raised.value.problems == ["is a FIFO, not a regular file"]
+
+
+def test_a_duration_past_a_year_is_refused_as_every_duration_setting_is() -> None:
+    problems = problems_of("policies:\n  - name: p\n    older_than: 3000y\n")
+    assert problems == ["policies[0].older_than: must be at most 1y, got 3000y"]
 
 
 def write(path: Path, text: str) -> Path:

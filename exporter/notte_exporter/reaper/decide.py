@@ -28,10 +28,6 @@ from notte_exporter.models import LiveSession, in_api_utc, last_activity
 from .policy import ReaperPolicy
 
 HOUR = timedelta(hours=1)
-# The API's own limits on a session's timeouts: a value beyond them is not one Notte would
-# wait for, and must not inflate the time a stop is said to save.
-LONGEST_IDLE_TIMEOUT_MINUTES = 30
-LONGEST_MAX_DURATION_MINUTES = 1440
 _EARLIEST = datetime.min.replace(tzinfo=UTC)
 
 
@@ -170,10 +166,9 @@ class RollingHour:
 
 def saved_seconds(match: Match, stopped_at: datetime) -> float:
     """Browser time a stop at ``stopped_at`` saved: until Notte would have closed it."""
-    idle = min(max(match.idle_timeout_minutes, 0), LONGEST_IDLE_TIMEOUT_MINUTES)
-    longest = min(max(match.max_duration_minutes, 0), LONGEST_MAX_DURATION_MINUTES)
+    # The timeouts are within the API's documented limits: models refuses items beyond them.
     closes_at = min(
-        match.last_activity + timedelta(minutes=idle),
-        match.created_at + timedelta(minutes=longest),
+        match.last_activity + timedelta(minutes=match.idle_timeout_minutes),
+        match.created_at + timedelta(minutes=match.max_duration_minutes),
     )
     return max((closes_at - stopped_at).total_seconds(), 0.0)

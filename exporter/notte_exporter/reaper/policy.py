@@ -50,8 +50,9 @@ from pydantic import (
     ValidationError,
 )
 
-from notte_exporter.config import ReaperConfigError
+from notte_exporter.config import MAX_DURATION, MAX_DURATION_SECONDS, ReaperConfigError
 from notte_exporter.durations import format_duration, parse_duration
+from notte_exporter.files import WEB_FILE_BYTES, read_regular_file, unreadable
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,8 @@ def _name(value: str) -> str:
     return value
 
 
-Duration = Annotated[float, BeforeValidator(_duration), Field(gt=0)]
+# Bounded above like every duration setting, so that date arithmetic on it cannot overflow.
+Duration = Annotated[float, BeforeValidator(_duration), Field(gt=0, le=MAX_DURATION_SECONDS)]
 
 
 class _Strict(BaseModel):
@@ -164,9 +166,9 @@ def load(path: Path) -> tuple[ReaperPolicy, str]:
 
 def _read(path: Path) -> bytes:
     try:
-        return path.read_bytes()
+        return read_regular_file(path, WEB_FILE_BYTES)
     except OSError as exc:
-        raise ReaperConfigError(path, [f"cannot read it: {exc.strerror or exc}"]) from None
+        raise ReaperConfigError(path, [unreadable(exc)]) from None
 
 
 def _digest(content: bytes) -> str:
@@ -228,6 +230,11 @@ def _describe(error: Any) -> str:
         got = error["input"]
         shown = format_duration(got) if isinstance(got, int | float) else str(got)
         return f"{_where(loc)}: must be more than 0s, got {shown}"
+    if kind == "less_than_equal":
+        # Only durations have an upper bound.
+        got = error["input"]
+        shown = format_duration(got) if isinstance(got, int | float) else str(got)
+        return f"{_where(loc)}: must be at most {MAX_DURATION}, got {shown}"
     if kind == "greater_than_equal":
         return f"{_where(loc)}: must be at least {error['ctx']['ge']}, got {error['input']}"
     if kind == "too_short" and loc and loc[-1] == "browser_types":
@@ -296,10 +303,10 @@ class LivePolicy:
         """Re-read the file if its content changed; returns what changed, or None."""
         with self._lock:
             try:
-                content = self.path.read_bytes()
+                content = read_regular_file(self.path, WEB_FILE_BYTES)
             except OSError as exc:
                 stamp = f"unreadable {exc.errno}"
-                problems = [f"cannot read it: {exc.strerror or exc}"]
+                problems = [unreadable(exc)]
             else:
                 stamp, problems = _digest(content), []
             if stamp in (self._fingerprint, self._rejected):

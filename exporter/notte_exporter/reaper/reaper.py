@@ -37,6 +37,7 @@ from datetime import datetime, timedelta
 from notte_exporter.client import NotteClient
 from notte_exporter.durations import format_duration
 from notte_exporter.errors import ApiError, ShutdownRequested
+from notte_exporter.labels import text_label
 from notte_exporter.models import InvalidItem, LiveSession, is_live
 from notte_exporter.statuspage import ReaperAction, ReaperView
 
@@ -143,8 +144,11 @@ class Reaper:
         *,
         clock: Callable[[], datetime],
         monotonic: Callable[[], float] = time.monotonic,
+        redact: Callable[[str], str] = str,
     ) -> None:
         self._policy = policy
+        # The one redaction step, for the session ids audit lines and the page show.
+        self._redact = redact
         self._client = client
         self._clock = clock
         self._monotonic = monotonic
@@ -285,6 +289,8 @@ class Reaper:
     ) -> None:
         found, policy = candidate.match, candidate.policy
         age, idle = found.age(seen_at), found.idle(seen_at)
+        # The API's text, shown as a label value is: a megabyte id is no megabyte line.
+        shown_id = text_label(found.session_id, self._redact)
         with self._lock:
             key = (policy, result)
             self._stops[key] = self._stops.get(key, 0.0) + 1
@@ -292,7 +298,7 @@ class Reaper:
             self._actions.appendleft(
                 ReaperAction(
                     at=self._clock(),
-                    session_id=found.session_id,
+                    session_id=shown_id,
                     policy=policy,
                     result=result,
                     browser_type=found.browser_type,
@@ -302,7 +308,7 @@ class Reaper:
                 )
             )
         fields: dict[str, object] = {
-            "session_id": found.session_id,
+            "session_id": shown_id,
             "policy": policy,
             "result": result,
             "age_seconds": round(age, 3),
@@ -316,20 +322,19 @@ class Reaper:
             f"idle {format_duration(round(idle))})"
         )
         if result == STOPPED:
-            message = f"reaper stopped session {found.session_id} {facts}"
+            message = f"reaper stopped session {shown_id} {facts}"
         elif result == DRY_RUN:
             message = (
-                f"reaper dry run: would stop session {found.session_id} {facts}; "
+                f"reaper dry run: would stop session {shown_id} {facts}; "
                 "nothing was sent (dry_run: true)"
             )
         elif result == ALREADY_GONE:
             message = (
-                f"reaper found session {found.session_id} already gone {facts}: {why}; "
-                "not tried again"
+                f"reaper found session {shown_id} already gone {facts}: {why}; not tried again"
             )
         else:
             message = (
-                f"reaper could not stop session {found.session_id} {facts}: {why}; tried "
+                f"reaper could not stop session {shown_id} {facts}: {why}; tried "
                 "again at the next poll if it still matches"
             )
         log.info("%s", message, extra={"fields": fields})
