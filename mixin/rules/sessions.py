@@ -19,8 +19,8 @@ from mixin.alert import Alert, query_value
 from mixin.alert import target_filter as _target_filter
 from mixin.alert import target_name as _target_name
 from mixin.config import Config, human_duration
-from mixin.cost_rules import cost_alerts, cost_recording_rules
-from mixin.reaper_rules import reaper_alerts
+from mixin.rules.cost import cost_alerts, cost_recording_rules
+from mixin.rules.reaper import reaper_alerts
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ left, its plan, whether its usage is readable) stays one series per exporter.
 from __future__ import annotations
 
 from mixin.config import Config
-from mixin.cost_rules import SECONDS_TO_MONTH_END, burn_rate_expr
-from mixin.dashboards import RATE, UP_MAPPINGS, _per_exporter, _selector, bundle_dashboard
+from mixin.dashboards.sessions import RATE, UP_MAPPINGS, _per_exporter, _selector, bundle_dashboard
 from mixin.grafana import Json, Panel, Target, row, stat, timeseries
+from mixin.rules.cost import SECONDS_TO_MONTH_END, burn_rate_expr
 
 DOLLARS = "currencyUSD"
 EXCEEDED_MAPPINGS: list[Json] = [

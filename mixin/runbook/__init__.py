@@ -7,9 +7,9 @@ always the ones the rules use.
 from __future__ import annotations
 
 from mixin.config import Config, human_duration, percent
-from mixin.cost_runbook import cost_sections, cost_threshold_rows
-from mixin.reaper_runbook import reaper_sections, reaper_threshold_rows
-from mixin.rules import ALERT_GROUPS, RECORDING_GROUPS, alerts, record_names
+from mixin.rules.sessions import ALERT_GROUPS, RECORDING_GROUPS, alerts, record_names
+from mixin.runbook.cost import cost_sections, cost_threshold_rows
+from mixin.runbook.reaper import reaper_sections, reaper_threshold_rows
 
 
 def _thresholds_table(config: Config) -> str:

@@ -1,0 +1,1 @@
+"""Grafana dashboards of the bundle, one module per dashboard."""

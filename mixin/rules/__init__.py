@@ -1,0 +1,1 @@
+"""Prometheus recording and alerting rules of the bundle, one module per subject."""
