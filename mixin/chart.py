@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 
 from mixin.config import DEFAULT, Config
-from mixin.rules.sessions import alerts
+from mixin.rules import alerts
 
 JOB_VALUE = "serviceMonitor.jobName"
 RUNBOOK_VALUE = "prometheusRule.runbookUrl"

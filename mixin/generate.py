@@ -20,7 +20,7 @@ from mixin.chart import chart_config, splice_schema, splice_values
 from mixin.config import DEFAULT, Config
 from mixin.dashboards.cost import cost_dashboards
 from mixin.dashboards.sessions import dashboards
-from mixin.rules.sessions import rule_groups
+from mixin.rules import rule_groups
 from mixin.runbook import runbook
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -7,7 +7,8 @@ always the ones the rules use.
 from __future__ import annotations
 
 from mixin.config import Config, human_duration, percent
-from mixin.rules.sessions import ALERT_GROUPS, RECORDING_GROUPS, alerts, record_names
+from mixin.rules import ALERT_GROUPS, RECORDING_GROUPS, alerts
+from mixin.rules.sessions import record_names
 from mixin.runbook.cost import cost_sections, cost_threshold_rows
 from mixin.runbook.reaper import reaper_sections, reaper_threshold_rows
 
