@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 from mixin.config import DEFAULT
-from mixin.dashboards.sessions import dashboards
+from mixin.dashboards import dashboards
 from monitoring_helpers import (
     DASHBOARD_FILES,
     JOB,
