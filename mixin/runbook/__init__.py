@@ -1,62 +1,25 @@
 """docs/alerts.md: the runbook every alert links to, with thresholds taken from the config.
 
 The prose lives here rather than in a hand-written page so that the numbers it quotes are
-always the ones the rules use.
+always the ones the rules use. Each alert group's module (`exporter`, `sessions`, `cost`,
+`reaper`, as in mixin/rules/) gives its rows of the thresholds table and its sections; this
+one assembles the page, and refuses to when an alert has no section or a section no alert.
 """
 
 from __future__ import annotations
 
-from mixin.config import Config, human_duration, percent
+from mixin.config import Config
 from mixin.rules import ALERT_GROUPS, RECORDING_GROUPS, alerts
-from mixin.rules.sessions import record_names
 from mixin.runbook.cost import cost_sections, cost_threshold_rows
+from mixin.runbook.exporter import exporter_sections, exporter_threshold_rows
 from mixin.runbook.reaper import reaper_sections, reaper_threshold_rows
+from mixin.runbook.sessions import session_sections, session_threshold_rows
 
 
 def _thresholds_table(config: Config) -> str:
-    c = config
     rows = [
-        (
-            "NotteExporterDown",
-            f"`up == 0` or no target for {c.exporter_down_for}; "
-            f"`notte_up == 0` for {c.polls_failing_for}",
-        ),
-        (
-            "NotteExporterStale",
-            f"last successful poll older than {c.stale_after} "
-            f"while polls do not fail, for {c.stale_for}",
-        ),
-        (
-            "NotteApiRateLimited",
-            f"> {percent(c.rate_limited_poll_share)} of polls "
-            f"failed with 429 over {c.rate_limited_window}, for {c.rate_limited_for}; or < "
-            f"{percent(c.rate_limit_budget_low_share)} of the budget left for "
-            f"{c.rate_limit_budget_for}",
-        ),
-        (
-            "NotteSessionLeak",
-            f"> {percent(c.leak_share)} of sessions ended in "
-            f"{c.sessions_ended_window} closed by idle timeout, at least "
-            f"{c.leak_min_ended_sessions} ended, for {c.leak_for}",
-        ),
-        (
-            "NotteSessionErrorsHigh",
-            f"> {percent(c.errors_share)} of sessions ended "
-            f"in {c.sessions_ended_window} with status error, at least "
-            f"{c.errors_min_ended_sessions} ended, for {c.errors_for}",
-        ),
-        ("NotteSessionsOverdue", f"any overdue session for {c.overdue_for}"),
-        ("NotteSessionsIdle", f">= {c.idle_sessions} idle live sessions for {c.idle_for}"),
-        (
-            "NotteSessionsLongRunning",
-            f"a live session older than {c.long_running_after}, for {c.long_running_for}",
-        ),
-        (
-            "NotteSessionsNearLimit",
-            f">= "
-            f"{percent(c.near_limit_warning_share)} / {percent(c.near_limit_critical_share)} of "
-            f"--sessions.limit for {c.near_limit_for}",
-        ),
+        *exporter_threshold_rows(config),
+        *session_threshold_rows(config),
         *cost_threshold_rows(config),
         *reaper_threshold_rows(config),
     ]
@@ -71,169 +34,13 @@ def _thresholds_table(config: Config) -> str:
     return "\n".join(lines)
 
 
-def _sections(config: Config) -> dict[str, str]:
-    c = config
-    names = record_names(c)
-    ended = human_duration(c.sessions_ended_window)
-    return {
-        "NotteExporterDown": f"""\
-**Meaning.** Nothing watches the Notte account any more, so no session alert can fire.
-Three causes, told apart by the `cause` label:
-- `scrape_failed`: Prometheus's scrapes of the exporter fail (`up == 0`) for
-  {human_duration(c.exporter_down_for)}.
-- `target_missing`: Prometheus has no target matching `{c.selector}` at all for
-  {human_duration(c.exporter_down_for)}.
-- `polls_failing`: the exporter runs, but every poll of the Notte API fails (`notte_up == 0`)
-  for {human_duration(c.polls_failing_for)}.
-
-**Check.**
-- `scrape_failed`: is the process or pod running (`kubectl get pods`, `systemctl status`)?
-  Does `curl http://<instance>/healthz` answer? The target's last error is on Prometheus's
-  *Status → Targets* page.
-- `target_missing`: the scrape configuration (job name `notte-exporter`, port 10717) or
-  the Helm chart's ServiceMonitor and the labels your Prometheus selects ServiceMonitors by.
-- `polls_failing`: `notte_exporter_poll_failures_total` by `reason` on the *Notte exporter*
-  dashboard and the exporter's log. `unauthorized`/`forbidden`: the API key is wrong,
-  revoked or unreadable (`--notte.api-key-file`). `invalid_key`: the key file holds
-  something that is not a key (a second line, a space, a non-ASCII character); the log says
-  what, never the value. `rate_limited`: see
-  [NotteApiRateLimited](#notteapiratelimited). `timeout`/`network`: egress to
-  `--notte.api-url`. `server_error`/`invalid_response`: the Notte API itself
-  (status page, support). `other`: an unexpected answer, or an error of the exporter's
-  own (the log says `cannot render /metrics` or `an unexpected error in the exporter`):
-  report the log line to the maintainers.
-
-**Act.** Restart or redeploy the exporter; fix the key (a new secret, then restart), the
-network policy, or the scrape configuration. While it lasts, check leaks by hand in the
-Notte console.""",
-        "NotteExporterStale": f"""\
-**Meaning.** The last successful poll is older than {human_duration(c.stale_after)} (for
-{human_duration(c.stale_for)}) although the last poll did not fail: the poll loop is stuck,
-a poll takes far longer than `--poll.interval`, or `/metrics` cannot be rendered at all
-(scrapes then get the last poll that rendered; the log says `cannot render /metrics`).
-Metrics still look fine but are old. (A poll loop that has stopped fails `/healthz`, so
-that the exporter is restarted.)
-Failing polls raise [NotteExporterDown](#notteexporterdown) (`polls_failing`) instead.
-
-**Check.** The *Last successful poll* and *Poll duration* panels of the *Notte exporter*
-dashboard; the exporter's log (debug level shows each poll); whether `--poll.interval` is
-longer than {human_duration(c.stale_after)} on purpose.
-
-**Act.** Restart the exporter and report the log to the maintainers. If the poll interval
-is long on purpose, raise `stale_after` in `mixin/config.py` and regenerate.""",
-        "NotteApiRateLimited": f"""\
-**Meaning.** The API key's rate limit is shared by the exporter and your own automation.
-- `cause="polls_rate_limited"`: more than {percent(c.rate_limited_poll_share)} of the polls in
-  {human_duration(c.rate_limited_window)} failed on HTTP 429 after the exporter's retries
-  (for {human_duration(c.rate_limited_for)}).
-- `cause="budget_low"`: less than {percent(c.rate_limit_budget_low_share)} of the budget
-  (`notte_api_rate_limit_remaining / notte_api_rate_limit_limit`) was left after the polls
-  for {human_duration(c.rate_limit_budget_for)}: your automation is about to be refused.
-
-**Check.** *Rate-limit budget* and *API requests by endpoint and code* on the *Notte
-exporter* dashboard: how many requests the exporter makes per poll (pages of
-`--notte.page-size`, plus up to `--sessions.lookup-budget` lookups of ended sessions)
-against what your automation makes.
-
-**Act.** Make the exporter cheaper: a longer `--poll.interval`, `--notte.page-size 100`,
-a lower `--sessions.lookup-budget`, or `--notte.only-current-token` with a key of its own.
-Slow down the automation or ask Notte for a higher limit.""",
-        "NotteSessionLeak": f"""\
-**Meaning.** Of the sessions that ended in the last {ended} and whose close reason is
-known, more than {percent(c.leak_share)} were closed by the platform's idle timeout, and at
-least {c.leak_min_ended_sessions} such sessions ended (so one stray session does not page),
-for {human_duration(c.leak_for)}. A session closed by idle timeout is one its client never
-stopped: it was billed, and held a slot of the plan's concurrency limit, until it timed out.
-Recording rules: `{names.idle_timeout_ratio}` (the share) over
-`{names.closed_by_reason}` (ended sessions by close reason).
-
-**Check.** *Session ends by close reason* and *Leak and error shares* on the *Notte
-sessions* dashboard: when did `idle_timeout` grow, and for which browser type
-(`notte_sessions_closed_total{{close_reason="idle_timeout"}}` by `browser_type`)? Which
-deployment of your automation changed then? *Idle sessions* and the *Oldest live
-sessions* table show sessions leaking right now.
-
-**Act.** Fix the client: stop every session it starts (`with client.Session(...)` or
-`session.stop()` in a `finally`), including on errors and cancellations. Meanwhile stop
-leaked sessions by id (`DELETE /sessions/{{session_id}}/stop`) and lower their
-`idle_timeout_minutes` so that leaks cost less.""",
-        "NotteSessionErrorsHigh": f"""\
-**Meaning.** Of the sessions that ended in the last {ended} with a known status, more than
-{percent(c.errors_share)} ended with status `error`, with at least
-{c.errors_min_ended_sessions} ended sessions, for {human_duration(c.errors_for)}.
-Recording rules: `{names.error_ratio}` over `{names.closed_by_status}`.
-
-**Check.** *Session ends by status* by browser type; *Live sessions with an error*; the
-Notte status page; the `error` field of failed sessions (`GET /sessions/{{session_id}}`, or the
-console) for a common message; whether the failures started with a change of browser type,
-proxies or captcha solving (*Live sessions by feature*).
-
-**Act.** Platform incident: contact Notte support and pause heavy jobs. Your own
-configuration (a browser type, a proxy, a feature): roll it back.""",
-        "NotteSessionsOverdue": f"""\
-**Meaning.** Sessions are still live past their own `max_duration_minutes`
-(`reason="max_duration"`) or past `last_accessed_at + idle_timeout_minutes`
-(`reason="idle_timeout"`), plus the exporter's `--sessions.overdue-grace`, for
-{human_duration(c.overdue_for)}. A healthy platform closes them itself; these keep being
-billed and keep holding slots of the concurrency limit.
-
-**Check.** The *Oldest live sessions* table (ids, age, idle time) and *Idle and overdue
-sessions*. Confirm with `GET /sessions/{{session_id}}` that they are still `active`.
-
-**Act.** Stop them (`DELETE /sessions/{{session_id}}/stop`, or the console) and report the
-ids to Notte support: the platform failed to enforce its limits.""",
-        "NotteSessionsIdle": f"""\
-**Meaning.** At least {c.idle_sessions} live sessions have not been accessed for longer than
-the exporter's `--sessions.idle-threshold`, continuously for {human_duration(c.idle_for)}.
-They hold capacity and are billed while doing nothing; sessions idle this long are usually
-leaks that have not timed out yet (long `idle_timeout_minutes`).
-
-**Check.** *Idle and overdue sessions* by browser type; the *Idle for* column of the
-*Oldest live sessions* table; which jobs of your automation keep sessions open between
-tasks.
-
-**Act.** Stop sessions that are not needed; reuse fewer, busier sessions; lower
-`idle_timeout_minutes` so that abandoned sessions end sooner. If holding idle sessions is
-intended (warm pools), raise `idle_sessions` in `mixin/config.py`.""",
-        "NotteSessionsLongRunning": f"""\
-**Meaning.** A live session is older than {human_duration(c.long_running_after)} (for
-{human_duration(c.long_running_for)}). The alert names the session (`session_id`,
-`browser_type`, `status` labels) from the exporter's per-session series of the
-`--sessions.detail-limit` oldest sessions; with `--sessions.detail-limit 0` it fires once,
-unnamed, from `notte_sessions_oldest_created_timestamp_seconds`. Informational: the session
-is still within its own limits (otherwise [NotteSessionsOverdue](#nottesessionsoverdue)
-fires), but few workloads need a browser this long.
-
-**Check.** The *Oldest live sessions* table: is it still being accessed (*Idle for*)? Which
-job owns it?
-
-**Act.** If nobody needs it, stop it (`DELETE /sessions/{{session_id}}/stop`). If long
-sessions are normal for you, raise `long_running_after` in `mixin/config.py`.""",
-        "NotteSessionsNearLimit": f"""\
-**Meaning.** Live sessions reach {percent(c.near_limit_warning_share)} (`severity=warning`)
-or {percent(c.near_limit_critical_share)} (`severity=critical`) of the plan's concurrency
-limit for {human_duration(c.near_limit_for)}; once at the limit, new sessions are refused
-(HTTP 529 or a plan error). The API does not report the limit: the alert exists only where
-the exporter runs with `--sessions.limit` (`notte_sessions_limit`). Both severities fire
-near the limit; an Alertmanager inhibit rule keeps one notification:
-
-```yaml
-inhibit_rules:
-  - source_matchers: [alertname="NotteSessionsNearLimit", severity="critical"]
-    target_matchers: [alertname="NotteSessionsNearLimit", severity="warning"]
-    equal: [job, instance]
-```
-
-**Check.** *Live sessions and plan limit*; whether idle, overdue or leaked sessions take
-the room ([NotteSessionsIdle](#nottesessionsidle), [NotteSessionLeak](#nottesessionleak)).
-
-**Act.** Stop sessions nobody uses, fix leaks, queue work in your automation, or move to a
-larger plan (and update `--sessions.limit`).""",
-    }
-
-
 def runbook(config: Config) -> str:
-    sections = {**_sections(config), **cost_sections(config), **reaper_sections(config)}
+    sections = {
+        **exporter_sections(config),
+        **session_sections(config),
+        **cost_sections(config),
+        **reaper_sections(config),
+    }
     alert_names = list(dict.fromkeys(alert.name for alert in alerts(config)))
     missing = set(alert_names) ^ set(sections)
     if missing:
