@@ -1,7 +1,7 @@
 """One alerting rule of the bundle, how it becomes a rule file entry, and how it names its target.
 
-Its own module so that every group's module (rules.py, cost_rules.py) builds alerts and
-their descriptions the same way without importing one another.
+Its own module so that every group's module (mixin/rules/) builds alerts and their
+descriptions the same way without importing one another.
 """
 
 from __future__ import annotations

@@ -18,7 +18,6 @@ import yaml
 
 from mixin.chart import chart_config, splice_schema, splice_values
 from mixin.config import DEFAULT, Config
-from mixin.cost_dashboard import cost_dashboards
 from mixin.dashboards import dashboards
 from mixin.rules import rule_groups
 from mixin.runbook import runbook
@@ -50,11 +49,6 @@ def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 _RuleDumper.add_representer(str, _represent_str)
 
 
-def bundle_dashboards(config: Config) -> dict[str, dict[str, Any]]:
-    """Every dashboard of the bundle by file name."""
-    return {**dashboards(config), **cost_dashboards(config)}
-
-
 def render_rules(config: Config, header: str = GENERATED_HEADER) -> str:
     text = yaml.dump(
         rule_groups(config),
@@ -80,7 +74,7 @@ def render(config: Config) -> dict[Path, str]:
     files[HELM_VALUES_FILE] = splice_values(values, config)
     schema = (REPO_ROOT / HELM_SCHEMA_FILE).read_text(encoding="utf-8")
     files[HELM_SCHEMA_FILE] = splice_schema(schema, config)
-    for name, dashboard in bundle_dashboards(config).items():
+    for name, dashboard in dashboards(config).items():
         text = render_dashboard(dashboard)
         files[DASHBOARD_DIR / name] = text
         files[HELM_DASHBOARD_DIR / name] = text

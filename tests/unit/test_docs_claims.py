@@ -77,7 +77,7 @@ def test_every_flag_and_variable_named_anywhere_exists() -> None:
     chart = ROOT / "helm" / "notte-exporter"
     files = [
         *(ROOT / "exporter" / "notte_exporter").rglob("*.py"),
-        *(ROOT / "mixin").glob("*.py"),
+        *(ROOT / "mixin").rglob("*.py"),
         ROOT / "README.md",
         *(ROOT / "docs").glob("*.md"),
         *chart.rglob("*.yaml"),

@@ -1,7 +1,7 @@
 """The cost rule groups: burn rate, idle waste and the alerts before the credits run out.
 
 `notte-cost.rules` records the burn rate and the idle-waste share; `notte-cost` holds the
-alerts (both listed in rules.py's RECORDING_GROUPS / ALERT_GROUPS).
+alerts (both listed in `RECORDING_GROUPS` / `ALERT_GROUPS` of mixin/rules/__init__.py).
 
 The usage gauges (`notte_usage_*`) are month-to-date values as `GET /usage` reports them:
 when the month rolls over they drop to near 0. A burn rate taken as `rate()` would read the

@@ -1,9 +1,9 @@
 """The "Notte cost" dashboard: what the sessions cost, what leaks waste, when credits run out.
 
-It keeps the other dashboards' invariants (dashboards.py): the same data source, job,
-account and instance variables (multi-value, "All"), firing Notte alerts as annotations,
-units on every panel, and raw series only, never the cost recording rules, so it works
-wherever the exporter is scraped. The burn rate is computed as the recording rule computes
+It keeps the invariants of every dashboard (mixin/dashboards/__init__.py): the same data
+source, job, account and instance variables (multi-value, "All"), firing Notte alerts as
+annotations, units on every panel, and raw series only, never the cost recording rules, so
+it works wherever the exporter is scraped. The burn rate is computed as the recording rule computes
 it (`burn_rate_expr`), so the dashboard and NotteSpendForecastOverLimit agree.
 
 One exporter watches one account: dollars, hours and bytes add up over the selected
@@ -14,9 +14,9 @@ left, its plan, whether its usage is readable) stays one series per exporter.
 from __future__ import annotations
 
 from mixin.config import Config
-from mixin.cost_rules import SECONDS_TO_MONTH_END, burn_rate_expr
-from mixin.dashboards import RATE, UP_MAPPINGS, _per_exporter, _selector, bundle_dashboard
+from mixin.dashboards.common import RATE, UP_MAPPINGS, bundle_dashboard, per_exporter, selector
 from mixin.grafana import Json, Panel, Target, row, stat, timeseries
+from mixin.rules.cost import SECONDS_TO_MONTH_END, burn_rate_expr
 
 DOLLARS = "currencyUSD"
 EXCEEDED_MAPPINGS: list[Json] = [
@@ -32,7 +32,7 @@ EXCEEDED_MAPPINGS: list[Json] = [
 
 def cost_dashboard(config: Config) -> Json:
     c = config
-    s = _selector(c)
+    s = selector(c)
     window = c.spend_rate_window
     waste_window = c.idle_waste_window
     spent = f"sum(notte_usage_total_cost_dollars{{{s}}})"
@@ -115,7 +115,7 @@ def cost_dashboard(config: Config) -> Json:
             "its credits run out if spending goes on like this. Empty while nothing is spent.",
             Target(
                 f"notte_usage_total_balance_dollars{{{s}}}\n/\n({exporter_burn} * 24 > 0)",
-                _per_exporter(c),
+                per_exporter(c),
             ),
             unit="d",
             threshold_steps=((3, "orange"), (7, "green")),
@@ -126,14 +126,14 @@ def cost_dashboard(config: Config) -> Json:
             "Whether Notte reports each account's usage limit exceeded: without a card on "
             "file, new sessions are refused with HTTP 402 until the period resets. "
             "NotteUsageLimitExceeded fires on it.",
-            Target(f"notte_usage_limit_exceeded{{{s}}}", _per_exporter(c)),
+            Target(f"notte_usage_limit_exceeded{{{s}}}", per_exporter(c)),
             mappings=EXCEEDED_MAPPINGS,
             threshold_steps=((1, "red"),),
         ),
         stat(
             "Plan and period",
             "The plan type and billing period of the last usage report (notte_usage_info).",
-            Target(f"notte_usage_info{{{s}}}", _per_exporter(c, "{{plan_type}} · {{period}}: ")),
+            Target(f"notte_usage_info{{{s}}}", per_exporter(c, "{{plan_type}} · {{period}}: ")),
             text_mode="name",
             base_color="text",
             width=8,
@@ -144,7 +144,7 @@ def cost_dashboard(config: Config) -> Json:
             "While it fails the cost values are those of the last successful read; "
             "NotteUsageUnavailable fires after "
             f"{c.usage_unavailable_for}.",
-            Target(f"notte_usage_up{{{s}}}", _per_exporter(c)),
+            Target(f"notte_usage_up{{{s}}}", per_exporter(c)),
             mappings=UP_MAPPINGS,
             threshold_steps=((1, "green"),),
             base_color="red",
@@ -153,7 +153,7 @@ def cost_dashboard(config: Config) -> Json:
             "Usage data age",
             "Time since each exporter's last successful read of GET /usage (reads are "
             "--usage.interval apart).",
-            Target(f"time() - notte_usage_last_success_timestamp_seconds{{{s}}}", _per_exporter(c)),
+            Target(f"time() - notte_usage_last_success_timestamp_seconds{{{s}}}", per_exporter(c)),
             unit="s",
         ),
         stat(
@@ -374,8 +374,3 @@ def cost_dashboard(config: Config) -> Json:
         "and proxied traffic, from notte-exporter.",
         panels,
     )
-
-
-def cost_dashboards(config: Config) -> dict[str, Json]:
-    """The cost dashboard by file name."""
-    return {"notte-cost.json": cost_dashboard(config)}

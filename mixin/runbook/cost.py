@@ -7,7 +7,7 @@ the same `Config` fields as the cost rule group, and the money story reads in on
 from __future__ import annotations
 
 from mixin.config import Config, human_duration, percent
-from mixin.cost_rules import SECONDS_TO_MONTH_END, cost_record_names
+from mixin.rules.cost import SECONDS_TO_MONTH_END, cost_record_names
 
 
 def cost_threshold_rows(config: Config) -> list[tuple[str, str]]:

@@ -1,26 +1,16 @@
-"""Prometheus recording and alerting rules of the bundle, built from a `Config`.
+"""The session rule groups: how sessions end (`notte-sessions.rules`) and their alerts.
 
-Aggregations use `without (<the metric's own labels>)` so that every target label
-(job, instance, and namespace/pod under Kubernetes) survives into recorded series and alerts,
-where Alertmanager can route on them.
-
-Rules are grouped by subject, as in the kubernetes-mixin: one function builds each group's
-rules, and `RECORDING_GROUPS` / `ALERT_GROUPS` list them in file order. A new subject adds a
-function and one line to each list; recording groups come first because alerts read them.
+`notte-sessions` alerts on leaks, errors and the sessions live on the account. The recorded
+shares count only the sessions whose end is known (`known_ended`): those the exporter could
+not look up within its budget end as `unknown` and say nothing about leaks or errors.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-from mixin.alert import Alert, query_value
-from mixin.alert import target_filter as _target_filter
-from mixin.alert import target_name as _target_name
+from mixin.alert import Alert, query_value, target_filter, target_name
 from mixin.config import Config, human_duration
-from mixin.cost_rules import cost_alerts, cost_recording_rules
-from mixin.reaper_rules import reaper_alerts
 
 
 @dataclass(frozen=True)
@@ -93,150 +83,13 @@ def recording_rules(config: Config) -> list[dict[str, str]]:
     ]
 
 
-def _failure_reasons(config: Config) -> str:
-    """Template text listing why polls failed recently, so the page says what to fix."""
-    query = (
-        "sum by (reason) (increase(notte_exporter_poll_failures_total"
-        f"{{{_target_filter(config)}}}[{config.value('polls_failing_for')}])) > 0"
-    )
-    return (
-        f"{{{{ with printf `{query}` $labels.job $labels.{config.instance_label} | query }}}}"
-        f"Failed polls in the last {config.value('polls_failing_for', 'human')} by reason: "
-        '{{ range $i, $s := sortByLabel "reason" . }}{{ if $i }}, {{ end }}'
-        '{{ $s.Labels.reason }} {{ $s.Value | printf "%.0f" }}{{ end }}. '
-        "The exporter's log says more."
-        "{{ else }}notte_exporter_poll_failures_total{reason} and the exporter's log say why."
-        "{{ end }}"
-    )
-
-
-def exporter_alerts(config: Config) -> list[Alert]:
-    """Group `notte-exporter`: the exporter itself, its polls and the API's rate limit."""
-    c = config
-    inst = _target_name(c)
-    result: list[Alert] = []
-
-    result.append(
-        Alert(
-            name="NotteExporterDown",
-            expr=f"{c.metric('up')} == 0",
-            for_=c.value("exporter_down_for"),
-            severity="critical",
-            labels={"cause": "scrape_failed"},
-            summary="Prometheus cannot scrape notte-exporter.",
-            description=(
-                f"Prometheus has failed to scrape {inst} (job {{{{ $labels.job }}}}) for more "
-                f"than {c.value('exporter_down_for', 'human')}: there are no Notte session "
-                "metrics from it and no session alert can fire."
-            ),
-        )
-    )
-    result.append(
-        Alert(
-            name="NotteExporterDown",
-            expr=f"absent({c.metric('up')})",
-            for_=c.value("exporter_down_for"),
-            severity="critical",
-            labels={"cause": "target_missing"},
-            summary="Prometheus has no notte-exporter target.",
-            description=(
-                f"For more than {c.value('exporter_down_for', 'human')} Prometheus has had no "
-                f"target whose series match {{{c.selector}}}: the exporter is not deployed or "
-                "service discovery (scrape config, ServiceMonitor) does not find it. "
-                "No Notte session alert can fire."
-            ),
-        )
-    )
-    result.append(
-        Alert(
-            name="NotteExporterDown",
-            expr=f"{c.metric('notte_up')} == 0",
-            for_=c.value("polls_failing_for"),
-            severity="critical",
-            labels={"cause": "polls_failing"},
-            summary="notte-exporter cannot poll the Notte API.",
-            description=(
-                f"Every poll of the Notte API by {inst} has failed for more than "
-                f"{c.value('polls_failing_for', 'human')} (notte_up is 0): its session metrics "
-                "are frozen at the last successful poll and session alerts are blind. "
-                + _failure_reasons(c)
-            ),
-        )
-    )
-    result.append(
-        Alert(
-            name="NotteExporterStale",
-            expr=(
-                f"(\n  time() - {c.metric('notte_exporter_last_poll_success_timestamp_seconds')}"
-                f" > {c.value('stale_after', 'seconds')}\n)\n"
-                f"unless\n{c.metric('notte_up')} == 0\n"
-            ),
-            for_=c.value("stale_for"),
-            severity="warning",
-            summary="notte-exporter serves old data.",
-            description=(
-                f"The last successful poll of the Notte API by {inst} was "
-                "{{ $value | humanizeDuration }} ago (threshold "
-                f"{c.value('stale_after', 'human')}) although no poll reports a failure: the "
-                "poll loop is stuck or much slower than --poll.interval. Session metrics and "
-                "alerts are based on old data."
-            ),
-        )
-    )
-    failures = c.metric("notte_exporter_poll_failures_total", 'reason="rate_limited"')
-    polls = c.metric("notte_exporter_polls_total")
-    rl_window = c.value("rate_limited_window")
-    result.append(
-        Alert(
-            name="NotteApiRateLimited",
-            expr=(
-                f"sum without (reason) (increase({failures}[{rl_window}]))\n"
-                f"/\n(increase({polls}[{rl_window}]) > 0)\n"
-                f"> {c.value('rate_limited_poll_share', 'number')}\n"
-            ),
-            for_=c.value("rate_limited_for"),
-            severity="warning",
-            labels={"cause": "polls_rate_limited"},
-            summary="The Notte API rate-limits notte-exporter's polls.",
-            description=(
-                f"{{{{ $value | humanizePercentage }}}} of the polls by {inst} in the last "
-                f"{c.value('rate_limited_window', 'human')} failed because the Notte API "
-                f"answered 429 (threshold {c.value('rate_limited_poll_share', 'percent')}): the "
-                "API key's rate limit, shared with your own automation, is exhausted."
-            ),
-        )
-    )
-    result.append(
-        Alert(
-            name="NotteApiRateLimited",
-            expr=(
-                f"{c.metric('notte_api_rate_limit_remaining')}\n"
-                f"/\n({c.metric('notte_api_rate_limit_limit')} > 0)\n"
-                f"< {c.value('rate_limit_budget_low_share', 'number')}\n"
-            ),
-            for_=c.value("rate_limit_budget_for"),
-            severity="warning",
-            labels={"cause": "budget_low"},
-            summary="The Notte API key's rate-limit budget runs low.",
-            description=(
-                f"Only {{{{ $value | humanizePercentage }}}} of the API key's rate-limit budget "
-                f"was left after the polls by {inst} for "
-                f"{c.value('rate_limit_budget_for', 'human')} (threshold "
-                f"{c.value('rate_limit_budget_low_share', 'percent')}): the next requests of the "
-                "exporter or of your own automation will be refused with 429."
-            ),
-        )
-    )
-    return result
-
-
 def session_alerts(config: Config) -> list[Alert]:
     """Group `notte-sessions`: leaks, errors and the sessions live on the account."""
     c = config
-    inst = _target_name(c)
+    inst = target_name(c)
     names = record_names(c)
     ended_window = human_duration(c.sessions_ended_window)
-    target = _target_filter(c)
+    target = target_filter(c)
     result: list[Alert] = []
     leak_volume = query_value(
         c,
@@ -376,37 +229,3 @@ def session_alerts(config: Config) -> list[Alert]:
             )
         )
     return result
-
-
-RuleFunction = Callable[[Config], list[dict[str, str]]]
-AlertFunction = Callable[[Config], list[Alert]]
-
-# Group names and the functions that build them, in file order.
-RECORDING_GROUPS: tuple[tuple[str, RuleFunction], ...] = (
-    ("notte-sessions.rules", recording_rules),
-    ("notte-cost.rules", cost_recording_rules),
-)
-ALERT_GROUPS: tuple[tuple[str, AlertFunction], ...] = (
-    ("notte-exporter", exporter_alerts),
-    ("notte-sessions", session_alerts),
-    ("notte-cost", cost_alerts),
-    ("notte-reaper", reaper_alerts),
-)
-
-
-def alerts(config: Config) -> list[Alert]:
-    """Every alert of every group, in file order."""
-    return [alert for _, build in ALERT_GROUPS for alert in build(config)]
-
-
-def rule_groups(config: Config) -> dict[str, Any]:
-    """The rule file: recording groups first (alerts read them), then one group per subject."""
-    return {
-        "groups": [
-            *({"name": name, "rules": build(config)} for name, build in RECORDING_GROUPS),
-            *(
-                {"name": name, "rules": [alert.rule(config) for alert in build(config)]}
-                for name, build in ALERT_GROUPS
-            ),
-        ]
-    }

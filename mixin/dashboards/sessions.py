@@ -1,35 +1,23 @@
-"""The two Grafana dashboards: "Notte sessions" (the fleet) and "Notte exporter" (its health).
+"""The "Notte sessions" dashboard: the fleet, how sessions end, leaks, traffic, the reaper.
 
-Invariants, so that the dashboards work however they are installed:
-- Panels query the exporter's raw series, never the bundle's recording rules: a dashboard
-  imported by hand into a Prometheus without the rules shows the same numbers.
-- `job`, `account` and `instance` are multi-value variables with "All". One exporter watches
-  one account (one chart release each), so summing across the selected exporters is the
-  total of those accounts; every panel either sums (counts, rates, ratios as sum over sum)
-  or keeps one series per exporter (states, ages, rate-limit budgets, which must not add up).
-- Firing Notte alerts (ALERTS) mark every time series panel.
+It also shows the plan limit and the oldest live sessions. The leak and error shares are
+computed from the raw counter as the alerts' recording rules compute them, summed over the
+selected exporters before dividing.
 """
 
 from __future__ import annotations
 
 from mixin.config import Config, duration_seconds
-from mixin.grafana import (
-    Json,
-    Panel,
-    Target,
-    alert_annotation,
-    dashboard,
-    datasource_variable,
-    gauge,
-    query_variable,
-    row,
-    stat,
-    table,
-    timeseries,
+from mixin.dashboards.common import (
+    PER_MINUTE,
+    RATE,
+    bundle_dashboard,
+    per_exporter,
+    quantiles,
+    selector,
 )
+from mixin.grafana import Json, Panel, Target, gauge, row, stat, table, timeseries
 
-RATE = "$__rate_interval"
-PER_MINUTE = "suffix: /min"
 DRY_RUN_MAPPINGS: list[Json] = [
     {
         "type": "value",
@@ -39,65 +27,6 @@ DRY_RUN_MAPPINGS: list[Json] = [
         },
     }
 ]
-UP_MAPPINGS: list[Json] = [
-    {
-        "type": "value",
-        "options": {
-            "0": {"text": "DOWN", "color": "red", "index": 0},
-            "1": {"text": "UP", "color": "green", "index": 1},
-        },
-    }
-]
-
-
-def _selector(config: Config) -> str:
-    return (
-        f'job=~"$job", {config.account_label}=~"$account", '
-        f'{config.instance_label}=~"${config.instance_label}"'
-    )
-
-
-def _per_exporter(config: Config, what: str = "") -> str:
-    """Legend of a series kept per exporter: its account (when labelled) and instance."""
-    return f"{what}{{{{{config.account_label}}}}} {{{{{config.instance_label}}}}}".strip()
-
-
-def _variables(config: Config) -> list[Json]:
-    inst, account = config.instance_label, config.account_label
-    return [
-        datasource_variable(),
-        query_variable("job", "Job", "label_values(notte_exporter_build_info, job)", multi=True),
-        # "All" is any value or none: exporters scraped without an account label still show.
-        query_variable(
-            "account",
-            "Account",
-            f'label_values(notte_exporter_build_info{{job=~"$job"}}, {account})',
-            multi=True,
-            all_value=".*",
-        ),
-        query_variable(
-            inst,
-            "Instance",
-            f'label_values(notte_exporter_build_info{{job=~"$job", {account}=~"$account"}}, '
-            f"{inst})",
-            multi=True,
-        ),
-    ]
-
-
-def _annotations(config: Config) -> list[Json]:
-    # `|` also matches an empty label: absent()-based alerts have no instance, and
-    # exporters scraped without an account label have no account.
-    return [
-        alert_annotation(
-            "Notte alerts",
-            'ALERTS{alertname=~"Notte.+", alertstate="firing", job=~"$job", '
-            f'{config.account_label}=~"$account|", '
-            f'{config.instance_label}=~"${config.instance_label}|"}}',
-            # The target's labels, under whatever names this bundle gives them.
-            f"{{{{severity}}}}: {{{{{config.instance_label}}}}} {{{{{config.account_label}}}}}",
-        )
-    ]
 
 
 def _ended_share(config: Config, sel: str, label: str, value: str) -> str:
@@ -112,19 +41,8 @@ def _ended_share(config: Config, sel: str, label: str, value: str) -> str:
     )
 
 
-def _quantiles(metric: str, sel: str, by: str = "", legend_suffix: str = "") -> list[Target]:
-    group = f"{by}, le" if by else "le"
-    return [
-        Target(
-            f"histogram_quantile({q}, sum by ({group}) (rate({metric}{{{sel}}}[{RATE}])))",
-            f"p{round(q * 100)}{legend_suffix}",
-        )
-        for q in (0.5, 0.9, 0.99)
-    ]
-
-
 def sessions_dashboard(config: Config) -> Json:
-    s = _selector(config)
+    s = selector(config)
     window = config.sessions_ended_window
     live = f"sum(notte_sessions_active{{{s}}})"
     target = f"job, {config.instance_label}"
@@ -292,7 +210,7 @@ def sessions_dashboard(config: Config) -> Json:
         timeseries(
             "Session duration percentiles",
             "Lifetimes of the sessions that ended, from notte_session_duration_seconds.",
-            _quantiles("notte_session_duration_seconds_bucket", s),
+            quantiles("notte_session_duration_seconds_bucket", s),
             unit="s",
         ),
         row("Network"),
@@ -377,7 +295,7 @@ def _reaper_row(config: Config, s: str) -> list[Panel]:
             "Reaper mode",
             "Each exporter's reaper: DRY RUN counts and logs the sessions it would stop and "
             "sends nothing; LIVE stops them. No value: no reaper (--reaper.config.file).",
-            Target(f"notte_reaper_dry_run{{{s}}}", _per_exporter(config)),
+            Target(f"notte_reaper_dry_run{{{s}}}", per_exporter(config)),
             mappings=DRY_RUN_MAPPINGS,
             base_color="orange",
             threshold_steps=((1, "green"),),
@@ -494,197 +412,3 @@ def _oldest_sessions_table(config: Config, s: str) -> Panel:
         transformations=transformations,
         overrides=overrides,
     )
-
-
-def exporter_dashboard(config: Config) -> Json:
-    s = _selector(config)
-    panels: list[Panel] = [
-        row("Health"),
-        stat(
-            "Scrape",
-            "Whether Prometheus could scrape each selected exporter (up).",
-            Target(f"up{{{s}}}", _per_exporter(config)),
-            mappings=UP_MAPPINGS,
-            threshold_steps=((1, "green"),),
-            base_color="red",
-        ),
-        stat(
-            "Notte API",
-            "Whether each exporter's last poll of the Notte API succeeded (notte_up).",
-            Target(f"notte_up{{{s}}}", _per_exporter(config)),
-            mappings=UP_MAPPINGS,
-            threshold_steps=((1, "green"),),
-            base_color="red",
-        ),
-        stat(
-            "Last successful poll",
-            "Time since each exporter's last successful poll; NotteExporterStale fires after "
-            f"{config.stale_after}.",
-            Target(
-                f"time() - notte_exporter_last_poll_success_timestamp_seconds{{{s}}}",
-                _per_exporter(config),
-            ),
-            unit="s",
-            threshold_steps=((duration_seconds(config.stale_after), "red"),),
-        ),
-        stat(
-            "Polls",
-            "Polls per minute, all selected exporters together.",
-            Target(f"sum(rate(notte_exporter_polls_total{{{s}}}[{RATE}])) * 60"),
-            unit=PER_MINUTE,
-        ),
-        stat(
-            "Invalid sessions skipped",
-            "Malformed session items skipped in the selected time range.",
-            Target(f"sum(increase(notte_exporter_invalid_sessions_total{{{s}}}[$__range]))"),
-            threshold_steps=((1, "orange"),),
-        ),
-        stat(
-            "Version",
-            "Exporter and Python versions of each selected exporter.",
-            Target(
-                f"notte_exporter_build_info{{{s}}}",
-                _per_exporter(config, "{{version}} (Python {{python_version}}) "),
-            ),
-            text_mode="name",
-            base_color="text",
-        ),
-        row("Polls"),
-        timeseries(
-            "Poll duration",
-            "Duration of complete polls (all pages, with retries).",
-            _quantiles("notte_exporter_poll_duration_seconds_bucket", s),
-            unit="s",
-            width=8,
-        ),
-        timeseries(
-            "Poll failures by reason",
-            "Failed polls per minute by reason. A failed poll keeps the previous snapshot.",
-            [
-                Target(
-                    f"sum by (reason) "
-                    f"(rate(notte_exporter_poll_failures_total{{{s}}}[{RATE}])) * 60",
-                    "{{reason}}",
-                )
-            ],
-            unit=PER_MINUTE,
-            width=8,
-            stack=True,
-        ),
-        timeseries(
-            "Scrape and poll status",
-            "up: Prometheus scrapes the exporter; notte_up: the exporter's last poll worked.",
-            [
-                Target(f"up{{{s}}}", _per_exporter(config, "up ")),
-                Target(f"notte_up{{{s}}}", _per_exporter(config, "notte_up ")),
-            ],
-            width=8,
-            min_value=0,
-        ),
-        row("Notte API"),
-        timeseries(
-            "API requests by endpoint and code",
-            "Requests per second to the Notte API; code `error` means no response.",
-            [
-                Target(
-                    f"sum by (endpoint, code) (rate(notte_api_requests_total{{{s}}}[{RATE}]))",
-                    "{{endpoint}} {{code}}",
-                )
-            ],
-            unit="reqps",
-            width=8,
-            stack=True,
-        ),
-        timeseries(
-            "API request duration",
-            "Latency of single API requests by endpoint.",
-            _quantiles("notte_api_request_duration_seconds_bucket", s, "endpoint", " {{endpoint}}"),
-            unit="s",
-            width=8,
-        ),
-        timeseries(
-            "API retries by endpoint",
-            "Retries per minute of failed or rate-limited requests.",
-            [
-                Target(
-                    f"sum by (endpoint) (rate(notte_api_retries_total{{{s}}}[{RATE}])) * 60",
-                    "{{endpoint}}",
-                )
-            ],
-            unit=PER_MINUTE,
-            width=8,
-        ),
-        timeseries(
-            "Rate-limit budget",
-            "Each API key's rate limit and what is left of it, from the headers of the last "
-            "response (empty when the API sends none). The budget is shared with your own "
-            "automation.",
-            [
-                Target(
-                    f"notte_api_rate_limit_remaining{{{s}}}", _per_exporter(config, "remaining ")
-                ),
-                Target(f"notte_api_rate_limit_limit{{{s}}}", _per_exporter(config, "limit ")),
-            ],
-            width=8,
-        ),
-        timeseries(
-            "Rate-limit budget left",
-            "Share of the rate-limit budget left; NotteApiRateLimited fires below "
-            f"{config.rate_limit_budget_low_share:.0%}.",
-            [
-                Target(
-                    f"notte_api_rate_limit_remaining{{{s}}} / notte_api_rate_limit_limit{{{s}}}",
-                    _per_exporter(config),
-                )
-            ],
-            unit="percentunit",
-            width=8,
-            threshold_steps=((config.rate_limit_budget_low_share, "red"),),
-        ),
-        timeseries(
-            "Time to rate-limit reset",
-            "Seconds until the API's rate-limit window resets.",
-            [
-                Target(
-                    f"notte_api_rate_limit_reset_timestamp_seconds{{{s}}} - time()",
-                    _per_exporter(config),
-                )
-            ],
-            unit="s",
-            width=8,
-            min_value=None,
-        ),
-    ]
-    return bundle_dashboard(
-        config,
-        "exporter",
-        "Notte exporter",
-        "Health of notte-exporter: scrapes, polls, Notte API requests and the rate-limit budget.",
-        panels,
-    )
-
-
-def bundle_dashboard(
-    config: Config, slug: str, title: str, description: str, panels: list[Panel]
-) -> Json:
-    """A dashboard of the bundle: its uid, tags, variables, refresh, range and annotations
-    come from the config, the same for every dashboard."""
-    return dashboard(
-        uid=f"{config.dashboard_uid_prefix}-{slug}",
-        title=title,
-        description=description,
-        tags=list(config.dashboard_tags),
-        variables=_variables(config),
-        panels=panels,
-        refresh=config.dashboard_refresh,
-        time_from=config.dashboard_time_from,
-        annotations=_annotations(config),
-    )
-
-
-def dashboards(config: Config) -> dict[str, Json]:
-    """Dashboards by file name."""
-    return {
-        "notte-sessions.json": sessions_dashboard(config),
-        "notte-exporter.json": exporter_dashboard(config),
-    }
