@@ -2,6 +2,8 @@
 
 Every request is bounded twice: by ``timeout`` per attempt and by the caller's ``deadline``
 (a ``time.monotonic()`` value) across attempts, so that a poll never outlives its budget.
+An attempt's timeout is a deadline for all of it, never later than the caller's: connect,
+headers, body and any redirects, however slowly the bytes come (``transport.until``).
 Transient failures (connection errors, timeouts, 429, 500, 502, 503, 504, 529) are retried
 with exponential backoff and full jitter, or after the delay the API asked for through
 ``Retry-After`` or ``X-RateLimit-Reset``; anything else fails at once, because repeating a
@@ -10,8 +12,17 @@ with exponential backoff and full jitter, or after the delay the API asked for t
 tenacity does the waiting: ``wait_random_exponential`` unless the API asked for a delay
 (``wait_requested``), and a stop before a wait that would end past the deadline
 (``stop_at_deadline``), which re-raises the real cause instead of a timeout. Every request
-goes through ``NotteClient.get``, so any endpoint gets the same retries, metrics and
-classification by naming itself there.
+goes through ``NotteClient.get``, so any endpoint gets the same retries, bounds, metrics
+and classification by naming itself there.
+
+Whatever the upstream sends, reading an answer costs bounded memory: at most
+``max_response_bytes`` of body, counted decompressed as it arrives (``transport.read_body``);
+at most ``MAX_JSON_VALUES`` JSON values in a large body, counted before it is parsed; and a
+JSON parser (pydantic-core's, everywhere) that stops at a depth no real answer has. Each
+failing is ``invalid_response``, as is a page of more items than the ``page_size`` asked
+for. Redirects are followed within the API's origin only (scheme, host and port),
+``MAX_REDIRECTS`` at most: an answer from elsewhere would be a stranger's data taken for the
+account's, and the key is never sent there.
 
 The rate limit is shared with the account's agents, so the client also stays out of its way
 before a 429: ``leaves_room_for`` tells a poll whether the last ``X-RateLimit-Remaining``
@@ -25,15 +36,18 @@ from __future__ import annotations
 import errno
 import functools
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
 import httpx
-from pydantic import ValidationError
+from pydantic import ByteSize, ValidationError
+from pydantic_core import from_json
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -45,6 +59,7 @@ from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
 from . import __version__
+from .config import flag_name
 from .errors import ApiError, FailureReason, display_url, wrong_url_advice
 from .instrumentation import (
     ENDPOINT_GET,
@@ -62,10 +77,19 @@ from .models import (
     NotJsonError,
     Session,
     SessionPage,
+    TooManyItemsError,
     first_problem,
     parse_live_page,
     parse_page,
     parse_session,
+)
+from .transport import (
+    ACCEPT_ENCODING,
+    AnswerTooLarge,
+    UnreadableEncoding,
+    bound_by_deadlines,
+    read_body,
+    until,
 )
 from .usage_report import UsageReport
 
@@ -77,8 +101,26 @@ BACKOFF_BASE_SECONDS = 0.5
 BACKOFF_MAX_SECONDS = 30.0
 _MESSAGE_LIMIT = 200
 URL_CACHE_SIZE = 1024
+# Same-origin redirects followed per attempt: a moved API needs one or two, a loop needs all.
+MAX_REDIRECTS = 3
+# Reading JSON costs memory per value more than per byte (some 150 bytes a value in
+# pydantic-core): 8 MiB of "{}," would take about 450 MB just to be refused. No answer of the
+# API comes near this many (a page of 100 sessions holds about 6,000); the values of bodies
+# too small to matter are not counted.
+MAX_JSON_VALUES = 100_000
+_VALUES_COUNTED_FROM = 1024 * 1024
 
 KeyProvider = Callable[[], str]
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """One answer of the API, read whole within the client's bounds."""
+
+    status_code: int
+    headers: httpx.Headers
+    content: bytes
+    reason_phrase: str
 
 
 class NotteClient:
@@ -90,6 +132,7 @@ class NotteClient:
         api_key: KeyProvider,
         metrics: ExporterMetrics,
         *,
+        max_response_bytes: int,
         timeout: float = 10.0,
         retries: int = 3,
         transport: httpx.BaseTransport | None = None,
@@ -100,6 +143,7 @@ class NotteClient:
         self._api_key = api_key
         self._metrics = metrics
         self._timeout = timeout
+        self._max_bytes = max_response_bytes
         self._retries = retries
         self._sleep = sleep
         self._monotonic = monotonic
@@ -112,14 +156,17 @@ class NotteClient:
         self._merged_headers: tuple[str, httpx.Headers] | None = None
         # Bounded: listing URLs are a few per page of the largest listing; ids are many.
         self._url = functools.lru_cache(maxsize=URL_CACHE_SIZE)(self._build_url)
-        self._http = _CookielessClient(
+        self._http = _ApiHttpClient(
+            monotonic,
             base_url=base_url.rstrip("/"),
             transport=transport,
-            follow_redirects=True,
+            # Followed by _attempt instead, once the target's origin is checked (_within_the_api).
+            follow_redirects=False,
             headers={
                 "User-Agent": USER_AGENT,
                 "x-notte-request-origin": REQUEST_ORIGIN,
                 "Accept": "application/json",
+                "Accept-Encoding": ACCEPT_ENCODING,
             },
         )
 
@@ -160,7 +207,7 @@ class NotteClient:
         only_current_token: bool,
         deadline: float,
         retries: int | None = None,
-    ) -> httpx.Response:
+    ) -> Answer:
         """One page of ``GET /sessions``, answered 200 but not read yet (``read_sessions``).
 
         Apart so that pages fetched on several threads are read on one: reading is CPU
@@ -176,21 +223,30 @@ class NotteClient:
             ENDPOINT_LIST, "/sessions", params=params, deadline=deadline, retries=retries
         )
 
-    def read_sessions(self, response: httpx.Response, page: int) -> SessionPage[Session]:
-        """Read a page ``fetch_sessions`` returned; an ApiError when it is not a listing."""
-        return self._read(parse_page, response, page)
+    def read_sessions(self, answer: Answer, page: int, page_size: int) -> SessionPage[Session]:
+        """Read a page ``fetch_sessions`` returned for ``page_size``; an ApiError when it is
+        not a listing or holds more items than that."""
+        return self._read(parse_page, answer, page, page_size)
 
-    def read_live_sessions(self, response: httpx.Response, page: int) -> SessionPage[LiveSession]:
+    def read_live_sessions(
+        self, answer: Answer, page: int, page_size: int
+    ) -> SessionPage[LiveSession]:
         """The same for a page of the live listing (``models.parse_live_page``)."""
-        return self._read(parse_live_page, response, page)
+        return self._read(parse_live_page, answer, page, page_size)
 
     def _read(
-        self, parse: Callable[[bytes], SessionPage[Item]], response: httpx.Response, page: int
+        self,
+        parse: Callable[[bytes], SessionPage[Item]],
+        answer: Answer,
+        page: int,
+        page_size: int,
     ) -> SessionPage[Item]:
         try:
-            return parse(response.content)
-        except NotJsonError:
-            raise _not_json(ENDPOINT_LIST, response) from None
+            result = parse(answer.content)
+        except NotJsonError as exc:
+            raise _not_json(f"GET {ENDPOINT_LIST}", answer, str(exc)) from None
+        except TooManyItemsError as exc:
+            raise _too_many_items(page, exc.count, page_size) from None
         except ValidationError as exc:
             raise ApiError(
                 FailureReason.INVALID_RESPONSE,
@@ -198,16 +254,20 @@ class NotteClient:
                 # A listing with a field wrong is Notte's drift; JSON without any of its
                 # fields is some other service.
                 advice=None
-                if _looks_like_a_listing(response.content)
+                if _looks_like_a_listing(answer.content)
                 else wrong_url_advice(self._base_url),
             ) from None
+        count = len(result.sessions) + len(result.invalid)
+        if count > page_size:
+            raise _too_many_items(page, count, page_size)
+        return result
 
     def get_session(
         self, session_id: str, *, deadline: float, retries: int | None = 0
     ) -> Session | InvalidItem | None:
         """Return one session's current or final state, or None when the API does not know it."""
         try:
-            response = self.get(
+            answer = self.get(
                 ENDPOINT_GET,
                 f"/sessions/{quote(session_id, safe='')}",
                 deadline=deadline,
@@ -218,9 +278,10 @@ class NotteClient:
                 return None
             raise
         try:
-            return parse_session(response.json())
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise _not_json(ENDPOINT_GET, response) from None
+            # pydantic-core's parser: depth-bounded, where json.loads raises RecursionError.
+            return parse_session(from_json(answer.content))
+        except ValueError as exc:
+            raise _not_json(f"GET {ENDPOINT_GET}", answer, str(exc)) from None
 
     def stop_session(self, session_id: str, *, deadline: float) -> Session | InvalidItem | None:
         """``DELETE /sessions/{id}/stop`` (the SDK's ``session_stop``): the session's state
@@ -234,24 +295,26 @@ class NotteClient:
         # Not through the URL cache: session ids would push the listing's URLs out of it.
         url = self._build_url(path, ())
         try:
-            response = self._attempt(ENDPOINT_STOP, url, deadline, method="DELETE")
+            answer = self._attempt(ENDPOINT_STOP, url, deadline, method="DELETE")
         except ApiError as exc:
             if exc.status == 404:
                 return None
             raise
         try:
-            return parse_session(response.json())
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise _not_json(ENDPOINT_STOP, response) from None
+            # pydantic-core's parser: depth-bounded, where json.loads raises RecursionError.
+            return parse_session(from_json(answer.content))
+        except ValueError as exc:
+            raise _not_json(f"DELETE {ENDPOINT_STOP}", answer, str(exc)) from None
 
     def get_usage(self, *, deadline: float) -> UsageReport:
         """The current billing period's usage; a body missing a field it needs fails."""
-        response = self.get(ENDPOINT_USAGE, "/usage", deadline=deadline)
+        answer = self.get(ENDPOINT_USAGE, "/usage", deadline=deadline)
         try:
-            return UsageReport.model_validate_json(response.content)
+            return UsageReport.model_validate_json(answer.content)
         except ValidationError as exc:
-            if exc.errors()[0]["type"] == "json_invalid":
-                raise _not_json(ENDPOINT_USAGE, response) from None
+            first = exc.errors(include_url=False, include_input=False)[0]
+            if first["type"] == "json_invalid":
+                raise _not_json(f"GET {ENDPOINT_USAGE}", answer, first["msg"]) from None
             raise ApiError(
                 FailureReason.INVALID_RESPONSE,
                 f"GET /usage is not a usage report: {first_problem(exc, 'body')}",
@@ -270,8 +333,8 @@ class NotteClient:
         params: Mapping[str, Any] | None = None,
         deadline: float,
         retries: int | None = None,
-    ) -> httpx.Response:
-        """GET ``path``, retrying transient failures; a 200 response or an ApiError.
+    ) -> Answer:
+        """GET ``path``, retrying transient failures; a 200 answer or an ApiError.
 
         ``endpoint`` is the metrics label of the request (a route, never an id);
         ``retries`` overrides the client's default number of retries.
@@ -329,49 +392,129 @@ class NotteClient:
 
     def _attempt(
         self, endpoint: str, url: httpx.URL, deadline: float, method: str = "GET"
-    ) -> httpx.Response:
+    ) -> Answer:
         if self.paced:
             self._pace(deadline)
         remaining = deadline - self._monotonic()
         if remaining <= 0:
             raise ApiError(FailureReason.TIMEOUT, "the poll's time budget ran out (--poll.timeout)")
         timeout = min(self._timeout, remaining)
+        call = f"{method} {endpoint}"
         request = httpx.Request(
             method,
             url,
             headers=self._headers(self._api_key()),
             extensions={"timeout": httpx.Timeout(timeout).as_dict()},
         )
-        started = self._monotonic()
-        try:
-            response = self._http.send(request)
-        except httpx.TimeoutException:
-            self._observe(endpoint, "error", started)
-            raise ApiError(
-                FailureReason.TIMEOUT,
-                f"{method} {endpoint} got no answer within {timeout:.3g}s",
-                transient=True,
-            ) from None
-        except httpx.TransportError as exc:
-            self._observe(endpoint, "error", started)
-            raise ApiError(
-                FailureReason.NETWORK,
-                f"{method} {endpoint} failed: {type(exc).__name__}: {exc}",
-                transient=True,
-                advice=_transport_advice(exc, self._base_url),
-            ) from None
-        self._observe(endpoint, str(response.status_code), started)
-        self._record_rate_limit(response.headers)
-        if response.status_code != 200:
-            raise self._status_error(endpoint, response)
-        if _is_html(response):
+        # httpx's timeout bounds each read; this bounds the attempt, redirects included.
+        with until(self._monotonic() + timeout):
+            for _ in range(MAX_REDIRECTS + 1):
+                answer, onward = self._exchange(endpoint, request, timeout)
+                if onward is None:
+                    break
+                request = self._within_the_api(call, answer, onward)
+            else:
+                raise ApiError(
+                    FailureReason.INVALID_RESPONSE,
+                    f"{call} was redirected more than {MAX_REDIRECTS} times",
+                    status=answer.status_code,
+                    advice=_REDIRECT_ADVICE,
+                )
+        self._record_rate_limit(answer.headers)
+        if answer.status_code != 200:
+            raise self._status_error(call, answer)
+        if _is_html(answer):
             raise ApiError(
                 FailureReason.INVALID_RESPONSE,
-                f"{method} {endpoint} answered 200 with an HTML page, not JSON",
+                f"{call} answered 200 with an HTML page, not JSON",
                 status=200,
                 advice=wrong_url_advice(self._base_url),
             )
-        return response
+        return answer
+
+    def _exchange(
+        self, endpoint: str, request: httpx.Request, timeout: float
+    ) -> tuple[Answer, httpx.Request | None]:
+        """Send ``request``: its answer read whole, and where it redirects to (if it does).
+
+        A redirect's body is left unread: nothing in it is needed.
+        """
+        call = f"{request.method} {endpoint}"
+        started = self._monotonic()
+        try:
+            response = self._http.send(request, stream=True)
+            try:
+                onward = response.next_request
+                content = b"" if onward is not None else read_body(response, self._max_bytes)
+            except (AnswerTooLarge, UnreadableEncoding) as exc:
+                self._observe(endpoint, str(response.status_code), started)
+                raise self._unreadable(call, response.status_code, exc) from None
+            finally:
+                response.close()
+        except httpx.TransportError as exc:
+            self._observe(endpoint, "error", started)
+            raise self._transport_error(call, exc, timeout) from None
+        self._observe(endpoint, str(response.status_code), started)
+        if _may_hold_too_many_values(content):
+            raise ApiError(
+                FailureReason.INVALID_RESPONSE,
+                f"{call} answered {response.status_code} with more JSON values than "
+                f"any answer of the Notte API holds (over {MAX_JSON_VALUES:,})",
+                status=response.status_code,
+            )
+        answer = Answer(response.status_code, response.headers, content, response.reason_phrase)
+        return answer, onward
+
+    def _transport_error(self, call: str, error: httpx.TransportError, timeout: float) -> ApiError:
+        if isinstance(error, httpx.TimeoutException):
+            return ApiError(
+                FailureReason.TIMEOUT,
+                f"{call} did not finish within {timeout:.3g}s",
+                transient=True,
+            )
+        return ApiError(
+            FailureReason.NETWORK,
+            f"{call} failed: {type(error).__name__}: {error}",
+            transient=True,
+            advice=_transport_advice(error, self._base_url),
+        )
+
+    def _unreadable(self, call: str, status: int, error: Exception) -> ApiError:
+        if isinstance(error, AnswerTooLarge):
+            limit = ByteSize(self._max_bytes).human_readable()
+            flag = flag_name("notte_max_response_bytes")
+            return ApiError(
+                FailureReason.INVALID_RESPONSE,
+                f"{call} answered {status} with more than {limit} ({flag})",
+                status=status,
+                advice=f"no answer of the Notte API comes near that; if this account's really "
+                f"do, raise {flag}",
+            )
+        return ApiError(
+            FailureReason.INVALID_RESPONSE,
+            f"{call} answered {status} with {error}",
+            status=status,
+        )
+
+    def _within_the_api(self, call: str, answer: Answer, onward: httpx.Request) -> httpx.Request:
+        """``onward``, where ``answer`` redirects to, if it stays at the API's origin.
+
+        Anywhere else would answer with data nobody authenticated (httpx would not even send
+        it the key): the exporter would publish a stranger's numbers as the account's.
+        """
+        url, api = onward.url, self._http.base_url
+        if (url.scheme, url.host, url.port) == (api.scheme, api.host, api.port):
+            return onward
+        origin = display_url(f"{url.scheme}://{url.netloc.decode('ascii', 'replace')}")
+        raise ApiError(
+            FailureReason.INVALID_RESPONSE,
+            self._without_key(
+                f"{call} answered {answer.status_code}, a redirect to another origin "
+                f"({origin}), which is not followed"
+            ),
+            status=answer.status_code,
+            advice=_REDIRECT_ADVICE,
+        )
 
     @property
     def requests_made(self) -> int:
@@ -392,7 +535,12 @@ class NotteClient:
         if any(value is not None for value in values):
             self._metrics.record_rate_limit(RateLimit(*values))
 
-    def _status_error(self, endpoint: str, response: httpx.Response) -> ApiError:
+    def _without_key(self, text: str) -> str:
+        """``text`` without the key, in any case (a host name in a URL is lower-cased)."""
+        key = self._api_key()
+        return re.sub(re.escape(key), REDACTED, text, flags=re.IGNORECASE) if key else text
+
+    def _status_error(self, call: str, response: Answer) -> ApiError:
         status = response.status_code
         if status == 401:
             reason = FailureReason.UNAUTHORIZED
@@ -405,13 +553,10 @@ class NotteClient:
         else:
             reason = FailureReason.OTHER
         # An API that echoes the credentials back must not make us print them.
-        message = _api_message(response)
-        key = self._api_key()
-        if key:
-            message = message.replace(key, REDACTED)
+        message = self._without_key(_api_message(response))
         return ApiError(
             reason,
-            f"{response.request.method} {endpoint} answered {status}: {message}",
+            f"{call} answered {status}: {message}",
             status=status,
             transient=status in TRANSIENT_STATUSES,
             retry_after=self._requested_delay(response),
@@ -419,7 +564,7 @@ class NotteClient:
             advice=wrong_url_advice(self._base_url) if status == 404 else None,
         )
 
-    def _requested_delay(self, response: httpx.Response) -> float | None:
+    def _requested_delay(self, response: Answer) -> float | None:
         """Seconds the API asked us to wait, from Retry-After or (on 429) X-RateLimit-Reset."""
         retry_after = response.headers.get("Retry-After")
         if retry_after is not None:
@@ -445,17 +590,33 @@ class _NoCookies(httpx.Cookies):
         pass
 
 
-class _CookielessClient(httpx.Client):
-    """httpx's client, without a cookie jar.
+class _ApiHttpClient(httpx.Client):
+    """httpx's client, without a cookie jar, its connections bounded by ``transport.until``.
 
     The API authenticates by key, and a cookie kept from one poll to the next (a load
     balancer's, say) would be state nobody asked for. Reading each answer's cookies also
     cost 30 us a response (urllib's request objects), a tenth of a poll's CPU against an
     API that answers at once. Sending and redirecting, httpx reaches its jar through the
     ``cookies`` property only (the jar its ``__init__`` makes is left unused).
+
+    The transports httpx builds itself (the direct one, and one per proxy the environment
+    names) come from ``_init_transport`` and ``_init_proxy_transport``, called by its
+    ``__init__``: each is bounded there, so that proxies keep working as httpx sets them up.
     """
 
     _jar = _NoCookies()
+
+    def __init__(self, monotonic: Callable[[], float], **kwargs: Any) -> None:
+        self._deadline_clock = monotonic  # read by the _init_* hooks, during __init__
+        super().__init__(**kwargs)
+
+    def _init_transport(self, *args: Any, **kwargs: Any) -> httpx.BaseTransport:
+        made = super()._init_transport(*args, **kwargs)
+        return bound_by_deadlines(made, self._deadline_clock)
+
+    def _init_proxy_transport(self, *args: Any, **kwargs: Any) -> httpx.BaseTransport:
+        made = super()._init_proxy_transport(*args, **kwargs)
+        return bound_by_deadlines(made, self._deadline_clock)
 
     @property
     def cookies(self) -> httpx.Cookies:
@@ -495,16 +656,29 @@ class stop_at_deadline(stop_base):  # noqa: N801 - named like tenacity's own sto
         return self._monotonic() + retry_state.upcoming_sleep >= deadline
 
 
-def _not_json(endpoint: str, response: httpx.Response) -> ApiError:
+_REDIRECT_ADVICE = (
+    f"set {flag_name('notte_api_url')} to the URL the Notte API is served at, not one that "
+    "redirects"
+)
+
+
+def _not_json(call: str, answer: Answer, why: str) -> ApiError:
+    # ``why`` is the JSON parser's, which names a place in the body, never its content.
     return ApiError(
         FailureReason.INVALID_RESPONSE,
-        f"{response.request.method} {endpoint} answered 200 with a body that is not JSON "
-        f"({len(response.content)} bytes)",
+        f"{call} answered 200 with a body that is not JSON ({len(answer.content)} bytes; {why})",
         status=200,
     )
 
 
-def _is_html(response: httpx.Response) -> bool:
+def _too_many_items(page: int, count: int, page_size: int) -> ApiError:
+    return ApiError(
+        FailureReason.INVALID_RESPONSE,
+        f"GET /sessions page {page} holds {count} items, more than the {page_size} asked for",
+    )
+
+
+def _is_html(response: Answer) -> bool:
     content_type = response.headers.get("Content-Type", "").lower()
     return "html" in content_type or response.content.lstrip()[:1] == b"<"
 
@@ -527,10 +701,22 @@ def _transport_advice(error: BaseException, base_url: str) -> str:
     return f"cannot reach {display_url(base_url)}; check --notte.api-url, DNS and egress"
 
 
+def _may_hold_too_many_values(content: bytes) -> bool:
+    """Whether ``content`` may hold more than ``MAX_JSON_VALUES`` JSON values, unparsed.
+
+    Every value but the first follows a ``,``, ``:`` or ``[``: counted anywhere (in strings
+    too), they bound the values from above, at C speed and without a byte of memory.
+    """
+    if len(content) <= _VALUES_COUNTED_FROM:
+        return False
+    marks = content.count(b",") + content.count(b":") + content.count(b"[")
+    return marks + 1 > MAX_JSON_VALUES
+
+
 def _looks_like_a_listing(content: bytes) -> bool:
     try:
-        body = json.loads(content)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        body = from_json(content)
+    except ValueError:
         return False
     return isinstance(body, dict) and bool({"items", "has_next"} & body.keys())
 
@@ -548,12 +734,13 @@ def _number(value: str | None) -> float | None:
         return None
 
 
-def _api_message(response: httpx.Response) -> str:
+def _api_message(response: Answer) -> str:
     """The API's own words about an error, shortened to one line."""
     try:
-        body = response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        text = response.text.strip().replace("\n", " ")
+        body = from_json(response.content)
+    except ValueError:
+        text = response.content[: _MESSAGE_LIMIT * 4].decode("utf-8", "replace")
+        text = text.strip().replace("\n", " ")
         return text[:_MESSAGE_LIMIT] or response.reason_phrase or "no body"
     if isinstance(body, dict):
         parts = [body.get("message"), body.get("detail")]

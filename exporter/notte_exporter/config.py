@@ -21,7 +21,15 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import httpx
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    ByteSize,
+    Field,
+    SecretStr,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from .durations import format_duration, parse_duration
@@ -47,6 +55,9 @@ POLL_TIMEOUT_SHARE = 0.8
 MAX_DURATION = "1y"
 MAX_DURATION_SECONDS = parse_duration(MAX_DURATION)
 _API_URL_EXAMPLE = "https://api.notte.cc"
+# Room for several pages of 100 sessions, and well below what would strain the process.
+_RESPONSE_SIZES = (ByteSize(1024**2), ByteSize(256 * 1024**2))
+_BYTE_SIZE = TypeAdapter(ByteSize)
 
 _LISTEN_ADDRESS = re.compile(r"^(?P<host>\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]*):(?P<port>\d{1,5})$")
 
@@ -112,6 +123,12 @@ class Settings(BaseSettings):
     )
     notte_retries: Annotated[int, Option("Notte API", "N")] = Field(
         3, ge=0, le=10, description="Retries of a failed request after the first attempt."
+    )
+    notte_max_response_bytes: Annotated[ByteSize, Option("Notte API", "SIZE")] = Field(
+        # Written as operators write it, for --help and the README; validated into bytes.
+        "8MiB",  # type: ignore[assignment]
+        description="Most bytes one answer of the API may hold, decompressed (e.g. 8MiB, "
+        "16MiB); a larger one fails the request as invalid_response.",
     )
     # polling
     poll_interval: Annotated[float, Option("polling", DURATION)] = Field(
@@ -240,6 +257,23 @@ class Settings(BaseSettings):
                     f"{address!r} is not host:port (e.g. :{DEFAULT_PORT} or 127.0.0.1:80)"
                 )
         return value
+
+    @field_validator("notte_max_response_bytes", mode="before")
+    @classmethod
+    def _response_size(cls, value: Any) -> ByteSize:
+        try:
+            size = _BYTE_SIZE.validate_python(value)
+        except ValidationError:
+            raise ValueError(
+                f"{value!r} is not a size such as 8MiB, 16MiB or 10000000 (bytes)"
+            ) from None
+        low, high = _RESPONSE_SIZES
+        if not low <= size <= high:
+            raise ValueError(
+                f"must be between {low.human_readable()} and {high.human_readable()}, "
+                f"got {size.human_readable()}"
+            )
+        return size
 
     @field_validator("web_telemetry_path")
     @classmethod

@@ -149,6 +149,7 @@ class Exporter:
             api_key,
             self.metrics,
             timeout=settings.notte_timeout,
+            max_response_bytes=settings.notte_max_response_bytes,
             retries=settings.notte_retries,
             transport=transport,
             # Backoff waits end early on shutdown, so SIGTERM never waits out a Retry-After.

@@ -30,12 +30,12 @@ pydantic-core gives them; it hands out one shared instance for UTC (``API_UTC``)
 that takes its own "now" in that instance compares timestamps field by field instead of
 through ``utcoffset()`` on both sides, about ten times cheaper (correct either way: only the
 speed depends on sharing it). Only a page that fails as a whole is decoded again and read
-item by item, so that one broken item costs only itself.
+item by item, so that one broken item costs only itself; a page of more items than the API
+ever puts on one (``MAX_PAGE_SIZE``) is refused instead, before any of them is kept.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Annotated, Any, Generic, TypeVar
@@ -49,7 +49,7 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
 )
-from pydantic_core import CoreSchema, core_schema
+from pydantic_core import CoreSchema, core_schema, from_json
 
 # pydantic reads TypedDicts of the typing module only from Python 3.12 on.
 from typing_extensions import TypedDict
@@ -72,6 +72,9 @@ LONGEST_LIFETIME = timedelta(days=366)
 
 # A count or a byte total: never negative, and small enough to render as a float.
 Count = Annotated[int, Field(ge=0, lt=2**63)]
+
+# The API's largest page_size: a page of more items is refused before any item is kept.
+MAX_PAGE_SIZE = 100
 
 
 def _utc_of_the_api() -> tzinfo:
@@ -217,14 +220,14 @@ def lifetime(session: Session) -> timedelta | None:
 class _TypedPage(TypedDict):
     """One page of ``GET /sessions`` whose every item is a valid session: the fast path."""
 
-    items: list[Session]
+    items: Annotated[list[Session], Field(max_length=MAX_PAGE_SIZE)]
     has_next: bool
 
 
 class _LivePage(TypedDict):
     """The same, for the live listing: its items read as ``LiveSession``s."""
 
-    items: list[LiveSession]
+    items: Annotated[list[LiveSession], Field(max_length=MAX_PAGE_SIZE)]
     has_next: bool
 
 
@@ -263,7 +266,16 @@ class SessionPage(Generic[Item]):
 
 
 class NotJsonError(ValueError):
-    """The body is not JSON at all."""
+    """The body is not JSON at all, or nested deeper than the JSON parser goes; the
+    message is the parser's, which never quotes the body."""
+
+
+class TooManyItemsError(ValueError):
+    """A page of more than ``MAX_PAGE_SIZE`` items: ``count``."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(f"{count} items")
+        self.count = count
 
 
 class _Reader(Generic[Item]):
@@ -276,14 +288,20 @@ class _Reader(Generic[Item]):
     def page(self, content: bytes) -> SessionPage[Item]:
         try:
             page = self._page.validate_json(content)
-        except ValidationError:
-            pass  # the page, or some item of it, is broken: find out which, item by item
+        except ValidationError as exc:
+            # Otherwise the page, or some item of it, is broken: find out which, item by
+            # item. Not for a page too long to be one: that would hold every item at once.
+            count = _items_over_the_cap(exc)
+            if count is not None:
+                raise TooManyItemsError(count) from None
         else:
             return SessionPage(page["items"], [], page["has_next"])
         try:
-            body = json.loads(content)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise NotJsonError from None
+            # pydantic-core's parser, as above: it stops at a nesting depth no listing has
+            # (where json.loads would raise RecursionError), and it is the faster one.
+            body = from_json(content)
+        except ValueError as exc:
+            raise NotJsonError(str(exc)) from None
         raw = _RAW_PAGE.validate_python(body)
         sessions: list[Item] = []
         invalid: list[InvalidItem] = []
@@ -310,8 +328,16 @@ _SESSIONS = _Reader(TypeAdapter(_TypedPage), TypeAdapter(Session))
 _LIVE_SESSIONS = _Reader(TypeAdapter(_LivePage), TypeAdapter(LiveSession))
 
 
+def _items_over_the_cap(exc: ValidationError) -> int | None:
+    for error in exc.errors(include_url=False, include_input=False):
+        if error["type"] == "too_long" and error["loc"] == ("items",):
+            return int(error.get("ctx", {}).get("actual_length") or MAX_PAGE_SIZE + 1)
+    return None
+
+
 def parse_page(content: bytes) -> SessionPage[Session]:
-    """Read a page from its bytes; raises ``NotJsonError``, or ValidationError for a non-listing.
+    """Read a page from its bytes; raises ``NotJsonError``, ``TooManyItemsError``, or
+    ValidationError for a non-listing.
 
     Broken items are returned as ``InvalidItem``s, never raised: the rest of the page counts.
     """

@@ -23,9 +23,7 @@ from datetime import UTC, datetime, timedelta
 from statistics import median
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-import httpx
-
-from .client import NotteClient
+from .client import Answer, NotteClient
 from .errors import ApiError, ShutdownRequested, unexpected
 from .instrumentation import ExporterMetrics
 from .labels import BoundedLabel, text_label
@@ -265,7 +263,7 @@ class Poller:
         """Pages this poll may ask ahead: as the last listing's timings say, else all."""
         return self._config.concurrency if self._ahead is None else self._ahead
 
-    def _fetch_page(self, page: int, deadline: float, *, live: bool) -> httpx.Response:
+    def _fetch_page(self, page: int, deadline: float, *, live: bool) -> Answer:
         """A page of the live listing (retried) or of the history (best effort: no retry)."""
         return self._client.fetch_sessions(
             page=page,
@@ -278,7 +276,7 @@ class Poller:
 
     def _list_live(
         self, deadline: float, pool: Executor | None, now: datetime, sighting: Sighting | None
-    ) -> tuple[Summary, int, Future[httpx.Response] | None]:
+    ) -> tuple[Summary, int, Future[Answer] | None]:
         """Every live session, each once, summarised and tracked; or an ApiError.
 
         Each page is handed to the tracker and the summary as it is read, and dropped: a
@@ -290,13 +288,13 @@ class Poller:
         or a down API costs no request more) and takes a free place among the listing's
         pages: one round trip less than asking for it afterwards.
         """
-        history: list[Future[httpx.Response]] = []
+        history: list[Future[Answer]] = []
         # What requests waited for the API, and what reading and keeping a page took.
         waits: list[float] = []
         reads: list[float] = []
         keeps: list[float] = []
 
-        def fetch(page: int) -> httpx.Response:
+        def fetch(page: int) -> Answer:
             started, cpu = self._monotonic(), self._thread_cpu()
             result = self._fetch_page(page, deadline, live=True)
             waits.append((self._monotonic() - started) - (self._thread_cpu() - cpu))
@@ -317,9 +315,9 @@ class Poller:
         invalid: list[InvalidItem] = []
         sessions = 0
 
-        def read(fetched: httpx.Response, page: int) -> SessionPage[LiveSession]:
+        def read(fetched: Answer, page: int) -> SessionPage[LiveSession]:
             started = self._monotonic()
-            result = self._client.read_live_sessions(fetched, page)
+            result = self._client.read_live_sessions(fetched, page, self._config.page_size)
             reads.append(self._monotonic() - started)
             return result
 
@@ -371,9 +369,7 @@ class Poller:
             first.problem,
         )
 
-    def _learn_ends(
-        self, deadline: float, now: datetime, first: Future[httpx.Response] | None
-    ) -> None:
+    def _learn_ends(self, deadline: float, now: datetime, first: Future[Answer] | None) -> None:
         """Spend at most ``lookup_budget`` pages and lookups learning how sessions ended.
 
         A lookup by id is retried on transient failures within the poll's deadline, so in a
@@ -411,7 +407,7 @@ class Poller:
             )
 
     def _scan_history(
-        self, deadline: float, now: datetime, budget: int, first: Future[httpx.Response] | None
+        self, deadline: float, now: datetime, budget: int, first: Future[Answer] | None
     ) -> int:
         """Read the newest pages of the full listing; returns the requests it made.
 
@@ -433,7 +429,7 @@ class Poller:
                 if page == 1 and first is not None
                 else self._fetch_page(page, deadline, live=False)
             )
-            result = self._client.read_sessions(fetched, page)
+            result = self._client.read_sessions(fetched, page, self._config.page_size)
             fresh = False
             for item in result.sessions:
                 fresh = fresh or item["created_at"] > since

@@ -17,7 +17,10 @@ from support import API_KEY
 
 @pytest.fixture
 def client(api, sleeps) -> Iterator[NotteClient]:
-    made = NotteClient(api.url, lambda: API_KEY, ExporterMetrics(CollectorRegistry()), sleep=sleeps)
+    made = NotteClient(
+        api.url, lambda: API_KEY, ExporterMetrics(CollectorRegistry()), sleep=sleeps,
+        max_response_bytes=8 * 1024 * 1024,
+    )  # fmt: skip
     yield made
     made.close()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 
@@ -196,3 +197,36 @@ def test_stop_closes_idle_keep_alive_connections(account: SimulatedAccount) -> N
 def test_times_must_be_positive() -> None:
     with pytest.raises(ValueError, match="times"):
         Fault.status(500, times=0)
+
+
+@pytest.mark.parametrize("part", ["headers", "body"])
+def test_trickle_sends_the_normal_answer_a_byte_at_a_time(
+    client: httpx.Client, server: SimulatorServer, part: str
+) -> None:
+    normal = client.get("/sessions").content
+    server.faults.push(Fault.trickle(0.002, part=part))
+    started = time.monotonic()
+    response = client.get("/sessions")
+    # The server waits between bytes: the answer cannot come sooner than that.
+    assert time.monotonic() - started >= 0.002 * (len(normal) - 1)
+    assert response.status_code == 200
+    assert response.content == normal
+
+
+def test_stop_returns_promptly_with_a_trickling_answer(account: SimulatedAccount) -> None:
+    server = SimulatorServer(account, api_key=API_KEY).start()
+    server.faults.push(Fault.trickle(5.0, part="headers"))
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as connection:
+        connection.sendall(b"GET /sessions HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert connection.recv(1) == b"H"  # the first byte; the next waits 5 s
+        started = time.monotonic()
+        server.stop()
+        assert time.monotonic() - started < 2
+
+
+def test_redirect_answers_its_location(client: httpx.Client, server: SimulatorServer) -> None:
+    server.faults.push(Fault.redirect("/elsewhere?page=2", status=307))
+    response = client.get("/sessions")
+    assert response.status_code == 307
+    assert response.headers["location"] == "/elsewhere?page=2"
+    assert response.content == b""

@@ -14,9 +14,13 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any, Final, Literal
 
-__all__ = ["Fault", "FaultKind", "FaultQueue", "default_error_body"]
+__all__ = ["Fault", "FaultKind", "FaultQueue", "TricklePart", "default_error_body"]
 
-FaultKind = Literal["status", "latency", "malformed_json", "truncated", "reset", "hang", "payload"]
+FaultKind = Literal[
+    "status", "latency", "malformed_json", "truncated", "reset", "hang", "payload", "trickle"
+]
+# Which part of an answer a trickle sends slowly: from the status line on, or the body only.
+TricklePart = Literal["headers", "body"]
 
 _NOTTE_BODIES: Final[dict[int, dict[str, str]]] = {
     401: {"message": "Authentication failed. Please check your credentials."},
@@ -54,6 +58,7 @@ class Fault:
     content_type: str | None = None
     seconds: float = 0.0
     release: threading.Event | None = None
+    part: TricklePart = "body"
     path: str | None = None
     exact: bool = False
     times: int = 1
@@ -104,6 +109,36 @@ class Fault:
         if seconds < 0:
             raise ValueError("latency must be >= 0")
         return cls(kind="latency", seconds=seconds, path=path, exact=exact, times=times)
+
+    @classmethod
+    def trickle(
+        cls,
+        seconds: float,
+        *,
+        part: TricklePart = "body",
+        path: str | None = None,
+        exact: bool = False,
+        times: int = 1,
+    ) -> Fault:
+        """Answer normally, but a byte at a time, `seconds` apart (real time): from the status
+        line on (`part="headers"`), or the body only. Each byte comes well within any read timeout;
+        the whole answer takes as long as its length says. Ends when the client hangs up."""
+        if seconds <= 0:
+            raise ValueError("a trickle needs a delay > 0 between bytes")
+        return cls(kind="trickle", seconds=seconds, part=part, path=path, exact=exact, times=times)
+
+    @classmethod
+    def redirect(
+        cls,
+        location: str,
+        *,
+        status: int = 302,
+        path: str | None = None,
+        exact: bool = False,
+        times: int = 1,
+    ) -> Fault:
+        """Answer `status` (a 3xx) with `Location: location` and an empty body."""
+        return cls.status(status, b"", {"Location": location}, path=path, exact=exact, times=times)
 
     @classmethod
     def malformed_json(

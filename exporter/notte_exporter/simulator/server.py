@@ -15,6 +15,7 @@ import json
 import math
 import signal
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -83,6 +84,22 @@ class _Response:
 
 def _json_response(status: int, obj: object, headers: Mapping[str, str] | None = None) -> _Response:
     return _Response(status, json.dumps(obj, default=str).encode(), headers=headers)
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Site is overloaded" if status == 529 else "Unknown"
+
+
+def _headers(
+    response: _Response, rate_headers: Mapping[str, str], *, extra: int = 0
+) -> dict[str, str]:
+    """The headers of ``response``; ``extra`` bytes more announced than the body holds."""
+    merged = {"Content-Type": response.content_type, **rate_headers, **(response.headers or {})}
+    merged["Content-Length"] = str(len(response.body) + extra)
+    return merged
 
 
 def _validation_errors(error: ValidationError) -> list[dict[str, Any]]:
@@ -195,7 +212,8 @@ class SimulatorServer:
     """Serves a `SimulatedAccount` as the Notte API on loopback, in a background thread.
 
     `api_key=None` accepts any (or no) Authorization header. `rate_limit=None` turns rate
-    limiting and its headers off. The rate-limit window runs on the account's clock.
+    limiting and its headers off. The rate-limit window runs on the account's clock. With
+    `ssl_context` (a server context holding its certificate) it speaks HTTPS, like the API.
     """
 
     def __init__(
@@ -208,6 +226,7 @@ class SimulatorServer:
         rate_limit: int | None = 100,
         rate_window: float = 60.0,
         max_recorded: int = 10_000,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         if rate_window <= 0:
             raise ValueError("rate_window must be positive")
@@ -217,6 +236,7 @@ class SimulatorServer:
         self.rate_limit = rate_limit
         self.rate_window = rate_window
         self.faults = FaultQueue()
+        self.ssl_context = ssl_context
         self._requests: deque[RecordedRequest] = deque(maxlen=max_recorded)
         self._requested_port = port
         self._lock = threading.Lock()
@@ -234,6 +254,12 @@ class SimulatorServer:
             raise RuntimeError("the simulator server is already started")
         self._stopping.clear()
         httpd = _HTTPServer((self.host, self._requested_port), self)
+        if self.ssl_context is not None:
+            # The handshake waits for each connection's own thread: a slow client must not
+            # hold the accept loop.
+            httpd.socket = self.ssl_context.wrap_socket(
+                httpd.socket, server_side=True, do_handshake_on_connect=False
+            )
         self._httpd = httpd
         self._thread = threading.Thread(
             target=_serve_without_signals,
@@ -281,7 +307,8 @@ class SimulatorServer:
     def url(self) -> str:
         """Base URL, e.g. `http://127.0.0.1:40123` (no trailing slash)."""
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        scheme = "http" if self.ssl_context is None else "https"
+        return f"{scheme}://{host}:{self.port}"
 
     # -------------------------------------------------------- observation
 
@@ -323,7 +350,10 @@ class SimulatorServer:
             response = _json_response(429, default_error_body(429))
         else:
             response = self._route(handler.command, path, query, headers)
-        self._send(handler, response, rate_headers)
+        if fault is not None and fault.kind == "trickle":
+            self._trickle(handler, response, rate_headers, fault)
+        else:
+            self._send(handler, response, rate_headers)
 
     def _count_request(self, now: datetime) -> tuple[dict[str, str], bool]:
         """Count the request in the current fixed window; return the headers and whether over."""
@@ -422,6 +452,8 @@ class SimulatorServer:
         if fault.kind == "latency":
             self._stopping.wait(fault.seconds)
             return True
+        if fault.kind == "trickle":
+            return True  # the normal answer, sent slowly (_trickle)
         if fault.kind == "hang":
             while not self._stopping.is_set():
                 if fault.release is not None and fault.release.wait(_WAKE_INTERVAL_S):
@@ -474,6 +506,30 @@ class SimulatorServer:
             connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         connection.close()
 
+    def _trickle(
+        self,
+        handler: _Handler,
+        response: _Response,
+        rate_headers: Mapping[str, str],
+        fault: Fault,
+    ) -> None:
+        """Send ``response`` a byte at a time, ``fault.seconds`` apart, in the part it names."""
+        lines = [f"HTTP/1.1 {response.status} {_phrase(response.status)}"]
+        lines += [f"{name}: {value}" for name, value in _headers(response, rate_headers).items()]
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        quick, slow = (
+            (b"", head + response.body) if fault.part == "headers" else (head, response.body)
+        )
+        handler.close_connection = True
+        try:
+            handler.wfile.write(quick)
+            for index in range(len(slow)):
+                if index and self._stopping.wait(fault.seconds):
+                    return
+                handler.wfile.write(slow[index : index + 1])
+        except OSError:
+            return  # the client hung up: what a trickle is waiting for
+
     @staticmethod
     def _send(
         handler: _Handler,
@@ -482,14 +538,8 @@ class SimulatorServer:
         *,
         truncate: bool = False,
     ) -> None:
-        try:
-            phrase = HTTPStatus(response.status).phrase
-        except ValueError:
-            phrase = "Site is overloaded" if response.status == 529 else "Unknown"
-        handler.send_response(response.status, phrase)
-        announced = len(response.body) + (1024 if truncate else 0)
-        merged = {"Content-Type": response.content_type, **rate_headers, **(response.headers or {})}
-        merged["Content-Length"] = str(announced)
+        handler.send_response(response.status, _phrase(response.status))
+        merged = _headers(response, rate_headers, extra=1024 if truncate else 0)
         for name, value in merged.items():
             handler.send_header(name, value)
         handler.end_headers()
