@@ -99,11 +99,6 @@ def parse_each(live: Sequence[bytes], history: Sequence[bytes] = ()) -> Callable
     return parse
 
 
-def summarise_default(sessions: Sequence[LiveSession], now: datetime) -> Snapshot:
-    """The snapshot a poll takes of ``sessions`` at ``now``, with the daemon's defaults."""
-    return summarise_pages([sessions], now)
-
-
 def summarise_pages(pages: Sequence[Sequence[LiveSession]], now: datetime) -> Snapshot:
     """The same, added a page at a time as a poll adds them."""
     summary = Summary(
@@ -179,7 +174,7 @@ class StaticPages:
     fallback: Handler
     served: int = field(default=0)
     # Bodies by raw query string: the in-process "server" must cost the exporter's poll as
-    # little as possible (parsing each query cost ~50 us a request, a tenth of a poll's CPU).
+    # little as possible, and parsing each query would be a sizeable part of a poll's CPU.
     _by_query: dict[bytes, bytes] = field(default_factory=dict, repr=False)
 
     def handle(self, request: httpx.Request) -> httpx.Response:
@@ -203,9 +198,6 @@ class StaticPages:
     @property
     def live_page_count(self) -> int:
         return sum(1 for only_active, _ in self.pages if only_active)
-
-    def live_bodies(self) -> list[bytes]:
-        return [body for (only_active, _), body in sorted(self.pages.items()) if only_active]
 
 
 class Fleet:
