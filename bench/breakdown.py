@@ -5,7 +5,8 @@ Not guards: these say what a guard's figure is made of, for when one moves.
 * Poll CPU, part by part, each alone on the floors' fleet against the same ``json.loads``
   floor: ``parse`` (every page read as a poll reads it), a bare httpx client fetching the
   same requests (mock transport, loopback), ``track`` and ``summarise`` (fed page by page),
-  and ``publish`` (after a poll that did not publish, as after every poll).
+  and ``publish`` (after a poll that did not publish and a scrape as Prometheus makes it,
+  as after every poll).
 * A scrape over HTTP, layer by layer, interleaved: the static floor, the daemon's server
   answering the same bytes as a constant, ``/metrics`` without and with the per-process
   series, and ``/healthz``.
@@ -44,11 +45,13 @@ from notte_exporter.web import Routes
 from .fixtures import (
     OFFLINE_URL,
     PAGE_SIZE,
+    PROMETHEUS_ACCEPT,
     Fleet,
     StaticPages,
     decode_each,
     make_exporter,
     parse_each,
+    poll_interval,
     summarise_pages,
 )
 from .floors import served_bytes, static_server
@@ -63,8 +66,7 @@ def poll_parts(pages: StaticPages, clock: ManualClock, repeats: int) -> dict[str
     live = [parse_live_page(pages.pages[key]).sessions for key in keys if key[0]]
     now = in_api_utc(clock.now())
     exporter = make_exporter(clock, transport=pages.transport())
-    if not exporter.poll_once().ok:
-        raise RuntimeError("a benchmark poll failed")
+    poll_interval(exporter)  # to the steady state: see there
     tracker = exporter.tracker
 
     def fetch_all(client: httpx.Client, base: str) -> Callable[[], None]:
@@ -112,7 +114,9 @@ def poll_parts(pages: StaticPages, clock: ManualClock, repeats: int) -> dict[str
             for name, part in parts.items():
                 samples["floor"].append(cpu_once(floor))
                 if name == "publish":
-                    exporter.poller.poll()  # what publish renders is what a poll changed
+                    # What a poll changed, in the format a scrape asked for since the last.
+                    exporter.poller.poll()
+                    exporter.published.reply(PROMETHEUS_ACCEPT)
                 samples[name].append(cpu_once(part))
     exporter.close()
     cpu = {name: statistics.median(values) for name, values in samples.items()}

@@ -22,6 +22,7 @@ from pydantic import SecretStr
 
 from notte_exporter.config import Settings
 from notte_exporter.daemon import Exporter
+from notte_exporter.exposition import KEEP_FORMAT_POLLS
 from notte_exporter.keys import ApiKey
 from notte_exporter.labels import BoundedLabel
 from notte_exporter.models import LiveSession, parse_live_page, parse_page
@@ -33,6 +34,11 @@ PAGE_SIZE = 100
 # MockTransport never resolves this host; it only has to be a valid URL for Settings.
 OFFLINE_URL = "http://notte.bench.invalid"
 _BROWSER_WEIGHTS = (60, 20, 12, 5, 3)
+# What Prometheus 3 asks for by default (OpenMetrics, with UTF-8 names allowed).
+PROMETHEUS_ACCEPT = (
+    "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,"
+    "text/plain;version=0.0.4;q=0.2,*/*;q=0.1"
+)
 _SESSIONS_PREFIX = "/sessions/"
 
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -74,6 +80,26 @@ def make_exporter(
         sleep=lambda seconds: None,
         process_metrics=process_metrics,
     )
+
+
+def poll_interval(exporter: Exporter) -> Callable[[], None]:
+    """What a deployment's exporter does per poll: a poll, and one scrape as Prometheus makes
+    it, gzipped. A poll renders the formats scrapers asked for lately, so without scrapes it
+    would render none.
+
+    Called once for every poll a format is kept (``KEEP_FORMAT_POLLS``) before it returns,
+    so that it is measured as it runs for days: the formats the first polls render as if
+    asked for (text, OpenMetrics) are no longer rendered.
+    """
+
+    def poll_and_scrape() -> None:
+        if not exporter.poll_once().ok:
+            raise RuntimeError("a benchmark poll failed")
+        exporter.published.reply(PROMETHEUS_ACCEPT, "gzip")
+
+    for _ in range(KEEP_FORMAT_POLLS + 1):
+        poll_and_scrape()
+    return poll_and_scrape
 
 
 def decode_each(bodies: Sequence[bytes]) -> Callable[[], None]:

@@ -4,10 +4,11 @@
   (``Exporter.start()``, per-process series on, after one poll of the fleet) against a plain
   threaded ``http.server`` answering with the very bytes the exporter served, both scraped
   alternately by one keep-alive client. Target: at most ``SCRAPE_TARGET`` times the floor.
-* Poll CPU (``time.process_time``, every thread of this process) of ``poll_once()``, which
-  includes everything the daemon does per poll, paging, validation, lifecycle, snapshot and
-  rendering, through ``httpx.MockTransport`` and over loopback HTTP from the static page
-  server (``processes.PageServer``), against ``json.loads`` of the same page bytes.
+* Poll CPU (``time.process_time``, every thread of this process) of ``poll_once()`` and one
+  scrape as Prometheus makes it (``fixtures.poll_interval``): everything the daemon does per
+  poll, paging, validation, lifecycle, snapshot and rendering what the scrape reads, through
+  ``httpx.MockTransport`` and over loopback HTTP from the static page server
+  (``processes.PageServer``), against ``json.loads`` of the same page bytes.
   Targets: ``POLL_CPU_TARGETS``.
 * Poll wall time at the default ``--notte.concurrency``, the page server holding each answer
   ``rtt`` seconds, after a first poll has taught the exporter the page count; the floor asks
@@ -33,7 +34,7 @@ import httpx
 
 from notte_exporter.simulator import ManualClock
 
-from .fixtures import PAGE_SIZE, Fleet, StaticPages, decode_each, make_exporter
+from .fixtures import PAGE_SIZE, Fleet, StaticPages, decode_each, make_exporter, poll_interval
 from .processes import PageServer, resident_memory
 from .timing import cpu_once, interleaved_medians, ratio
 
@@ -120,10 +121,8 @@ def poll_cpu(pages: StaticPages, clock: ManualClock, repeats: int) -> dict[str, 
     mock = make_exporter(clock, transport=pages.transport())
     with PageServer(pages.pages) as url:
         loopback = make_exporter(clock, api_url=url)
-        polls = {"mock": mock.poll_once, "loopback": loopback.poll_once}
-        for poll in polls.values():  # warm up: connections, and the expected page count
-            if not poll().ok:
-                raise RuntimeError("a benchmark poll failed")
+        # Each polls first: connections, the expected page count, the formats in use.
+        polls = {"mock": poll_interval(mock), "loopback": poll_interval(loopback)}
         samples: dict[str, list[float]] = {"floor": [], "mock": [], "loopback": []}
         for _ in range(repeats):
             for name, poll in polls.items():

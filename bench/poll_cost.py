@@ -3,8 +3,8 @@
 For each fleet size the same poll is timed two ways, interleaved, on pages rendered in
 advance and answered through ``httpx.MockTransport`` (no socket, no simulator):
 
-* ``exporter``: the exporter's ``poll_once()``: its own cost, client and retries included,
-  and the rendering of the exposition;
+* ``exporter``: the exporter's ``poll_once()`` and one scrape (``fixtures.poll_interval``):
+  its own cost, client and retries included, and the rendering of the exposition;
 * ``raw``: a bare httpx client fetching and decoding the same requests: the floor any
   client pays.
 
@@ -20,15 +20,13 @@ from typing import Any
 
 import httpx
 
-from .fixtures import OFFLINE_URL, PAGE_SIZE, Fleet, StaticPages, make_exporter
+from .fixtures import OFFLINE_URL, PAGE_SIZE, Fleet, StaticPages, make_exporter, poll_interval
 from .timing import interleaved_medians, ratio
 
 
 def measure_size(fleet: Fleet, pages: StaticPages, repeats: int) -> dict[str, Any]:
     exporter = make_exporter(fleet.clock, transport=pages.transport())
-    # The first poll sees every session for the first time; later ones are steady.
-    if not exporter.poll_once().ok:
-        raise RuntimeError("a benchmark poll failed")
+    poll = poll_interval(exporter)  # polls first: the first sees every session for the first time
     urls = [
         httpx.URL(
             f"{OFFLINE_URL}/sessions",
@@ -44,7 +42,7 @@ def measure_size(fleet: Fleet, pages: StaticPages, repeats: int) -> dict[str, An
 
         # Small fleets poll in a millisecond: batch calls so a sample is not all timer noise.
         inner = max(1, 1000 // max(pages.live_sessions, 1))
-        seconds = interleaved_medians({"exporter": exporter.poll_once, "raw": raw}, repeats, inner)
+        seconds = interleaved_medians({"exporter": poll, "raw": raw}, repeats, inner)
     exporter.close()
     return {"sessions": pages.live_sessions, "pages": len(urls), "seconds": seconds}
 

@@ -3,12 +3,22 @@
 Everything the exporter knows changes only when a poll ends, so ``publish()`` (called by the
 poll thread after each poll, successful or not) reads the registry once, keeps that reading
 as the poll's snapshot (a registry of its own) and renders it with prometheus_client's own
-encoders, the text format and OpenMetrics. Scrapes serve those bytes. Two things follow:
+encoders, in every format scrapers have asked for. Scrapes serve those bytes. Two things
+follow:
 
 * a scrape's cost does not grow with the sessions: the poll's part is already rendered;
 * a scrape sees one poll, whole: the snapshot, the poll counters and the lifecycle counts
   are read in one go by the thread that just changed them, never half-way through a poll.
   Whatever a scrape asks for (a format, a ``?name[]=`` filter) comes from that snapshot.
+
+A publish renders only the formats scrapers have asked for lately (in the last
+``KEEP_FORMAT_POLLS`` polls): each scraper asks in one way (Prometheus for OpenMetrics, curl
+for the text format), so a poll renders what is read, usually one format. The first
+publishes render the text format and OpenMetrics, as if asked for at start. A request in a
+format not rendered for the poll has it rendered from the snapshot, kept for the rest of
+that poll, and rendered by the publishes that follow. That render, and a ``?name[]=``
+filter, read every family, so ``reply_now()`` leaves them to ``reply()`` (a worker thread,
+see web.py).
 
 The per-process series (prometheus_client's process, platform and GC collectors) change
 between polls and are read at each scrape, as every exporter reads them: rendered from their
@@ -20,12 +30,6 @@ For the same reason a gzipped body is compressed at each scrape, whole, as one g
 (``gzip.compress``): clients that read only the first member (httpx does) get every byte.
 ``GZIP_LEVEL`` is low because the body is compressed anew for every scrape; docs/benchmarks.md
 has the measurement.
-
-A format variant (``Accept`` parameters such as ``escaping``) not published yet, or a
-``?name[]=`` filter, is rendered from the snapshot for that request, which ``reply_now()``
-leaves to ``reply()`` (a worker thread, see web.py). A variant is remembered (up to
-``MAX_VARIANTS``) and rendered at every later publish, so a Prometheus that always asks the
-same way is served published bytes from its second poll on.
 """
 
 from __future__ import annotations
@@ -44,9 +48,13 @@ from prometheus_client.registry import Collector
 
 Encoder = Callable[[Collector], bytes]
 
-# Format variants remembered for publishing: each Prometheus version asks in one way, so a
-# handful covers every real scraper; a client inventing new ones only gets renders of its own.
+# Formats rendered for one poll: each scraper asks in one way, so a handful covers every real
+# one; past them, a request in another format gets a render of its own.
 MAX_VARIANTS = 8
+# A format not asked for in this many polls is no longer rendered (a scraper that stopped, a
+# format asked for once): ten polls are minutes at the intervals in use, longer than a
+# Prometheus waits between scrapes. A scrape rarer than that pays for its own render.
+KEEP_FORMAT_POLLS = 10
 # zlib's fastest level: the body is compressed at every scrape, and a higher level makes it
 # only slightly smaller.
 GZIP_LEVEL = 1
@@ -101,15 +109,18 @@ class PublishedExposition:
         # An empty registry renders nothing but OpenMetrics' # EOF.
         self._process = process_registry if process_registry is not None else CollectorRegistry()
         self._lock = threading.Lock()
-        self._formats: dict[str, Encoder] = {}
+        self._polls = 0  # publishes so far
+        # Every format asked for lately, by content type: its encoder and the last poll
+        # (count of publishes) during which it was asked for.
+        self._asked: dict[str, tuple[Encoder, int]] = {}
         for accept in ("", OPENMETRICS):
             encoder, content_type = choose_encoder(accept)
-            self._formats[content_type] = encoder
+            self._asked[content_type] = (encoder, 0)
         self._published = _Published(CollectorRegistry(), {})
         self.publish()
 
     def publish(self) -> None:
-        """Read the registry once and render every known format from that reading.
+        """Read the registry once and render every format asked for lately from that reading.
 
         Scrapes serve it from here on: the formats cannot differ, and every one is of
         this poll.
@@ -117,12 +128,19 @@ class PublishedExposition:
         snapshot = CollectorRegistry(auto_describe=True)
         snapshot.register(_Reading(list(self._registry.collect())))
         with self._lock:
-            formats = dict(self._formats)
+            self._polls += 1
+            self._asked = {
+                content_type: asked
+                for content_type, asked in self._asked.items()
+                if self._polls - asked[1] <= KEEP_FORMAT_POLLS
+            }
+            formats = dict(self._asked)
         parts = {
             content_type: _poll_part(content_type, encoder(snapshot))
-            for content_type, encoder in formats.items()
+            for content_type, (encoder, _) in formats.items()
         }
-        self._published = _Published(snapshot, parts)  # one assignment: this poll or the last
+        with self._lock:  # a scrape sees this poll or the last, never a mix
+            self._published = _Published(snapshot, parts)
 
     def reply_now(
         self, accept: str | None = None, accept_encoding: str | None = None, query: str = ""
@@ -138,6 +156,7 @@ class PublishedExposition:
         part = self._published.parts.get(content_type)
         if part is None:
             return None
+        self._ask(content_type, encoder)
         return _reply(part + encoder(self._process), content_type, accept_encoding)
 
     def reply(
@@ -148,22 +167,35 @@ class PublishedExposition:
         if published is not None:
             return published
         encoder, content_type = choose_encoder(accept or "")
-        snapshot = self._published.snapshot
         names = parse_qs(query).get("name[]")
         if names:
-            poll: Collector = snapshot.restricted_registry(names)
-            process: Collector = self._process.restricted_registry(names)
+            snapshot = self._published.snapshot.restricted_registry(names)
+            body = _poll_part(content_type, encoder(snapshot))
+            body += encoder(self._process.restricted_registry(names))
         else:
-            poll, process = snapshot, self._process
-            with self._lock:
-                if len(self._formats) < MAX_VARIANTS:
-                    self._formats.setdefault(content_type, encoder)
-        body = _poll_part(content_type, encoder(poll)) + encoder(process)
+            body = self._first_render(content_type, encoder) + encoder(self._process)
         return _reply(body, content_type, accept_encoding)
 
     def text(self) -> bytes:
         """The plain Prometheus text format, as a scraper that asks for nothing gets it."""
         return self.reply().body
+
+    def _ask(self, content_type: str, encoder: Encoder) -> None:
+        with self._lock:
+            if content_type in self._asked or len(self._asked) < MAX_VARIANTS:
+                self._asked[content_type] = (encoder, self._polls)
+
+    def _first_render(self, content_type: str, encoder: Encoder) -> bytes:
+        """The poll's part in a format it has not rendered, kept for the rest of the poll."""
+        published = self._published
+        part = _poll_part(content_type, encoder(published.snapshot))
+        self._ask(content_type, encoder)
+        with self._lock:
+            # Unless a publish came in between: then this part is of the poll before.
+            if self._published is published and len(published.parts) < MAX_VARIANTS:
+                parts = {**published.parts, content_type: part}
+                self._published = _Published(published.snapshot, parts)
+        return part
 
 
 def _reply(body: bytes, content_type: str, accept_encoding: str | None) -> Reply:

@@ -19,7 +19,7 @@ from prometheus_client.openmetrics import exposition as openmetrics
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
-from notte_exporter.exposition import PublishedExposition
+from notte_exporter.exposition import KEEP_FORMAT_POLLS, PublishedExposition
 
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
 # What Prometheus 3 sends by default: a format variant the exposition has not rendered yet.
@@ -123,17 +123,35 @@ def test_a_name_filter_renders_only_the_named_families(registry, gauge, process)
     assert set(values(body)) == {"notte_other", "process_start_time_seconds"}
 
 
-def test_a_new_format_variant_is_rendered_at_every_later_publish(registry, gauge) -> None:
+def test_a_new_format_is_rendered_at_its_first_request_and_kept_for_the_poll(
+    registry, gauge
+) -> None:
     exposition = PublishedExposition(registry)
+    assert exposition.reply_now(PROMETHEUS_3) is None  # left to a worker thread
     first = exposition.reply(PROMETHEUS_3)
     assert b"notte_things 1.0" in first.body
-    assert exposition.reply_now(PROMETHEUS_3) is None  # rendered for that request only
+    assert first.body.count(b"# EOF") == 1
+    assert exposition.reply_now(PROMETHEUS_3) == first
+
+
+def test_a_publish_renders_the_formats_asked_for_lately(registry, gauge) -> None:
+    exposition = PublishedExposition(registry)
+    exposition.reply(PROMETHEUS_3)
+    for _ in range(KEEP_FORMAT_POLLS):
+        exposition.publish()
+        assert exposition.reply_now(PROMETHEUS_3) is not None  # asked for at every poll
+
+
+def test_a_format_not_asked_for_in_a_while_is_no_longer_rendered(registry, gauge) -> None:
+    exposition = PublishedExposition(registry)  # text and OpenMetrics, as if asked for
+    for _ in range(KEEP_FORMAT_POLLS - 1):
+        exposition.publish()
+    assert exposition.reply_now("application/openmetrics-text") is not None
     exposition.publish()
-    reply = exposition.reply_now(PROMETHEUS_3)
-    assert reply is not None
-    assert reply.content_type == first.content_type
-    assert b"notte_things 1.0" in reply.body
-    assert reply.body.count(b"# EOF") == 1
+    assert exposition.reply_now("application/openmetrics-text") is not None
+    assert exposition.reply_now() is None
+    # Still served, rendered for its request.
+    assert b"notte_things 1.0" in exposition.reply().body
 
 
 def test_a_new_format_variant_serves_the_published_poll(registry, gauge) -> None:
