@@ -248,7 +248,8 @@ print(json.dumps(steps))
 RSS_LAYERS: dict[str, list[str]] = {
     "OpenSSL, via hashlib and ssl": ["hashlib", "ssl"],
     "asyncio, email, http, logging": ["asyncio", "email.message", "http.client", "logging"],
-    "pydantic (+pydantic_core)": ["pydantic"],
+    # pydantic's package imports its models lazily: pydantic.main brings them.
+    "pydantic (+pydantic_core)": ["pydantic", "pydantic.main"],
     "pydantic_settings": ["pydantic_settings"],
     "httpx (+httpcore, h11, anyio, certifi)": ["httpx"],
     "tenacity": ["tenacity"],

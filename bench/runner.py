@@ -44,7 +44,7 @@ class Plan:
 
 FULL = Plan(
     sizes=(100, 500, 1000, 2500, 5000),
-    repeats=5,
+    repeats=9,
     scrape_inner=20,
     http_scrapes=200,
     churn_polls=240,
