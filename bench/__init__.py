@@ -1,6 +1,7 @@
-"""Rerunnable performance benchmark of notte-exporter: poll cost, scrape cost, memory bound.
+"""Rerunnable performance benchmark of notte-exporter and its guards.
 
-Run ``python -m bench`` from the repository (``make bench``); ``--quick`` for a seconds-long
-smoke run. Every number is reported as a ratio against a baseline measured in the same run,
-because the machines this runs on are shared and noisy. See docs/benchmarks.md.
+Run ``python -m bench`` from the repository (``make bench``): poll cost against sessions,
+scrape cost (and that scrapes make no API request), the memory bound, and the guards, each
+target against a floor measured in the same run (``floors.py``). ``--breakdown`` adds where
+the guarded costs go; ``--quick`` is a seconds-long smoke run. See docs/benchmarks.md.
 """

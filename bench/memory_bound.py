@@ -8,21 +8,25 @@ on memory must stay flat however many more sessions pass. Reported as the ratio 
 sample's memory to the first sample past warm-up (see ``_plateau``), next to the ratio of
 sessions that passed in between.
 
-The simulated account runs in a child process (``churn_server``), so ``tracemalloc`` in
-this process sees the exporter (and the few bytes of this driver) and nothing of the
-simulator, whose resident memory is reported apart. A second, direct measurement feeds
-ended sessions to a ``LifecycleTracker`` whose clock stands still, so age never forgets
-anything and only the ``max_ended`` cap can bound memory; it runs with a smaller cap than
-the default (the mechanism is the same) and reports bytes per remembered end, from which
-the default cap's worst case follows.
+The simulated account runs in a child process (``serve_churn``, driven through a pipe, one
+``Step`` per poll, with an identical ``ManualClock`` of its own), so ``tracemalloc`` in this
+process sees the exporter (and the few bytes of this driver) and nothing of the simulator,
+which also gets the second core.
+
+A second, direct measurement feeds ended sessions to a ``LifecycleTracker`` whose clock
+stands still, so age never forgets anything and only the ``max_ended`` cap can bound
+memory; it runs with a smaller cap than the default (the mechanism is the same) and reports
+bytes per remembered end, from which the default cap's worst case follows.
 """
 
 from __future__ import annotations
 
 import gc
 import multiprocessing
+import random
 import time
 import tracemalloc
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -39,16 +43,64 @@ from notte_exporter.lifecycle import (
     LifecycleTracker,
 )
 from notte_exporter.models import InvalidItem, parse_session
-from notte_exporter.simulator import ManualClock
+from notte_exporter.simulator import BROWSER_TYPES as SIMULATED_BROWSERS
+from notte_exporter.simulator import ManualClock, SimulatedAccount, SimulatorServer
 
-from . import churn_server
-from .fixtures import make_exporter
+from .fixtures import KEY, make_exporter
 from .timing import ratio
 
 _KIB = 1024
 _CHILD_TIMEOUT_S = 60.0
 # Far enough from the fleet phases' clock that nothing could be confused between them.
 _START = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Step:
+    """End the sessions due at ``poll``, start ``start`` new ones, move the clock on."""
+
+    poll: int
+    start: int
+    advance_seconds: float
+
+
+def serve_churn(conn: Connection, start: datetime, seed: int) -> None:
+    """Child process: serve the account over loopback HTTP and apply steps until told to stop.
+
+    Answers each step with the number of sessions started so far.
+    """
+    clock = ManualClock(start)
+    # Server-side timeouts are off: sessions end when the script ends them.
+    account = SimulatedAccount(clock=clock, seed=seed, profile=None, enforce_timeouts=False)
+    rng = random.Random(seed)
+    ends_at: dict[str, int] = {}
+    started = 0
+    with SimulatorServer(account, api_key=KEY, rate_limit=None) as server:
+        conn.send(server.url)
+        while (step := conn.recv()) is not None:
+            assert isinstance(step, Step)
+            for sid, poll in list(ends_at.items()):
+                if poll > step.poll:
+                    if rng.random() < 0.25:  # some still-running sessions did some work
+                        account.access(sid, request_bytes=20_000, response_bytes=1_500_000)
+                    continue
+                del ends_at[sid]
+                fate = rng.random()
+                if fate < 0.8:
+                    account.stop(sid)
+                elif fate < 0.95:
+                    account.fail(sid)
+                else:
+                    account.remove(sid)  # vanished without a trace: the API answers 404
+            for _ in range(step.start):
+                sid = account.start_session(
+                    browser_type=rng.choice(SIMULATED_BROWSERS), proxies=rng.random() < 0.3
+                )
+                ends_at[sid] = step.poll + rng.choice((1, 1, 2, 3))
+            started += step.start
+            clock.advance(step.advance_seconds)
+            conn.send(started)
+    conn.close()
 
 
 def _closed_by_status(exporter: Exporter) -> dict[str, int]:
@@ -81,7 +133,7 @@ def churn(polls: int, churn_per_poll: int, samples: int, seed: int) -> dict[str,
     context = multiprocessing.get_context("spawn")  # no inherited threads, no shared heap
     conn, child_conn = context.Pipe()
     child = context.Process(
-        target=churn_server.serve, args=(child_conn, _START, seed), name="bench-simulator"
+        target=serve_churn, args=(child_conn, _START, seed), name="bench-simulator"
     )
     child.start()
     try:
@@ -91,9 +143,9 @@ def churn(polls: int, churn_per_poll: int, samples: int, seed: int) -> dict[str,
         tracemalloc.start(1)
         exporter = make_exporter(clock, api_url=url)
         for poll in range(1, polls + 1):
-            conn.send(churn_server.Step(poll, churn_per_poll, step))
-            done = _receive(conn, child)
-            assert isinstance(done, churn_server.StepDone)
+            conn.send(Step(poll, churn_per_poll, step))
+            started = _receive(conn, child)
+            assert isinstance(started, int)
             clock.advance(step)
             status = exporter.poll_once()
             assert status.ok, f"poll {poll} failed: {status.message}"
@@ -105,15 +157,13 @@ def churn(polls: int, churn_per_poll: int, samples: int, seed: int) -> dict[str,
                 rows.append(
                     {
                         "poll": poll,
-                        "sessions_started": done.sessions_started,
+                        "sessions_started": started,
                         "hours": round(poll * step / 3600, 1),
                         "live": stats.live,
                         "pending": stats.pending,
                         "ended_remembered": stats.ended_remembered,
                         "exporter_kib": round(current / _KIB, 1),
                         "exporter_peak_kib": round(peak / _KIB, 1),
-                        "exporter_rss_kib": churn_server.rss_kib(),
-                        "simulator_rss_kib": done.rss_kib,
                     }
                 )
         tracemalloc.stop()
@@ -212,3 +262,41 @@ def ended_cap(ends: int, max_ended: int, samples: int) -> dict[str, Any]:
             "default_cap_estimate_mib": round(per_end * DEFAULT_MAX_ENDED / _KIB / _KIB, 1),
         },
     }
+
+
+def tables(
+    memory: dict[str, Any], cap: dict[str, Any]
+) -> list[tuple[str, list[str], list[list[object]]]]:
+    summary, capped = memory["summary"], cap["summary"]
+    return [
+        (
+            f"Memory under churn: {memory['churn_per_poll']} new sessions per poll, clock "
+            f"+{memory['step_seconds']} s per poll (horizon {memory['horizon_hours']} h); poll "
+            f"{summary['late_poll']} against poll {summary['early_poll']}: sessions "
+            f"x{summary['sessions_ratio']}, exporter memory x{summary['memory_ratio']}; ends "
+            f"by status {memory['closed_by_status']}",
+            ["poll", "started", "hours", "live", "pending", "ended kept", "KiB", "peak KiB"],
+            [
+                [
+                    r["poll"],
+                    r["sessions_started"],
+                    r["hours"],
+                    r["live"],
+                    r["pending"],
+                    r["ended_remembered"],
+                    r["exporter_kib"],
+                    r["exporter_peak_kib"],
+                ]
+                for r in memory["rows"]
+            ],
+        ),
+        (
+            f"Ended-id cap (max_ended {cap['max_ended']}, the clock standing still): after the "
+            f"cap, ends x{capped['ends_ratio']}, memory x{capped['memory_ratio']}; about "
+            f"{capped['bytes_per_remembered_end']} bytes per remembered end, so about "
+            f"{capped['default_cap_estimate_mib']} MiB at the default cap of "
+            f"{cap['default_max_ended']}",
+            ["ends fed", "ended kept", "KiB"],
+            [[r["ends_fed"], r["ended_remembered"], r["kib"]] for r in cap["rows"]],
+        ),
+    ]

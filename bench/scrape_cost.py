@@ -1,6 +1,6 @@
 """Scrape cost against the number of live sessions, and proof that scrapes never call the API.
 
-A scrape renders the snapshot the last poll computed; its only per-session part, the
+A scrape serves what the last poll published; its only per-session part, the
 ``notte_session_*`` detail series, is capped by ``--sessions.detail-limit`` (20 by default).
 So ``exposition()`` should cost the same with 0 and with thousands of live sessions: each
 size's median is reported as a ratio against the empty account's, measured interleaved.
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
@@ -27,10 +27,6 @@ from .timing import interleaved_medians, ratio
 _READY_TIMEOUT_S = 120.0
 
 
-def _exposition(exporter: Exporter) -> Callable[[], bytes]:
-    return exporter.exposition
-
-
 def measure_exposition(
     fleet: Fleet, snapshots: Sequence[StaticPages], repeats: int, inner: int
 ) -> list[dict[str, Any]]:
@@ -42,7 +38,7 @@ def measure_exposition(
         exporters[pages.live_sessions] = exporter
     try:
         seconds = interleaved_medians(
-            {str(n): _exposition(exporter) for n, exporter in exporters.items()},
+            {str(n): exporter.exposition for n, exporter in exporters.items()},
             repeats,
             inner,
         )
@@ -74,14 +70,13 @@ def measure_exposition(
 def measure_http(fleet: Fleet, scrapes: int) -> dict[str, Any]:
     """Serve the daemon for real and scrape it; count the API requests the scrapes made."""
     with SimulatorServer(fleet.account, api_key=KEY, rate_limit=None) as server:
-        exporter = make_exporter(fleet.clock, api_url=server.url)
+        # As the daemon runs by default: the per-process series are read at each scrape.
+        exporter = make_exporter(fleet.clock, api_url=server.url, process_metrics=True)
         url = exporter.start()
         try:
-            deadline = time.monotonic() + _READY_TIMEOUT_S
             # The poll thread polls at once, then waits out a one-hour interval.
-            while not exporter.state.ready:
-                assert time.monotonic() < deadline, "the first poll never succeeded"
-                time.sleep(0.01)
+            if not exporter.state.wait_for_polls(1, timeout=_READY_TIMEOUT_S):
+                raise RuntimeError("the exporter's first poll did not finish")
             api_before = len(server.requests)
             timings: list[float] = []
             with httpx.Client() as client:
@@ -107,19 +102,35 @@ def measure_http(fleet: Fleet, scrapes: int) -> dict[str, Any]:
 def run(
     fleet: Fleet, snapshots: Sequence[StaticPages], repeats: int, inner: int, scrapes: int
 ) -> dict[str, Any]:
-    rows = measure_exposition(fleet, snapshots, repeats, inner)
-    http = measure_http(fleet, scrapes)
     return {
         "repeats": repeats,
         "inner": inner,
-        "baseline_sessions": rows[0]["sessions"],
-        "rows": rows,
-        "http": http,
-        "summary": {
-            "max_ratio": max(row["ratio"] for row in rows),
-            "max_ratio_nonempty": max(
-                (row["ratio_nonempty"] for row in rows if row["sessions"]), default=1.0
-            ),
-            "api_requests_during_scrapes": http["api_requests_during_scrapes"],
-        },
+        "rows": measure_exposition(fleet, snapshots, repeats, inner),
+        "http": measure_http(fleet, scrapes),
     }
+
+
+def table(scrape: dict[str, Any]) -> tuple[str, list[str], list[list[object]]]:
+    rows = scrape["rows"]
+    http = scrape["http"]
+    return (
+        f"Scrape cost: exposition() ms (median of {scrape['repeats']}x{scrape['inner']}), ratio "
+        f"to {rows[0]['sessions']} live sessions and to the smallest non-empty fleet. HTTP: "
+        f"{http['scrapes']} scrapes with {http['live_sessions']} live sessions, median "
+        f"{http['http_scrape_ms_median']} ms, API requests during them: "
+        f"{http['api_requests_during_scrapes']} (the first poll made "
+        f"{http['api_requests_of_first_poll']})",
+        ["sessions", "ms", "ratio", "ratio non-empty", "bytes", "samples", "detail series"],
+        [
+            [
+                r["sessions"],
+                r["ms"],
+                r["ratio"],
+                r["ratio_nonempty"],
+                r["bytes"],
+                r["samples"],
+                r["detail_series"],
+            ]
+            for r in rows
+        ],
+    )

@@ -43,14 +43,6 @@ def interleaved_medians(
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
-def print_against_floor(title: str, medians: Mapping[str, float]) -> None:
-    """``title``, then each candidate's median in ms and its ratio to ``medians["floor"]``."""
-    width = max(map(len, medians))
-    print(title)
-    for name, seconds in medians.items():
-        print(f"  {name:{width}s} {seconds * 1e3:7.3f} ms  {seconds / medians['floor']:6.3f}x")
-
-
 def ratio(value: float, baseline: float) -> float:
     """``value / baseline``, rounded for reports; NaN-free when the baseline is zero."""
     return round(value / baseline, 3) if baseline > 0 else 0.0

@@ -29,8 +29,10 @@ from typing import TYPE_CHECKING
 
 import httpx
 from prometheus_client import (
-    PLATFORM_COLLECTOR,
     CollectorRegistry,
+    GCCollector,
+    PlatformCollector,
+    ProcessCollector,
     disable_created_metrics,
 )
 
@@ -52,7 +54,6 @@ from .instrumentation import ExporterMetrics
 from .keys import ApiKey
 from .labels import BROWSER_TYPES, BoundedLabel
 from .lifecycle import LifecycleMetrics, LifecycleTracker
-from .perprocess import LeanGCCollector, LeanProcessCollector, ProcessRegistry, ReadOnce
 from .poller import PollConfig, Poller, utc_now
 from .server import WebServer
 from .state import ExporterState, PollStatus
@@ -115,20 +116,16 @@ class Exporter:
             reaper_policy = LivePolicy(settings.reaper_config_file)
         # The one redaction step (see redaction.py) for every text this exporter serves.
         self.redact = api_key.redact
-        # What polls change, rendered once per poll; apart from the per-process series,
-        # which change all the time and are rendered at each scrape (see exposition.py).
+        # What polls change, rendered once per poll; apart from the per-process series
+        # (prometheus_client's process, platform and GC collectors), which change all the
+        # time and are read at each scrape (see exposition.py).
         self.registry = CollectorRegistry(auto_describe=True)
         self.process_registry: CollectorRegistry | None = None
         if process_metrics and not settings.web_disable_exporter_metrics:
-            self.process_registry = ProcessRegistry(auto_describe=True)
-            # prometheus_client's process, platform and GC series, read with fewer system
-            # calls and rendered through templates (perprocess.py).
-            for collector in (
-                LeanProcessCollector(),
-                ReadOnce(PLATFORM_COLLECTOR),
-                LeanGCCollector(),
-            ):
-                self.process_registry.register(collector)
+            self.process_registry = CollectorRegistry(auto_describe=True)
+            ProcessCollector(registry=self.process_registry)
+            PlatformCollector(registry=self.process_registry)
+            GCCollector(registry=self.process_registry)
         self.state = ExporterState()
         self._stop = threading.Event()
         # Tests inject one that ends each wait when told to, to run the loops round by round.

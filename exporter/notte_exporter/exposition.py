@@ -1,50 +1,44 @@
-"""The bytes of ``/metrics``, rendered once per poll and served as they are to every scrape.
+"""The bytes of ``/metrics``: a poll's part rendered once per poll, the process's at each scrape.
 
 Everything the exporter knows changes only when a poll ends, so ``publish()`` (called by the
-poll thread after each poll, successful or not) renders the registry then: the Prometheus
-text format and OpenMetrics, each also gzip-compressed. A scrape picks the bytes its
-``Accept`` and ``Accept-Encoding`` ask for and appends only the per-process series (process
-CPU and memory, platform, GC), which change between polls and are rendered for each scrape
-from their own registry. Two things follow:
+poll thread after each poll, successful or not) reads the registry once, keeps that reading
+as the poll's snapshot (a registry of its own) and renders it with prometheus_client's own
+encoders, in every format scrapers have asked for. Scrapes serve those bytes. Two things
+follow:
 
-* a scrape costs about what serving static bytes costs, however many sessions there are;
+* a scrape's cost does not grow with the sessions: the poll's part is already rendered;
 * a scrape sees one poll, whole: the snapshot, the poll counters and the lifecycle counts
   are read in one go by the thread that just changed them, never half-way through a poll.
+  Whatever a scrape asks for (a format, a ``?name[]=`` filter) comes from that snapshot.
 
-A poll changes few families (its own counters and durations, what sessions started or
-ended), so each format keeps every family as last rendered and ``publish()`` renders again
-only what changed since the last one (``families.py``): the same bytes as rendering the
-whole registry, for about a third of the CPU at 10 000 sessions (``bench/publish_cost.py``).
+A publish renders only the formats scrapers have asked for lately (in the last
+``KEEP_FORMAT_POLLS`` polls): each scraper asks in one way (Prometheus for OpenMetrics, curl
+for the text format), so a poll renders what is read, usually one format. The first
+publishes render the text format and OpenMetrics, as if asked for at start. A request in a
+format not rendered for the poll has it rendered from the snapshot, kept for the rest of
+that poll, and rendered by the publishes that follow. That render, and a ``?name[]=``
+filter, read every family, so ``reply_now()`` leaves them to ``reply()`` (a worker thread,
+see web.py).
 
-OpenMetrics ends with a single ``# EOF``: the poll's part is stored without it and the
-per-process part closes the body with it. The per-process part is rendered through
-templates the scrape's own encoder cut (``perprocess.py``, ``families.py``): the same bytes,
-for ~27 us in a tight loop instead of ~65.
+The per-process series (prometheus_client's process, platform and GC collectors) change
+between polls and are read at each scrape, as every exporter reads them: rendered from their
+own registry by the scrape's encoder and appended. OpenMetrics ends with one ``# EOF``: the
+poll's part is kept without it, and the per-process part (rendered even when that registry
+is empty) brings it.
 
-The gzip of the poll's part is compressed once, as raw deflate blocks flushed to a byte
-boundary, none of them final. A scrape appends its per-process part as *stored* (not
-compressed) deflate blocks, the last one final, and wraps both in one gzip member (header,
-blocks, CRC-32 and length of the whole): a deflate stream is just a sequence of blocks, so
-these concatenate, as pigz joins what it compresses in parallel, and it stays one member,
-so clients that read only the first (httpx does) get the whole body. Storing costs a CRC
-of a few KB; compressing them cost ~60 us inside the running server (copying the poll's
-compressor, before: 50-130 us), to save ~1.5 KB of a gzipped body of ~8 KB.
-
-Requests this cache cannot answer as published are rendered live from the registries, as
-prometheus_client would: a ``?name[]=`` filter, and a format variant (``Accept`` parameters
-such as ``escaping``) not seen before. A variant is remembered (up to ``MAX_VARIANTS``) and
-rendered at every later publish, so a Prometheus that always asks the same way is served
-from the cache from its second poll on.
+For the same reason a gzipped body is compressed at each scrape, whole, as one gzip member
+(``gzip.compress``): clients that read only the first member (httpx does) get every byte.
+``GZIP_LEVEL`` is low because the body is compressed anew for every scrape; docs/benchmarks.md
+has the measurement.
 """
 
 from __future__ import annotations
 
-import struct
+import gzip
 import threading
-import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from typing import NamedTuple
 from urllib.parse import parse_qs
 
 from prometheus_client import CollectorRegistry
@@ -52,21 +46,20 @@ from prometheus_client.exposition import choose_encoder, gzip_accepted
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from .families import EOF, OPENMETRICS, Collected, Encoder, FamilyBytes
-from .perprocess import ProcessSeries
+Encoder = Callable[[Collector], bytes]
 
-# Format variants remembered for pre-rendering: each Prometheus version asks in one way, so
-# a handful covers every real scraper; a client inventing new ones only gets live renders.
+# Formats rendered for one poll: each scraper asks in one way, so a handful covers every real
+# one; past them, a request in another format gets a render of its own.
 MAX_VARIANTS = 8
-_GZIP_WBITS = 16 + zlib.MAX_WBITS
-# A gzip member's header as zlib writes it: deflate, no name, no time, made on Unix.
-_GZIP_HEADER = bytes([0x1F, 0x8B, 8, 0, 0, 0, 0, 0, 0, 3])
-# zlib's fast levels (1-3) compress the poll's ~41 KB at 10 000 sessions in half the CPU of
-# the default 6 (0.29 against 0.59 ms for both formats, bench/publish_cost.py); 3 makes a
-# body ~10% larger than 6 does (5.1 against 4.7 KB), 1 ~14% and marks its header as
-# "fastest", which _GZIP_HEADER does not.
-GZIP_LEVEL = 3
-_STORED_MAX = 0xFFFF  # bytes in one stored deflate block
+# A format not asked for in this many polls is no longer rendered (a scraper that stopped, a
+# format asked for once): ten polls are minutes at the intervals in use, longer than a
+# Prometheus waits between scrapes. A scrape rarer than that pays for its own render.
+KEEP_FORMAT_POLLS = 10
+# zlib's fastest level: the body is compressed at every scrape, and a higher level makes it
+# only slightly smaller.
+GZIP_LEVEL = 1
+OPENMETRICS = "application/openmetrics-text"
+_EOF = b"# EOF\n"
 
 
 class Reply(NamedTuple):
@@ -77,104 +70,97 @@ class Reply(NamedTuple):
     content_encoding: str | None  # "gzip", or None for identity
 
 
-@dataclass(frozen=True)
-class _Rendered:
-    """One format of one poll: the poll's bytes, plain and as an unfinished gzip member."""
+class _Reading(Collector):
+    """The families of one reading of a registry, served as they were read."""
 
-    plain: bytes
-    # The gzip header and the poll's deflate blocks, none final, ending on a byte boundary.
-    gzip_prefix: bytes
-    crc: int
-
-    @classmethod
-    def of(cls, body: bytes) -> _Rendered:
-        compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
-        blocks = compressor.compress(body) + compressor.flush(zlib.Z_SYNC_FLUSH)
-        return cls(body, _GZIP_HEADER + blocks, zlib.crc32(body))
-
-    def finish(self, tail: bytes, gzipped: bool) -> bytes:
-        if not gzipped:
-            return self.plain + tail
-        size = (len(self.plain) + len(tail)) & 0xFFFFFFFF
-        trailer = struct.pack("<II", zlib.crc32(tail, self.crc), size)
-        return b"".join((self.gzip_prefix, *_stored_blocks(tail), trailer))
-
-
-def _stored_blocks(data: bytes) -> list[bytes]:
-    """``data`` as stored deflate blocks, the last one final (RFC 1951, section 3.2.4).
-
-    Each starts on a byte boundary: a header byte (BFINAL, BTYPE 00, padding), then LEN and
-    its complement NLEN (little-endian), then the bytes as they are.
-    """
-    blocks = []
-    starts = range(0, len(data), _STORED_MAX) if data else range(1)
-    for start in starts:
-        chunk = data[start : start + _STORED_MAX]
-        final = start + _STORED_MAX >= len(data)
-        blocks.append(struct.pack("<BHH", final, len(chunk), len(chunk) ^ 0xFFFF))
-        blocks.append(chunk)
-    return blocks
-
-
-class _Collects(Protocol):
-    def collect(self) -> Iterable[Metric]: ...
-
-
-class _Both(Collector):
-    """Several registries read as one, for live renders."""
-
-    def __init__(self, collectors: Sequence[_Collects]) -> None:
-        self._collectors = collectors
+    def __init__(self, families: list[Metric]) -> None:
+        self._families = families
 
     def collect(self) -> Iterable[Metric]:
-        for collector in self._collectors:
-            yield from collector.collect()
+        return self._families
+
+
+@dataclass(frozen=True)
+class _Published:
+    """One poll: its snapshot, and its part of the body in each format published."""
+
+    snapshot: CollectorRegistry
+    parts: Mapping[str, bytes]  # by content type, OpenMetrics without its # EOF
+
+
+def _poll_part(content_type: str, body: bytes) -> bytes:
+    """A body that the per-process part will follow: OpenMetrics without its ``# EOF``."""
+    if content_type.startswith(OPENMETRICS):
+        return body.removesuffix(_EOF)
+    return body
 
 
 class PublishedExposition:
-    """The exposition of the last published poll, plus live per-process series.
+    """The exposition of the last published poll, plus the per-process series of now.
 
-    ``registry`` holds what polls change; ``process_registry`` (None turns them off) the
-    per-process collectors rendered at each scrape.
+    ``registry`` holds what polls change; ``process_registry`` (None leaves them out) the
+    per-process collectors, read at each scrape.
     """
 
     def __init__(
         self, registry: CollectorRegistry, process_registry: CollectorRegistry | None = None
     ) -> None:
         self._registry = registry
-        self._process = process_registry
-        self._process_series = None if process_registry is None else ProcessSeries(process_registry)
+        # An empty registry renders nothing but OpenMetrics' # EOF.
+        self._process = process_registry if process_registry is not None else CollectorRegistry()
         self._lock = threading.Lock()
-        text_encoder, text_type = choose_encoder("")
-        om_encoder, om_type = choose_encoder(OPENMETRICS)
-        self._formats = {
-            text_type: FamilyBytes(text_type, text_encoder),
-            om_type: FamilyBytes(om_type, om_encoder),
-        }
-        self._rendered: Mapping[str, _Rendered] = {}
+        self._polls = 0  # publishes so far
+        # Every format asked for lately, by content type: its encoder and the last poll
+        # (count of publishes) during which it was asked for.
+        self._asked: dict[str, tuple[Encoder, int]] = {}
+        for accept in ("", OPENMETRICS):
+            encoder, content_type = choose_encoder(accept)
+            self._asked[content_type] = (encoder, 0)
+        self._published = _Published(CollectorRegistry(), {})
         self.publish()
 
     def publish(self) -> None:
-        """Render every known format from the registry now; scrapes serve it from here on.
+        """Read the registry once and render every format asked for lately from that reading.
 
-        The registry is read once and every format rendered from that one reading: the
-        formats cannot differ, and reading it (every metric's samples) is a third of what
-        rendering one format costs. Each format re-renders only the families that changed
-        since the last publish (``families.py``).
+        Scrapes serve it from here on: the formats cannot differ, and every one is of
+        this poll.
 
-        All or nothing: should reading or rendering raise, scrapes keep getting the bytes of
-        the last publish, every format alike (what a format kept of this reading is keyed
-        by each family's identity, so it is only ever reused for that same family).
+        All or nothing: should reading or rendering raise, scrapes keep getting the last
+        publish, every format alike (the new one is put in place in one assignment, last).
         """
+        snapshot = CollectorRegistry(auto_describe=True)
+        snapshot.register(_Reading(list(self._registry.collect())))
         with self._lock:
-            formats = dict(self._formats)
-        reading = Collected(list(self._registry.collect()))
-        rendered = {
-            content_type: _Rendered.of(families.render(reading))
-            for content_type, families in formats.items()
+            self._polls += 1
+            self._asked = {
+                content_type: asked
+                for content_type, asked in self._asked.items()
+                if self._polls - asked[1] <= KEEP_FORMAT_POLLS
+            }
+            formats = dict(self._asked)
+        parts = {
+            content_type: _poll_part(content_type, encoder(snapshot))
+            for content_type, (encoder, _) in formats.items()
         }
-        with self._lock:
-            self._rendered = rendered  # one assignment: a scrape sees this poll or the last
+        with self._lock:  # a scrape sees this poll or the last, never a mix
+            self._published = _Published(snapshot, parts)
+
+    def reply_now(
+        self, accept: str | None = None, accept_encoding: str | None = None, query: str = ""
+    ) -> Reply | None:
+        """The body from the published bytes, or None if it must be rendered for the request.
+
+        Never waits on a poll and reads only the per-process series, so the server answers
+        it on its event loop.
+        """
+        if query and parse_qs(query).get("name[]"):
+            return None
+        encoder, content_type = choose_encoder(accept or "")
+        part = self._published.parts.get(content_type)
+        if part is None:
+            return None
+        self._ask(content_type, encoder)
+        return _reply(part + encoder(self._process), content_type, accept_encoding)
 
     def reply(
         self, accept: str | None = None, accept_encoding: str | None = None, query: str = ""
@@ -184,53 +170,39 @@ class PublishedExposition:
         if published is not None:
             return published
         encoder, content_type = choose_encoder(accept or "")
-        gzipped = gzip_accepted(accept_encoding or "")
         names = parse_qs(query).get("name[]")
-        body = self._live(encoder, names or None, gzipped)
-        return Reply(body, content_type, "gzip" if gzipped else None)
-
-    def reply_now(
-        self, accept: str | None = None, accept_encoding: str | None = None, query: str = ""
-    ) -> Reply | None:
-        """The body from the published bytes, or None if it must be rendered live.
-
-        Cheap and never waiting on a poll (only the per-process series are read), so the
-        server answers it on its event loop; a live render (a ``?name[]=`` filter, a format
-        variant not published yet) reads the whole registry and is left to ``reply()``.
-        """
-        if query and parse_qs(query).get("name[]"):
-            return None
-        encoder, content_type = choose_encoder(accept or "")
-        with self._lock:
-            rendered = self._rendered.get(content_type)
-            if rendered is None and len(self._formats) < MAX_VARIANTS:
-                self._formats.setdefault(content_type, FamilyBytes(content_type, encoder))
-        if rendered is None:
-            return None
-        gzipped = gzip_accepted(accept_encoding or "")
-        body = rendered.finish(self._tail(content_type, encoder), gzipped)
-        return Reply(body, content_type, "gzip" if gzipped else None)
+        if names:
+            snapshot = self._published.snapshot.restricted_registry(names)
+            body = _poll_part(content_type, encoder(snapshot))
+            body += encoder(self._process.restricted_registry(names))
+        else:
+            body = self._first_render(content_type, encoder) + encoder(self._process)
+        return _reply(body, content_type, accept_encoding)
 
     def text(self) -> bytes:
         """The plain Prometheus text format, as a scraper that asks for nothing gets it."""
         return self.reply().body
 
-    def _tail(self, content_type: str, encoder: Encoder) -> bytes:
-        end = EOF if content_type.startswith(OPENMETRICS) else b""
-        if self._process_series is None:
-            return end
-        return self._process_series.render(content_type, encoder) + end
+    def _ask(self, content_type: str, encoder: Encoder) -> None:
+        with self._lock:
+            if content_type in self._asked or len(self._asked) < MAX_VARIANTS:
+                self._asked[content_type] = (encoder, self._polls)
 
-    def _live(self, encoder: Encoder, names: Sequence[str] | None, gzipped: bool) -> bytes:
-        registries = [self._registry]
-        if self._process is not None:
-            registries.append(self._process)
-        parts: list[_Collects] = [
-            registry if names is None else registry.restricted_registry(names)
-            for registry in registries
-        ]
-        body = encoder(_Both(parts))
-        if not gzipped:
-            return body
-        compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, _GZIP_WBITS)
-        return compressor.compress(body) + compressor.flush()
+    def _first_render(self, content_type: str, encoder: Encoder) -> bytes:
+        """The poll's part in a format it has not rendered, kept for the rest of the poll."""
+        published = self._published
+        part = _poll_part(content_type, encoder(published.snapshot))
+        self._ask(content_type, encoder)
+        with self._lock:
+            # Unless a publish came in between: then this part is of the poll before.
+            if self._published is published and len(published.parts) < MAX_VARIANTS:
+                parts = {**published.parts, content_type: part}
+                self._published = _Published(published.snapshot, parts)
+        return part
+
+
+def _reply(body: bytes, content_type: str, accept_encoding: str | None) -> Reply:
+    if not gzip_accepted(accept_encoding or ""):
+        return Reply(body, content_type, None)
+    # No time in the header: the same body always compresses to the same bytes.
+    return Reply(gzip.compress(body, GZIP_LEVEL, mtime=0), content_type, "gzip")

@@ -23,14 +23,14 @@ How many pages to ask ahead follows the API's latency (``pages_ahead``): enough 
 reader never waits longer for a page than it takes to read one, and none at all when the
 API answers faster than that. Then pages are read one at a time on the caller's thread:
 threads that fetch while it reads would take the GIL from it for nothing (on loopback, a
-poll of 10,000 sessions cost 25-30% more CPU with them and was no faster).
+poll cost more CPU with them and was no faster).
 
 Threads, not asyncio: the client, its retries (tenacity) and its injected sleeps are
 synchronous and stay that way; a handful of threads blocked in I/O is all the parallelism
 needed. The threads only fetch (``fetch``); the caller's thread reads each page
 (``read``, validation: CPU under the GIL) as it consumes them in order. Threads that take
-turns at CPU work cost more than the work: reading on the fetching threads made a poll of
-10,000 sessions cost 30% more CPU than reading them one page at a time (bench/).
+turns at CPU work cost more than the work: reading on the fetching threads made a poll
+cost more CPU than reading its pages one at a time.
 """
 
 from __future__ import annotations

@@ -18,11 +18,11 @@ thousand silent connections hold every worker.)
 The routes are served as an ASGI app, in two ways (exchange.py): what can be answered from
 memory (``/metrics`` from the published bytes, ``/healthz``, ``/readyz``, a login already
 checked) is answered on the loop itself, with no hand-off to a thread and back: that
-hand-off cost more than serving the bytes (0.35 ms of a 1.0 ms scrape, measured in
-docs/benchmarks.md). Everything that may take time (the status page, a bcrypt check, a
-look at the web config files, a live render of ``/metrics``) runs on a pool of
-``max_requests`` threads; more wait their turn in its queue instead of being dropped, and
-the listen backlog is large enough that the kernel queues bursts rather than refusing them.
+hand-off cost more than serving the bytes. Everything that may take time (the status page,
+a bcrypt check, a look at the web config files, a render of ``/metrics`` for a ``?name[]=``
+filter or a new format variant) runs on a pool of ``max_requests`` threads; more wait their
+turn in its queue instead of being dropped, and the listen backlog is large enough that the
+kernel queues bursts rather than refusing them.
 
 Every listen address gets its own socket, bound when the server is built so that a busy
 port fails at start-up; all share the loop and the pool.

@@ -136,7 +136,7 @@ class Summary:
         if self._detail_limit > 0:
             # A sort of the page with the oldest kept so far, in C. Listings are newest
             # first, so a page read backwards is already in order and the sort is one pass
-            # (a heap costs 1.7x: its loop over the page runs in Python).
+            # (a heap costs more: its loop over the page runs in Python).
             self._oldest = sorted(chain(reversed(live), self._oldest), key=_AGE_KEY)[
                 : self._detail_limit
             ]

@@ -5,15 +5,21 @@ import zlib
 from collections.abc import Callable
 
 import pytest
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.openmetrics import exposition as openmetrics
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
-from notte_exporter.exposition import PublishedExposition
-from notte_exporter.perprocess import LeanProcessCollector
+from notte_exporter.exposition import KEEP_FORMAT_POLLS, PublishedExposition
 
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
 # What Prometheus 3 sends by default: a format variant the exposition has not rendered yet.
@@ -38,7 +44,7 @@ def gauge(registry: CollectorRegistry) -> Gauge:
 @pytest.fixture
 def process() -> CollectorRegistry:
     process = CollectorRegistry(auto_describe=True)
-    process.register(LeanProcessCollector())
+    ProcessCollector(registry=process)
     return process
 
 
@@ -87,6 +93,16 @@ def test_per_process_series_are_rendered_at_each_scrape(registry, gauge, process
     assert b"process_cpu_seconds_total" in body
 
 
+def test_per_process_series_are_read_at_each_scrape(registry, gauge) -> None:
+    process = CollectorRegistry(auto_describe=True)
+    resident = Gauge("process_resident_memory_bytes", "Resident memory.", registry=process)
+    exposition = PublishedExposition(registry, process)
+    resident.set(1e6)
+    assert values(exposition.text())["process_resident_memory_bytes"] == 1e6
+    resident.set(2e6)  # no publish in between
+    assert values(exposition.text())["process_resident_memory_bytes"] == 2e6
+
+
 def test_openmetrics_ends_with_one_eof_after_the_per_process_series(
     registry, gauge, process
 ) -> None:
@@ -129,16 +145,51 @@ def test_a_name_filter_renders_only_the_named_families(registry, gauge, process)
     assert set(values(body)) == {"notte_other", "process_start_time_seconds"}
 
 
-def test_a_new_format_variant_is_rendered_at_every_later_publish(registry, gauge) -> None:
+def test_a_new_format_is_rendered_at_its_first_request_and_kept_for_the_poll(
+    registry, gauge
+) -> None:
     exposition = PublishedExposition(registry)
+    assert exposition.reply_now(PROMETHEUS_3) is None  # left to a worker thread
     first = exposition.reply(PROMETHEUS_3)
     assert b"notte_things 1.0" in first.body
+    assert first.body.count(b"# EOF") == 1
+    assert exposition.reply_now(PROMETHEUS_3) == first
+
+
+def test_a_publish_renders_the_formats_asked_for_lately(registry, gauge) -> None:
+    exposition = PublishedExposition(registry)
+    exposition.reply(PROMETHEUS_3)
+    for _ in range(KEEP_FORMAT_POLLS):
+        exposition.publish()
+        assert exposition.reply_now(PROMETHEUS_3) is not None  # asked for at every poll
+
+
+def test_a_format_not_asked_for_in_a_while_is_no_longer_rendered(registry, gauge) -> None:
+    exposition = PublishedExposition(registry)  # text and OpenMetrics, as if asked for
+    for _ in range(KEEP_FORMAT_POLLS - 1):
+        exposition.publish()
+    assert exposition.reply_now("application/openmetrics-text") is not None
     exposition.publish()
-    gauge.set(2)  # not published: a variant served from the cache must not show it
-    reply = exposition.reply(PROMETHEUS_3)
-    assert reply.content_type == first.content_type
+    assert exposition.reply_now("application/openmetrics-text") is not None
+    assert exposition.reply_now() is None
+    # Still served, rendered for its request.
+    assert b"notte_things 1.0" in exposition.reply().body
+
+
+def test_a_new_format_variant_serves_the_published_poll(registry, gauge) -> None:
+    exposition = PublishedExposition(registry)
+    gauge.set(2)  # half-way through a poll: not published yet
+    assert b"notte_things 1.0" in exposition.reply(PROMETHEUS_3).body
+
+
+@pytest.mark.parametrize("accept", [None, OPENMETRICS])
+def test_a_name_filter_serves_the_published_poll(registry, gauge, process, accept) -> None:
+    exposition = PublishedExposition(registry, process)
+    gauge.set(2)  # half-way through a poll: not published yet
+    reply = exposition.reply(accept, query="name[]=notte_things&name[]=process_max_fds")
     assert b"notte_things 1.0" in reply.body
-    assert reply.body.count(b"# EOF") == 1
+    assert b"process_max_fds" in reply.body
+    assert reply.body.count(b"# EOF") == (accept is not None)
 
 
 @pytest.mark.parametrize("accept", [None, OPENMETRICS])
@@ -159,15 +210,6 @@ def test_gzip_is_one_member_holding_the_whole_body(
     )
     assert unzipped.endswith(b"# EOF\n") == (accept is not None)
     assert gzip.decompress(zipped) == unzipped  # length and CRC-32 of the whole checked
-
-
-@pytest.mark.parametrize("size", [0, 1, 65535, 65536, 200_000])
-def test_a_per_process_part_of_any_size_fits_in_the_gzip_member(registry, gauge, size) -> None:
-    """Stored deflate blocks hold at most 65535 bytes each: longer parts take several."""
-    process = CollectorRegistry(auto_describe=True)
-    Gauge("process_padding", "x" * size, registry=process).set(1)
-    exposition = PublishedExposition(registry, process)
-    assert gzip.decompress(exposition.reply(None, "gzip").body) == exposition.reply().body
 
 
 def test_a_publish_reads_the_registry_once_for_every_format(registry, gauge) -> None:
