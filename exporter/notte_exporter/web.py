@@ -87,18 +87,18 @@ class Routes:
         accept = request.headers.get("accept")
         encoding = request.headers.get("accept-encoding")
         reply: Reply | None
-        if now:
-            reply = self._exposition.reply_now(accept, encoding, request.query)
-            if reply is None:
-                return None
-        else:
-            try:
+        try:
+            if now:
+                reply = self._exposition.reply_now(accept, encoding, request.query)
+                if reply is None:
+                    return None
+            else:
                 reply = self._exposition.reply(accept, encoding, request.query)
-            except Exception as exc:
-                # The poll's publish meets the same failure and logs it once; a scrape comes
-                # every few seconds and must not log a traceback each time.
-                log.debug("rendering /metrics for a scrape failed", exc_info=True)
-                return _plain(500, f"cannot render /metrics: {self._redact(describe(exc))}\n")
+        except Exception as exc:
+            # A scrape renders the per-process series, and a format or filter not published
+            # yet. A scrape comes every few seconds and must not log a traceback each time.
+            log.debug("rendering /metrics for a scrape failed", exc_info=True)
+            return _plain(500, f"cannot render /metrics: {self._redact(describe(exc))}\n")
         headers = [("Content-Type", reply.content_type), ("Content-Length", str(len(reply.body)))]
         if reply.content_encoding is not None:
             headers.append(("Content-Encoding", reply.content_encoding))

@@ -144,7 +144,7 @@ def make_looping(
     """Exporters on loopback whose loops run round by round: (exporter, rounds, base URL)."""
     made: list[Exporter] = []
 
-    def make(**overrides: Any) -> tuple[Exporter, Rounds, str]:
+    def make(process_metrics: bool = False, **overrides: Any) -> tuple[Exporter, Rounds, str]:
         values: dict[str, Any] = {
             "notte_api_url": api.url,
             "notte_api_key": SecretStr(API_KEY),
@@ -161,7 +161,7 @@ def make_looping(
             ApiKey(settings.notte_api_key),
             clock=faulty_clock.now,
             sleep=sleeps,
-            process_metrics=False,
+            process_metrics=process_metrics,
             usage_clock=lambda: clock.now().timestamp(),
             loop_wait=rounds,
         )
@@ -330,15 +330,23 @@ PROMETHEUS_3 = (
 )
 
 
-def test_a_scrape_whose_live_render_fails_gets_500_and_one_line(make_looping, caplog) -> None:
-    exporter, rounds, base = make_looping()
-    broken = RaisingCollector()
-    exporter.registry.register(broken)
+@pytest.mark.parametrize(
+    "accept",
+    [pytest.param(None, id="published-format"), pytest.param(PROMETHEUS_3, id="new-format")],
+)
+def test_a_scrape_whose_render_fails_gets_500_and_one_line(
+    make_looping, caplog, accept: str | None
+) -> None:
+    exporter, rounds, base = make_looping(process_metrics=True)
     assert rounds.ended("poll", 1)
+    # What a scrape still renders itself: the per-process series, read at each scrape.
+    broken = RaisingCollector()
+    assert exporter.process_registry is not None
+    exporter.process_registry.register(broken)
     broken.fault = OverflowError(f"int too large, says {API_KEY}")
-    # A format variant not published yet is rendered live, from the registry.
     with caplog.at_level(logging.INFO):
-        response = httpx.get(f"{base}/metrics", headers={"accept": PROMETHEUS_3}, timeout=DEADLINE)
+        headers = {"accept": accept} if accept else {}
+        response = httpx.get(f"{base}/metrics", headers=headers, timeout=DEADLINE)
     assert response.status_code == 500
     assert (
         response.text == f"cannot render /metrics: OverflowError: int too large, says {REDACTED}\n"
