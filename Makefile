@@ -26,8 +26,10 @@ $(STAMP): $(RUNTIME)
 demo: $(RUNTIME)
 	$(BIN)/notte-exporter --demo $(DEMO_FLAGS)
 
-## test: run the whole test suite
+## test: run the whole test suite, after installing (once, as root) the Debian packages
+## it needs: prometheus, chromium, curl, openssl (scripts/install-system-deps.sh)
 test: $(STAMP)
+	scripts/install-system-deps.sh test
 	$(BIN)/pytest
 
 ## lint: ruff, mypy (strict) and hadolint
@@ -49,8 +51,9 @@ check-generated: generate
 		docs/metrics.md docs/alerts.md
 
 ## image: build the container image with buildah and smoke-test it with podman (as root;
-## needs buildah, podman, runc, mmdebstrap, curl and openssl: see .ci/run)
+## installs buildah, podman, runc, mmdebstrap, curl and openssl first if missing)
 image:
+	scripts/install-system-deps.sh image
 	scripts/image-smoke.sh
 
 ## bench: rerunnable performance benchmark (ratios against an in-run baseline)

@@ -56,7 +56,7 @@ def test_exposition_matches_the_golden_file(fixed_account, clock, make_exporter)
 def promtool() -> str:
     path = shutil.which("promtool")
     if path is None:
-        pytest.fail("promtool is missing: apt-get install prometheus (.ci/run does)")
+        pytest.fail("promtool is missing: make test installs it (scripts/install-system-deps.sh)")
     return path
 
 

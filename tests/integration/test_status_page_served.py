@@ -1,7 +1,7 @@
 """The status page as operators meet it: over HTTP from the running daemon, and in a browser.
 
 The browser check takes a screenshot with headless Chromium (Debian's ``chromium``, which
-.ci/run installs), asserts from the rendered DOM that the page shows its text, and that the
+make test installs), asserts from the rendered DOM that the page shows its text, and that the
 PNG is not blank. Screenshots are kept in ``test-artefacts/`` (gitignored) for people to look
 at: wide, phone-sized and dark.
 """
@@ -69,7 +69,7 @@ def test_hostile_session_ids_from_the_api_are_shown_not_run(account, make_export
 
 def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
     if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)")
+        pytest.fail(f"{CHROMIUM} is missing: make test installs it")
     profile = tmp_path / "chromium-profile"
     return subprocess.run(
         [

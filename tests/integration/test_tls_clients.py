@@ -21,7 +21,7 @@ PROMETHEUS = "/usr/bin/prometheus"
 def tool(name: str) -> str:
     path = shutil.which(name)
     if path is None:
-        pytest.fail(f"{name} is missing: apt-get install {name} (.ci/run does)")
+        pytest.fail(f"{name} is missing: make test installs it (scripts/install-system-deps.sh)")
     return path
 
 
@@ -190,7 +190,7 @@ def test_mtls_serves_a_client_with_a_certificate(pki, mutual_tls) -> None:
 @pytest.mark.prometheus
 def test_prometheus_scrapes_over_mtls_with_basic_auth(pki, mutual_tls, tmp_path: Path) -> None:
     if not Path(PROMETHEUS).exists():
-        pytest.fail("prometheus is missing: apt-get install prometheus (.ci/run does)")
+        pytest.fail("prometheus is missing: make test installs it (scripts/install-system-deps.sh)")
     config = {
         "global": {"scrape_interval": "1s", "scrape_timeout": "1s"},
         "scrape_configs": [{
