@@ -11,7 +11,7 @@ STAMP   := $(VENV)/.installed
 # Extra flags for `make demo`, e.g. DEMO_FLAGS=--web.listen-address=127.0.0.1:9999
 DEMO_FLAGS ?=
 
-.PHONY: demo test lint generate check-generated bench image clean
+.PHONY: demo test test-fast lint generate check-generated bench image clean
 
 $(RUNTIME): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ demo: $(RUNTIME)
 test: $(STAMP)
 	scripts/install-system-deps.sh test
 	$(BIN)/pytest
+
+## test-fast: the fast tier, for every edit: the unit tests and the exporter against its
+## simulated API, without Debian packages, Helm or the image (tests/tiers.py)
+test-fast: $(STAMP)
+	$(BIN)/pytest --fast
 
 ## lint: ruff, mypy (strict) and hadolint
 lint: $(STAMP)

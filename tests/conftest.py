@@ -1,7 +1,7 @@
 """Shared fixtures: a simulated Notte API on loopback, and exporters wired to it.
 
 Time is a ManualClock shared by the simulator and the exporter, and backoff sleeps are
-recorded instead of slept, so every test is exact and fast.
+recorded instead of slept, so every test is exact and fast. The test tiers are tiers.py's.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from notte_exporter.daemon import Exporter
 from notte_exporter.keys import ApiKey
 from notte_exporter.simulator import ManualClock, SimulatedAccount, SimulatorServer
 from support import API_KEY
+
+pytest_plugins = ["tiers"]
 
 
 @pytest.fixture(autouse=True)

@@ -6,7 +6,11 @@ shape of the report, and that the layers account for the process's whole VmRSS.
 
 from __future__ import annotations
 
+import pytest
+
 from bench import rss_breakdown
+
+pytestmark = pytest.mark.slow
 
 
 def test_the_layers_add_up_to_the_whole_process() -> None:

@@ -6,6 +6,8 @@ import pytest
 
 from bench import scrape_breakdown
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.mark.parametrize("encoding", ["identity", "gzip"])
 def test_every_layer_is_scraped_next_to_the_floor(encoding: str) -> None:

@@ -96,6 +96,7 @@ def png_distinct_bytes(png: bytes) -> int:
     return len(set(zlib.decompress(data)))
 
 
+@pytest.mark.chromium
 @pytest.mark.parametrize(
     ("name", "flags"),
     [
@@ -120,5 +121,6 @@ def test_chromium_renders_the_page(running, tmp_path: Path, name: str, flags: li
     assert png_distinct_bytes(shot.read_bytes()) > 16
 
 
+@pytest.mark.chromium
 def test_chromium_is_the_debian_package() -> None:
     assert shutil.which("chromium") == CHROMIUM or Path(CHROMIUM).exists()

@@ -78,6 +78,7 @@ def test_every_problem_is_reported_at_once(pki, tmp_path) -> None:
     assert "X-Frame-Options must be one of deny, sameorigin" in problems
 
 
+@pytest.mark.slow
 def test_an_invalid_file_at_start_up_exits_2_listing_every_problem(pki) -> None:
     path = write_config(pki.folder / "web.yml", {
         "tls_server_config": {"cert_file": "missing.crt", "key_file": "server.key"},

@@ -30,7 +30,7 @@ from monitoring_helpers import (
     substitute,
 )
 
-pytestmark = pytest.mark.prometheus
+pytestmark = [pytest.mark.prometheus, pytest.mark.helm]
 
 ACCOUNTS = ("alpha", "beta")
 DATA_TIMEOUT = 60.0

@@ -72,6 +72,7 @@ def test_default_values_render_exactly_the_bundle_rule_file(default_spec) -> Non
     assert default_spec == yaml.safe_load(RULE_FILE.read_text(encoding="utf-8"))
 
 
+@pytest.mark.prometheus
 def test_default_rendering_passes_the_bundle_promtool_unit_tests(default_spec, tmp_path) -> None:
     rules = _write_rules(default_spec, tmp_path)
     assert _promtool("check", "rules", str(rules)).returncode == 0
@@ -88,11 +89,13 @@ def test_default_rendering_passes_the_bundle_promtool_unit_tests(default_spec, t
 # --- Custom values ------------------------------------------------------------------------
 
 
+@pytest.mark.prometheus
 def test_custom_values_render_rules_that_promtool_accepts(custom_spec, tmp_path) -> None:
     result = _promtool("check", "rules", str(_write_rules(custom_spec, tmp_path)))
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.prometheus
 def test_custom_values_pass_their_promtool_unit_tests(custom_spec, tmp_path) -> None:
     _write_rules(custom_spec, tmp_path)
     tests = tmp_path / CUSTOM_RULE_TESTS.name

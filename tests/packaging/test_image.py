@@ -268,6 +268,7 @@ def test_healthcheck_passes_against_a_running_exporter(
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.slow
 def test_healthcheck_fails_when_nothing_answers(dockerfile: ParsedDockerfile) -> None:
     assert _healthcheck_command(dockerfile) == ["notte-exporter-healthcheck"]
     # The development install stands in for the image's: the same entry point.
