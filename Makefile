@@ -10,6 +10,11 @@ RUNTIME := $(VENV)/.runtime
 STAMP   := $(VENV)/.installed
 # Extra flags for `make demo`, e.g. DEMO_FLAGS=--web.listen-address=127.0.0.1:9999
 DEMO_FLAGS ?=
+# pytest-xdist workers of `make test`. More than two cores' worth: the end-to-end tests spend
+# most of their time waiting for Prometheus, and other workers use the CPU meanwhile. Each
+# test module goes whole to one worker, so a module's fixture (a Prometheus stack, the
+# image's venv) starts once.
+TEST_WORKERS ?= 4
 
 .PHONY: demo test test-fast lint generate check-generated bench image clean
 
@@ -30,12 +35,12 @@ demo: $(RUNTIME)
 ## it needs: prometheus, chromium, curl, openssl (scripts/install-system-deps.sh)
 test: $(STAMP)
 	scripts/install-system-deps.sh test
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadscope
 
 ## test-fast: the fast tier, for every edit: the unit tests and the exporter against its
 ## simulated API, without Debian packages, Helm or the image (tests/tiers.py)
 test-fast: $(STAMP)
-	$(BIN)/pytest --fast
+	$(BIN)/pytest -n 2 --fast
 
 ## lint: ruff, mypy (strict) and hadolint
 lint: $(STAMP)

@@ -25,9 +25,11 @@ pytest_plugins = ["tiers"]
 
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Settings read the environment; a developer's real key must never leak into tests."""
+    """Settings read the environment; a developer's real key must never leak into tests.
+    COLUMNS and LINES go too (pytest-xdist's workers set them): the processes tests start
+    must lay out their help as they would without a terminal."""
     for name in list(os.environ):
-        if name.startswith(("NOTTE_", "PROMETHEUS_DISABLE")):
+        if name.startswith(("NOTTE_", "PROMETHEUS_DISABLE")) or name in ("COLUMNS", "LINES"):
             monkeypatch.delenv(name)
 
 

