@@ -1,7 +1,9 @@
 """Shared fixtures: a simulated Notte API on loopback, and exporters wired to it.
 
 Time is a ManualClock shared by the simulator and the exporter, and backoff sleeps are
-recorded instead of slept, so every test is exact and fast. The test tiers are tiers.py's.
+recorded instead of slept, so every test is exact and fast. Every HTTP client of a test run
+trusts one throwaway CA and nothing else: tests talk to loopback only. The test tiers are
+tiers.py's.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import trustme
 from pydantic import SecretStr
 
 from notte_exporter.config import Settings
@@ -21,6 +24,20 @@ from notte_exporter.simulator import ManualClock, SimulatedAccount, SimulatorSer
 from support import API_KEY
 
 pytest_plugins = ["tiers"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _trust_only_a_throwaway_ca(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """httpx (and OpenSSL in the processes tests start) read SSL_CERT_FILE: with it, no test
+    can depend on the public CAs, and no HTTP client parses their bundle, which every client
+    of a run (hundreds) did before and which made that the largest cost of the fast tier.
+    TLS tests hand their clients their own CA, as before."""
+    ca_file = tmp_path_factory.mktemp("trust") / "ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(ca_file))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SSL_CERT_FILE", str(ca_file))
+        patch.delenv("SSL_CERT_DIR", raising=False)
+        yield
 
 
 @pytest.fixture(autouse=True)

@@ -7,6 +7,7 @@ A test that uses the Helm engine or the rebuilt venv gets the tier marker of tha
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -136,4 +137,7 @@ def image_venv(tmp_path_factory: pytest.TempPathFactory, dockerfile: ParsedDocke
 
 
 def _run(command: list[str]) -> None:
-    subprocess.run(command, check=True, capture_output=True, text=True, timeout=110)
+    # pip may fetch from the package index, which the throwaway CA the tests trust
+    # (SSL_CERT_FILE, see tests/conftest.py) does not vouch for.
+    env = {name: value for name, value in os.environ.items() if name != "SSL_CERT_FILE"}
+    subprocess.run(command, check=True, capture_output=True, text=True, timeout=110, env=env)

@@ -1,4 +1,4 @@
-"""The test tiers (tests/tiers.py).
+"""The test tiers (tests/tiers.py) and the trust the tests run with (tests/conftest.py).
 
 The tier rules are tried on small suites run in-process by pytester; the executable they
 start is a stand-in named promtool, so that these tests need no Debian package themselves.
@@ -6,8 +6,10 @@ start is a stand-in named promtool, so that these tests need no Debian package t
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+import httpx
 import pytest
 
 pytest_plugins = ["pytester"]
@@ -62,3 +64,9 @@ def test_fast_leaves_out_the_tests_with_a_tier_marker(suite) -> None:
     result = suite.runpytest_inprocess("--fast", "-k", "not unmarked")
     result.assert_outcomes(passed=1, deselected=2)
     result.stdout.no_fnmatch_line("*test_marked PASSED*")
+
+
+def test_http_clients_in_tests_trust_only_the_throwaway_ca() -> None:
+    # httpx builds each client's context this way, from SSL_CERT_FILE.
+    assert len(httpx.create_ssl_context().get_ca_certs()) == 1
+    assert Path(os.environ["SSL_CERT_FILE"]).read_text().count("BEGIN CERTIFICATE") == 1
