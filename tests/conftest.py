@@ -20,6 +20,7 @@ from pydantic import SecretStr
 from notte_exporter.config import Settings
 from notte_exporter.daemon import Exporter
 from notte_exporter.keys import ApiKey
+from notte_exporter.server import IDLE_TIMEOUT
 from notte_exporter.simulator import ManualClock, SimulatedAccount, SimulatorServer
 from support import API_KEY
 
@@ -63,8 +64,11 @@ def account(clock: ManualClock) -> SimulatedAccount:
 @pytest.fixture
 def api(account: SimulatedAccount) -> Iterator[SimulatorServer]:
     # A 1 s rate-limit window on the manual clock: a 429's X-RateLimit-Reset asks for a wait
-    # that fits in any poll's budget, as the exporter reads it on the same clock.
-    with SimulatorServer(account, api_key=API_KEY, rate_limit=10_000, rate_window=1.0) as server:
+    # that fits in any poll's budget, as the exporter reads it on the same clock. Stopping
+    # waits for the serving thread to look up, which every exporter test does once.
+    with SimulatorServer(
+        account, api_key=API_KEY, rate_limit=10_000, rate_window=1.0, stop_poll_interval=0.005
+    ) as server:
         yield server
 
 
@@ -89,7 +93,12 @@ def make_exporter(
 ) -> Iterator[MakeExporter]:
     made: list[Exporter] = []
 
-    def make(*, thread_cpu: Callable[[], float] = time.thread_time, **overrides: Any) -> Exporter:
+    def make(
+        *,
+        thread_cpu: Callable[[], float] = time.thread_time,
+        idle_timeout: float = IDLE_TIMEOUT,
+        **overrides: Any,
+    ) -> Exporter:
         values: dict[str, Any] = {
             "notte_api_url": api.url,
             "notte_api_key": SecretStr(API_KEY),
@@ -110,6 +119,7 @@ def make_exporter(
             process_metrics=False,
             usage_clock=lambda: clock.now().timestamp(),
             thread_cpu=thread_cpu,
+            idle_timeout=idle_timeout,
         )
         made.append(exporter)
         return exporter

@@ -38,7 +38,7 @@ from .labels import BROWSER_TYPES, BoundedLabel
 from .lifecycle import LifecycleMetrics, LifecycleTracker
 from .perprocess import LeanGCCollector, LeanProcessCollector, ProcessRegistry, ReadOnce
 from .poller import PollConfig, Poller, utc_now
-from .server import WebServer
+from .server import IDLE_TIMEOUT, WebServer
 from .state import ExporterState, PollStatus
 from .usage import UsageCollector, UsageWatcher
 from .web import Routes
@@ -71,8 +71,10 @@ class Exporter:
         process_metrics: bool = True,
         usage_clock: Callable[[], float] = time.monotonic,
         thread_cpu: Callable[[], float] = time.thread_time,
+        idle_timeout: float = IDLE_TIMEOUT,
     ) -> None:
         self.settings = settings
+        self._idle_timeout = idle_timeout
         self.api_key = api_key
         self._clock = clock
         self.started_at = clock()
@@ -247,6 +249,7 @@ class Exporter:
             self.settings.listen_addresses,
             max_requests=self.settings.web_max_requests,
             tls=web_config.tls_context if web_config is not None and web_config.tls_on else None,
+            idle_timeout=self._idle_timeout,
         )
         self._server.start()
         self._poll_thread = threading.Thread(target=self._poll_loop, name="poll", daemon=True)

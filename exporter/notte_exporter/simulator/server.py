@@ -41,6 +41,9 @@ _USAGE_PATH: Final = "/usage"
 _WAKE_INTERVAL_S: Final = 0.02
 # stop() gives in-flight handlers this long to finish; they are daemon threads regardless.
 _STOP_JOIN_S: Final = 5.0
+# How often the serving thread looks up to notice stop(), which waits for it; tests, which
+# start and stop hundreds of servers, pass a shorter one.
+STOP_POLL_INTERVAL: Final = 0.05
 
 
 @dataclass(frozen=True)
@@ -171,13 +174,13 @@ class _Handler(BaseHTTPRequestHandler):
         return
 
 
-def _serve_without_signals(httpd: _HTTPServer) -> None:
+def _serve_without_signals(httpd: _HTTPServer, poll_interval: float) -> None:
     # Process signals (SIGINT/SIGTERM) must reach the main thread: a signal the kernel hands
     # to a server thread never wakes a main thread blocked in Event.wait(), so a daemon
     # embedding the simulator could miss its shutdown. Request threads inherit this mask.
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    httpd.serve_forever(poll_interval=0.05)
+    httpd.serve_forever(poll_interval=poll_interval)
 
 
 class SimulatorServer:
@@ -197,6 +200,7 @@ class SimulatorServer:
         rate_limit: int | None = 100,
         rate_window: float = 60.0,
         max_recorded: int = 10_000,
+        stop_poll_interval: float = STOP_POLL_INTERVAL,
     ) -> None:
         if rate_window <= 0:
             raise ValueError("rate_window must be positive")
@@ -208,6 +212,7 @@ class SimulatorServer:
         self.faults = FaultQueue()
         self._requests: deque[RecordedRequest] = deque(maxlen=max_recorded)
         self._requested_port = port
+        self._stop_poll_interval = stop_poll_interval
         self._lock = threading.Lock()
         self._window_start = -math.inf
         self._window_count = 0
@@ -226,7 +231,7 @@ class SimulatorServer:
         self._httpd = httpd
         self._thread = threading.Thread(
             target=_serve_without_signals,
-            args=(httpd,),
+            args=(httpd, self._stop_poll_interval),
             name="notte-simulator",
             daemon=True,
         )
