@@ -12,8 +12,13 @@ STAMP   := $(VENV)/.installed
 DEMO_FLAGS ?=
 # Extra flags for `make bench`, e.g. BENCH_FLAGS=--breakdown
 BENCH_FLAGS ?=
+# pytest-xdist workers of `make test`. More than two cores' worth: the end-to-end tests spend
+# most of their time waiting for Prometheus, and other workers use the CPU meanwhile. Each
+# test module goes whole to one worker, so a module's fixture (a Prometheus stack, the
+# image's venv) starts once.
+TEST_WORKERS ?= 4
 
-.PHONY: demo test lint generate check-generated bench image clean
+.PHONY: demo test test-fast lint generate check-generated bench image clean
 
 $(RUNTIME): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,9 +33,16 @@ $(STAMP): $(RUNTIME)
 demo: $(RUNTIME)
 	$(BIN)/notte-exporter --demo $(DEMO_FLAGS)
 
-## test: run the whole test suite
+## test: run the whole test suite, after installing (once, as root) the Debian packages
+## it needs: prometheus, chromium, curl, openssl (scripts/install-system-deps.sh)
 test: $(STAMP)
-	$(BIN)/pytest
+	scripts/install-system-deps.sh test
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadscope
+
+## test-fast: the fast tier, for every edit: the unit tests and the exporter against its
+## simulated API, without Debian packages, Helm or the image (tests/tiers.py)
+test-fast: $(STAMP)
+	$(BIN)/pytest -n 2 --fast
 
 ## lint: ruff, mypy (strict) and hadolint
 lint: $(STAMP)
@@ -51,8 +63,9 @@ check-generated: generate
 		docs/metrics.md docs/alerts.md
 
 ## image: build the container image with buildah and smoke-test it with podman (as root;
-## needs buildah, podman, runc, mmdebstrap, curl and openssl: see .ci/run)
+## installs buildah, podman, runc, mmdebstrap, curl and openssl first if missing)
 image:
+	scripts/install-system-deps.sh image
 	scripts/image-smoke.sh
 
 ## bench: the performance benchmark and its guards, each target against a floor measured in

@@ -55,7 +55,7 @@ from .keys import ApiKey
 from .labels import BROWSER_TYPES, BoundedLabel
 from .lifecycle import LifecycleMetrics, LifecycleTracker
 from .poller import PollConfig, Poller, utc_now
-from .server import WebServer
+from .server import IDLE_TIMEOUT, WebServer
 from .state import ExporterState, PollStatus
 from .usage import UsageCollector, UsageWatcher
 from .web import Routes
@@ -94,8 +94,10 @@ class Exporter:
         usage_clock: Callable[[], float] = time.monotonic,
         thread_cpu: Callable[[], float] = time.thread_time,
         loop_wait: LoopWait = threading.Event.wait,
+        idle_timeout: float = IDLE_TIMEOUT,
     ) -> None:
         self.settings = settings
+        self._idle_timeout = idle_timeout
         self.api_key = api_key
         self._clock = clock
         self.started_at = clock()
@@ -372,6 +374,7 @@ class Exporter:
             self.settings.listen_addresses,
             max_requests=self.settings.web_max_requests,
             tls=web_config.tls_context if web_config is not None and web_config.tls_on else None,
+            idle_timeout=self._idle_timeout,
         )
         self._server.start()
         self._poll_thread = threading.Thread(

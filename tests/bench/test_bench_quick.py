@@ -18,6 +18,8 @@ import pytest
 
 from bench import floors
 
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[2]
 QUICK_SIZES = [50, 200]
 

@@ -14,6 +14,9 @@ from notte_exporter import __version__
 from notte_exporter.simulator import Fault
 from support import API_KEY
 
+# Each test starts the exporter as a process of its own: the full tier (make test).
+pytestmark = pytest.mark.slow
+
 COMMAND = [sys.executable, "-m", "notte_exporter"]
 
 

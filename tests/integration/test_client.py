@@ -203,6 +203,7 @@ print(status.reason, status.advice, sep="\\n")
 """
 
 
+@pytest.mark.slow
 def test_running_out_of_descriptors_is_not_blamed_on_the_network(api) -> None:
     # A process of its own, whose every descriptor is taken before it polls: the connect
     # fails with EMFILE as it would in an exporter flooded with connections.

@@ -189,6 +189,7 @@ def total(exporter, name: str, **labels: str) -> float:
     )
 
 
+@pytest.mark.slow
 def test_the_sped_up_leak_profile_wastes_and_spends_enough_for_the_cost_alerts(
     clock, make_exporter
 ) -> None:
@@ -220,6 +221,7 @@ def test_the_sped_up_leak_profile_wastes_and_spends_enough_for_the_cost_alerts(
     assert total(exporter, "notte_sessions_closed_total", close_reason="unknown") == 0
 
 
+@pytest.mark.slow
 def test_browser_seconds_and_proxied_bytes_agree_with_the_simulators_bill(
     clock, make_exporter
 ) -> None:

@@ -56,7 +56,7 @@ def test_exposition_matches_the_golden_file(fixed_account, clock, make_exporter)
 def promtool() -> str:
     path = shutil.which("promtool")
     if path is None:
-        pytest.fail("promtool is missing: apt-get install prometheus (.ci/run does)")
+        pytest.fail("promtool is missing: make test installs it (scripts/install-system-deps.sh)")
     return path
 
 
@@ -70,6 +70,7 @@ def check_metrics(promtool: str, exposition: bytes) -> subprocess.CompletedProce
     )
 
 
+@pytest.mark.prometheus
 def test_promtool_finds_nothing_to_criticise(fixed_account, make_exporter, promtool) -> None:
     exporter = make_exporter(sessions_limit=25, collector_usage=True)
     exporter.poll_once()
@@ -78,6 +79,7 @@ def test_promtool_finds_nothing_to_criticise(fixed_account, make_exporter, promt
     assert result.stdout + result.stderr == ""
 
 
+@pytest.mark.prometheus
 def test_promtool_is_happy_after_failures_too(api, make_exporter, promtool) -> None:
     api.faults.push(Fault.status(401))
     exporter = make_exporter()

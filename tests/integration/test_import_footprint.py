@@ -13,8 +13,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from support import API_KEY
 from tls_support import bcrypt_hash, write_config
+
+pytestmark = pytest.mark.slow
 
 # Builds the exporter as the CLI does, starts serving and polling, then stops; prints the
 # modules loaded once the exporter was built, and once it had served.

@@ -106,11 +106,13 @@ def test_a_scrape_succeeds_past_1000_idle_and_slow_connections(served) -> None:
             sock.close()
 
 
-def test_the_server_closes_connections_that_send_no_complete_request(served) -> None:
-    idle = open_idle_connections(served.port, 20)
+def test_the_server_closes_connections_that_send_no_complete_request(make_exporter) -> None:
+    exporter = make_exporter(web_listen_address="127.0.0.1:0", idle_timeout=0.5)
+    exporter.start()
+    idle = open_idle_connections(exporter.port, 20)
     try:
         for sock in idle:
-            # The server's read timeout is seconds; 30 s bounds the wait, not the timeout.
+            # The server's idle timeout is shortened; 30 s bounds the wait, not the timeout.
             # Whatever it answers (an error status, or nothing), it then closes.
             with contextlib.suppress(ConnectionResetError):
                 while sock.recv(4096):

@@ -13,6 +13,9 @@ import pytest
 from support import API_KEY
 from tls_support import bcrypt_hash, write_config
 
+# Each test signals the exporter running as a process of its own: the full tier.
+pytestmark = pytest.mark.slow
+
 
 def lines_until(process: subprocess.Popen[str], words: str) -> list[str]:
     """The process's log lines up to the first that holds ``words`` (pytest's timeout bounds it)."""

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import httpx
+import pytest
 
 from notte_exporter.logs import LogfmtFormatter, SecretFilter
 from notte_exporter.simulator import Fault
@@ -30,6 +31,7 @@ def test_the_key_appears_nowhere_an_operator_can_look(api, account, make_exporte
     assert API_KEY not in everything
 
 
+@pytest.mark.slow
 def test_there_is_no_flag_that_takes_the_key_itself() -> None:
     # There is no flag that takes the key itself: ps would show it to every local user.
     result = subprocess.run(

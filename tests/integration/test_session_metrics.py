@@ -324,6 +324,7 @@ def test_lookups_stay_within_the_per_poll_budget(api, account, make_exporter) ->
     assert closed(exporter, "chromium", "unknown", "unknown") == 10
 
 
+@pytest.mark.slow
 def test_a_budget_of_zero_makes_no_lookups_and_gives_up_after_the_pending_timeout(
     api, account, clock, make_exporter
 ) -> None:

@@ -1,7 +1,7 @@
 """The status page as operators meet it: over HTTP from the running daemon, and in a browser.
 
 The browser check takes a screenshot with headless Chromium (Debian's ``chromium``, which
-.ci/run installs), asserts from the rendered DOM that the page shows its text, and that the
+make test installs), asserts from the rendered DOM that the page shows its text, and that the
 PNG is not blank. Screenshots are kept in ``test-artefacts/`` (gitignored) for people to look
 at: wide, phone-sized and dark.
 """
@@ -69,7 +69,7 @@ def test_hostile_session_ids_from_the_api_are_shown_not_run(account, make_export
 
 def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
     if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)")
+        pytest.fail(f"{CHROMIUM} is missing: make test installs it")
     profile = tmp_path / "chromium-profile"
     return subprocess.run(
         [
@@ -96,6 +96,7 @@ def png_distinct_bytes(png: bytes) -> int:
     return len(set(zlib.decompress(data)))
 
 
+@pytest.mark.chromium
 @pytest.mark.parametrize(
     ("name", "flags"),
     [
@@ -120,5 +121,6 @@ def test_chromium_renders_the_page(running, tmp_path: Path, name: str, flags: li
     assert png_distinct_bytes(shot.read_bytes()) > 16
 
 
+@pytest.mark.chromium
 def test_chromium_is_the_debian_package() -> None:
     assert shutil.which("chromium") == CHROMIUM or Path(CHROMIUM).exists()

@@ -21,7 +21,7 @@ PROMETHEUS = "/usr/bin/prometheus"
 def tool(name: str) -> str:
     path = shutil.which(name)
     if path is None:
-        pytest.fail(f"{name} is missing: apt-get install {name} (.ci/run does)")
+        pytest.fail(f"{name} is missing: make test installs it (scripts/install-system-deps.sh)")
     return path
 
 
@@ -69,6 +69,7 @@ def mutual_tls(pki, make_exporter):
     return exporter
 
 
+@pytest.mark.curl
 def test_curl_scrapes_over_https_with_basic_auth(pki, tls_auth) -> None:
     url = f"https://127.0.0.1:{tls_auth.port}/metrics"
     result = curl("--cacert", str(pki.ca_file), "--user", f"{USER}:{PASSWORD}", url)
@@ -76,6 +77,7 @@ def test_curl_scrapes_over_https_with_basic_auth(pki, tls_auth) -> None:
     assert "notte_up 1.0" in result.stdout
 
 
+@pytest.mark.curl
 def test_curl_without_credentials_gets_401_with_www_authenticate(pki, tls_auth) -> None:
     result = curl(
         "--cacert", str(pki.ca_file), "--include", f"https://127.0.0.1:{tls_auth.port}/metrics"
@@ -86,12 +88,14 @@ def test_curl_without_credentials_gets_401_with_www_authenticate(pki, tls_auth) 
     assert "notte_up" not in result.stdout
 
 
+@pytest.mark.curl
 def test_curl_with_a_wrong_password_gets_401(pki, tls_auth) -> None:
     result = curl("--cacert", str(pki.ca_file), "--user", f"{USER}:wrong", "--write-out",
                   "\n%{http_code}", f"https://127.0.0.1:{tls_auth.port}/metrics")  # fmt: skip
     assert status_of(result) == "401"
 
 
+@pytest.mark.curl
 def test_the_probes_need_no_credentials_but_still_speak_tls(pki, tls_auth) -> None:
     result = curl(
         "--cacert", str(pki.ca_file), "--include", f"https://127.0.0.1:{tls_auth.port}/healthz"
@@ -101,6 +105,7 @@ def test_the_probes_need_no_credentials_but_still_speak_tls(pki, tls_auth) -> No
     assert "strict-transport-security: max-age=31536000" in result.stdout.lower()
 
 
+@pytest.mark.curl
 def test_curl_scrapes_over_http2_with_basic_auth(pki, tls_auth) -> None:
     result = curl("--http2", "--cacert", str(pki.ca_file), "--user", f"{USER}:{PASSWORD}",
                   "--write-out", "\n%{http_version} %{http_code}",
@@ -110,6 +115,7 @@ def test_curl_scrapes_over_http2_with_basic_auth(pki, tls_auth) -> None:
     assert "notte_up 1.0" in result.stdout
 
 
+@pytest.mark.curl
 def test_http2_off_in_the_web_config_serves_http_1_1(pki, make_exporter) -> None:
     path = write_config(pki.folder / "web.yml", {
         "tls_server_config": tls_section(), "http_server_config": {"http2": False},
@@ -122,6 +128,7 @@ def test_http2_off_in_the_web_config_serves_http_1_1(pki, make_exporter) -> None
     assert status_of(result) == "1.1 200"
 
 
+@pytest.mark.curl
 @pytest.mark.parametrize(("before", "after"), [(False, True), (True, False)])
 def test_a_reloaded_http2_setting_applies_to_the_next_handshake(
     pki, make_exporter, before: bool, after: bool
@@ -141,12 +148,14 @@ def test_a_reloaded_http2_setting_applies_to_the_next_handshake(
     assert status_of(result) == ("2 200" if after else "1.1 200")
 
 
+@pytest.mark.curl
 def test_plain_http_to_the_tls_port_gets_no_metrics(tls_auth) -> None:
     result = curl("--write-out", "\n%{http_code}", f"http://127.0.0.1:{tls_auth.port}/metrics")
     assert "notte_up" not in result.stdout
     assert status_of(result) in ("", "000", "400")
 
 
+@pytest.mark.openssl
 def test_openssl_s_client_verifies_the_chain(pki, tls_auth) -> None:
     result = subprocess.run(
         [tool("openssl"), "s_client", "-connect", f"127.0.0.1:{tls_auth.port}",
@@ -158,6 +167,7 @@ def test_openssl_s_client_verifies_the_chain(pki, tls_auth) -> None:
     assert "Protocol version: TLSv1.3" in output
 
 
+@pytest.mark.openssl
 def test_max_version_limits_the_protocol(pki, make_exporter) -> None:
     path = write_config(
         pki.folder / "web.yml", {"tls_server_config": tls_section(max_version="TLS12")}
@@ -172,6 +182,7 @@ def test_max_version_limits_the_protocol(pki, make_exporter) -> None:
     assert "Protocol version: TLSv1.2" in result.stdout + result.stderr
 
 
+@pytest.mark.curl
 def test_mtls_refuses_a_client_without_a_certificate(pki, mutual_tls) -> None:
     result = curl("--cacert", str(pki.ca_file), "--user", f"{USER}:{PASSWORD}",
                   f"https://127.0.0.1:{mutual_tls.port}/metrics")  # fmt: skip
@@ -179,6 +190,7 @@ def test_mtls_refuses_a_client_without_a_certificate(pki, mutual_tls) -> None:
     assert "notte_up" not in result.stdout
 
 
+@pytest.mark.curl
 def test_mtls_serves_a_client_with_a_certificate(pki, mutual_tls) -> None:
     result = curl("--cacert", str(pki.ca_file), "--cert", str(pki.client_cert_file),
                   "--key", str(pki.client_key_file), "--user", f"{USER}:{PASSWORD}",
@@ -190,7 +202,7 @@ def test_mtls_serves_a_client_with_a_certificate(pki, mutual_tls) -> None:
 @pytest.mark.prometheus
 def test_prometheus_scrapes_over_mtls_with_basic_auth(pki, mutual_tls, tmp_path: Path) -> None:
     if not Path(PROMETHEUS).exists():
-        pytest.fail("prometheus is missing: apt-get install prometheus (.ci/run does)")
+        pytest.fail("prometheus is missing: make test installs it (scripts/install-system-deps.sh)")
     config = {
         "global": {"scrape_interval": "1s", "scrape_timeout": "1s"},
         "scrape_configs": [{

@@ -135,6 +135,7 @@ def test_a_transient_usage_failure_is_retried(api, clock, watched) -> None:
     assert sample(watched, "notte_api_retries_total", endpoint="/usage") == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("status", [403, 404])
 def test_a_refused_usage_backs_off_to_hourly_and_says_why_once(
     api, clock, watched, caplog, status: int

@@ -92,6 +92,7 @@ def test_the_decoy_takes_the_users_most_common_cost_ties_going_to_the_highest(
     assert decoy.startswith(f"$2b${decoy_cost:02d}$".encode())
 
 
+@pytest.mark.slow
 def test_an_invalid_file_at_start_up_exits_2_listing_every_problem(pki) -> None:
     path = write_config(pki.folder / "web.yml", {
         "tls_server_config": {"cert_file": "missing.crt", "key_file": "server.key"},

@@ -30,12 +30,12 @@ from monitoring_helpers import (
     substitute,
 )
 
-pytestmark = pytest.mark.prometheus
+pytestmark = [pytest.mark.prometheus, pytest.mark.helm]
 
 ACCOUNTS = ("alpha", "beta")
 DATA_TIMEOUT = 60.0
-RANGE_SECONDS = 20
-STEP_SECONDS = 5
+RANGE_SECONDS = 10
+STEP_SECONDS = 2
 CHART = REPO / "helm" / "notte-exporter"
 # Prometheus' relabel_config keys for the Prometheus Operator's RelabelConfig fields.
 RELABEL_KEYS = {

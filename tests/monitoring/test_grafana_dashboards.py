@@ -266,6 +266,7 @@ def test_oldest_sessions_table_reads_the_per_session_series():
     assert all(target["format"] == "table" and target["instant"] for target in table["targets"])
 
 
+@pytest.mark.prometheus
 def test_every_panel_query_is_valid_promql(tmp_path):
     # promtool 2.42 has no PromQL parser command; a rule file of the queries is checked by
     # the same parser Prometheus uses, without a server.

@@ -1,9 +1,13 @@
 """Fixtures of the packaging tests: the chart rendered by the real Helm engine, the parsed
-Dockerfile, and the image's virtual environment rebuilt without Docker (once per session)."""
+Dockerfile, and the image's virtual environment rebuilt without Docker (once per session).
+
+A test that uses the Helm engine or the rebuilt venv gets the tier marker of that fixture
+(``TIER_OF_FIXTURE``), so it runs in ``make test`` and never in ``make test-fast``."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -29,6 +33,14 @@ from packaging_helpers import (
 )
 
 RenderFn = Callable[[dict[str, Any]], Rendered]
+TIER_OF_FIXTURE = {"chart_dir": "helm", "image_venv": "image"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # fixturenames is the whole closure: `render` and `chart` bring in `chart_dir`.
+    for item in items:
+        for fixture in TIER_OF_FIXTURE.keys() & set(getattr(item, "fixturenames", ())):
+            item.add_marker(TIER_OF_FIXTURE[fixture])
 
 
 @pytest.fixture(scope="session")
@@ -125,4 +137,7 @@ def image_venv(tmp_path_factory: pytest.TempPathFactory, dockerfile: ParsedDocke
 
 
 def _run(command: list[str]) -> None:
-    subprocess.run(command, check=True, capture_output=True, text=True, timeout=110)
+    # pip may fetch from the package index, which the throwaway CA the tests trust
+    # (SSL_CERT_FILE, see tests/conftest.py) does not vouch for.
+    env = {name: value for name, value in os.environ.items() if name != "SSL_CERT_FILE"}
+    subprocess.run(command, check=True, capture_output=True, text=True, timeout=110, env=env)

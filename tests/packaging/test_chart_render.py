@@ -398,6 +398,7 @@ def test_service_monitor_follows_a_changed_telemetry_path(render) -> None:
 # --- PrometheusRule -----------------------------------------------------------------------
 
 
+@pytest.mark.prometheus
 def test_prometheus_rule_groups_pass_promtool(render, tmp_path: Path) -> None:
     rule = render(scenario_values("monitors-and-rules")).one("PrometheusRule")
     rule_file = tmp_path / "rules.yaml"

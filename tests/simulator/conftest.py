@@ -26,7 +26,7 @@ def account(clock: ManualClock) -> SimulatedAccount:
 
 @pytest.fixture
 def server(account: SimulatedAccount) -> Iterator[SimulatorServer]:
-    with SimulatorServer(account, api_key=API_KEY) as running:
+    with SimulatorServer(account, api_key=API_KEY, stop_poll_interval=0.005) as running:
         yield running
 
 

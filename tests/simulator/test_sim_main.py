@@ -7,6 +7,9 @@ import subprocess
 import sys
 
 import httpx
+import pytest
+
+pytestmark = pytest.mark.slow
 
 
 def test_module_prints_its_url_serves_and_stops_on_sigterm() -> None:

@@ -45,6 +45,9 @@ _CLOSE_REASONS: Final = ("manual", "error")
 _WAKE_INTERVAL_S: Final = 0.02
 # stop() gives in-flight handlers this long to finish; they are daemon threads regardless.
 _STOP_JOIN_S: Final = 5.0
+# How often the serving thread looks up to notice stop(), which waits for it; tests, which
+# start and stop hundreds of servers, pass a shorter one.
+STOP_POLL_INTERVAL: Final = 0.05
 
 
 @dataclass(frozen=True)
@@ -199,13 +202,13 @@ def _stop_target(path: str) -> str:
     return unquote(raw) if raw and "/" not in raw else ""
 
 
-def _serve_without_signals(httpd: _HTTPServer) -> None:
+def _serve_without_signals(httpd: _HTTPServer, poll_interval: float) -> None:
     # Process signals (SIGINT/SIGTERM) must reach the main thread: a signal the kernel hands
     # to a server thread never wakes a main thread blocked in Event.wait(), so a daemon
     # embedding the simulator could miss its shutdown. Request threads inherit this mask.
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    httpd.serve_forever(poll_interval=0.05)
+    httpd.serve_forever(poll_interval=poll_interval)
 
 
 class SimulatorServer:
@@ -227,6 +230,7 @@ class SimulatorServer:
         rate_window: float = 60.0,
         max_recorded: int = 10_000,
         ssl_context: ssl.SSLContext | None = None,
+        stop_poll_interval: float = STOP_POLL_INTERVAL,
     ) -> None:
         if rate_window <= 0:
             raise ValueError("rate_window must be positive")
@@ -239,6 +243,7 @@ class SimulatorServer:
         self.ssl_context = ssl_context
         self._requests: deque[RecordedRequest] = deque(maxlen=max_recorded)
         self._requested_port = port
+        self._stop_poll_interval = stop_poll_interval
         self._lock = threading.Lock()
         self._window_start = -math.inf
         self._window_count = 0
@@ -263,7 +268,7 @@ class SimulatorServer:
         self._httpd = httpd
         self._thread = threading.Thread(
             target=_serve_without_signals,
-            args=(httpd,),
+            args=(httpd, self._stop_poll_interval),
             name="notte-simulator",
             daemon=True,
         )
