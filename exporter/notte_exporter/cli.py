@@ -17,7 +17,7 @@ import secrets
 import shutil
 import signal
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import FrameType
@@ -156,6 +156,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Hangup:
+    """The SIGHUP handler: reload, once more for every signal that came meanwhile, never nested.
+
+    Python runs a handler on the main thread, between two bytecodes of whatever it was doing,
+    and that can be the handler of the previous SIGHUP: a reload holding a file's lock. A
+    nested reload would wait for that lock on the very thread that holds it, for ever. So a
+    signal that arrives during a reload only asks for one more, made when the first ends.
+    """
+
+    def __init__(self, reload: Callable[[], object]) -> None:
+        self._reload = reload
+        self._reloading = False
+        self._again = False
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        if self._reloading:
+            self._again = True
+            return
+        self._reloading = True
+        try:
+            self._again = True
+            while self._again:
+                self._again = False
+                log.info("received SIGHUP, reloading")
+                self._reload()
+        finally:
+            self._reloading = False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = vars(build_parser().parse_args(argv))
     once = bool(args.pop("once"))
@@ -273,14 +302,10 @@ def _serve(exporter: Exporter) -> int:
         )
         return EXIT_FAILURE
 
-    def on_hangup(signum: int, frame: FrameType | None) -> None:
-        log.info("received SIGHUP, reloading")
-        exporter.reload()
-
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     # As Prometheus does: re-read the files, log what changed, keep serving.
-    signal.signal(signal.SIGHUP, on_hangup)
+    signal.signal(signal.SIGHUP, Hangup(exporter.reload))
     log.info(
         "notte-exporter %s serving metrics at %s, polling %s every %gs",
         __version__,
