@@ -54,7 +54,7 @@ lint: $(STAMP)
 ## generate: regenerate dashboards, rules and the metrics reference from code
 generate: $(STAMP)
 	$(BIN)/python -m mixin
-	$(BIN)/python -m notte_exporter.catalogue > docs/metrics.md
+	$(BIN)/python -m mixin.catalogue > docs/metrics.md
 
 ## check-generated: fail if committed generated files differ from what the generators produce
 check-generated: generate

@@ -35,12 +35,12 @@ from typing import Any
 import httpx
 from prometheus_client import generate_latest
 
-from notte_exporter.exchange import Request, Response
-from notte_exporter.exposition import PublishedExposition
-from notte_exporter.models import in_api_utc, parse_live_page
-from notte_exporter.server import WebServer
+from notte_exporter.api.models import in_api_utc, parse_live_page
+from notte_exporter.metrics.exposition import PublishedExposition
 from notte_exporter.simulator import ManualClock
-from notte_exporter.web import Routes
+from notte_exporter.web.messages import Request, Response
+from notte_exporter.web.routes import Routes
+from notte_exporter.web.server import WebServer
 
 from .fixtures import (
     OFFLINE_URL,
@@ -228,7 +228,7 @@ for names in json.loads(sys.argv[1]):
     for name in names:
         importlib.import_module(name)
     steps.append(rss_kib())
-from notte_exporter.config import load_settings
+from notte_exporter.settings import load_settings
 from notte_exporter.daemon import Exporter
 from notte_exporter.keys import ApiKey
 # A closed loopback port: polls fail at once and nothing leaves the machine.

@@ -20,14 +20,14 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from notte_exporter.config import Settings
+from notte_exporter.api.models import LiveSession, parse_live_page, parse_page
 from notte_exporter.daemon import Exporter
-from notte_exporter.exposition import KEEP_FORMAT_POLLS
 from notte_exporter.keys import ApiKey
 from notte_exporter.labels import BoundedLabel
-from notte_exporter.models import LiveSession, parse_live_page, parse_page
+from notte_exporter.metrics.exposition import KEEP_FORMAT_POLLS
+from notte_exporter.polling.snapshot import Snapshot, SnapshotBuilder
+from notte_exporter.settings import Settings
 from notte_exporter.simulator import BROWSER_TYPES, ManualClock, SimulatedAccount
-from notte_exporter.snapshot import Snapshot, Summary
 
 KEY = "bench-key"
 PAGE_SIZE = 100
@@ -127,7 +127,7 @@ def parse_each(live: Sequence[bytes], history: Sequence[bytes] = ()) -> Callable
 
 def summarise_pages(pages: Sequence[Sequence[LiveSession]], now: datetime) -> Snapshot:
     """The same, added a page at a time as a poll adds them."""
-    summary = Summary(
+    summary = SnapshotBuilder(
         taken_at=now,
         idle_threshold=timedelta(seconds=60),
         overdue_grace=timedelta(seconds=60),

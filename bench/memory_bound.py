@@ -34,15 +34,15 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from notte_exporter.api.models import InvalidItem, parse_session
 from notte_exporter.daemon import Exporter
 from notte_exporter.labels import BROWSER_TYPES, BoundedLabel
-from notte_exporter.lifecycle import (
+from notte_exporter.polling.lifecycle import (
     DEFAULT_HORIZON,
     DEFAULT_MAX_ENDED,
     LifecycleMetrics,
     LifecycleTracker,
 )
-from notte_exporter.models import InvalidItem, parse_session
 from notte_exporter.simulator import BROWSER_TYPES as SIMULATED_BROWSERS
 from notte_exporter.simulator import ManualClock, SimulatedAccount, SimulatorServer
 

@@ -102,9 +102,9 @@ def _status_kib(field: str) -> int:
 def _exporter_child(url: str, conn: Connection) -> None:
     from pydantic import SecretStr  # noqa: PLC0415 - imported in the child only
 
-    from notte_exporter.config import Settings  # noqa: PLC0415
     from notte_exporter.daemon import Exporter  # noqa: PLC0415
     from notte_exporter.keys import ApiKey  # noqa: PLC0415
+    from notte_exporter.settings import Settings  # noqa: PLC0415
 
     settings = Settings(
         notte_api_url=url,

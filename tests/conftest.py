@@ -17,11 +17,11 @@ import pytest
 import trustme
 from pydantic import SecretStr
 
-from notte_exporter.config import Settings
 from notte_exporter.daemon import Exporter
 from notte_exporter.keys import ApiKey
-from notte_exporter.server import IDLE_TIMEOUT
+from notte_exporter.settings import Settings
 from notte_exporter.simulator import ManualClock, SimulatedAccount, SimulatorServer
+from notte_exporter.web.server import IDLE_TIMEOUT
 from support import API_KEY
 
 pytest_plugins = ["tiers"]

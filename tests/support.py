@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from notte_exporter.api.models import InvalidItem, Session, parse_session
 from notte_exporter.daemon import Exporter
-from notte_exporter.models import InvalidItem, Session, parse_session
 
 API_KEY = "sk-test-7f3c9b2e1d4a"
 

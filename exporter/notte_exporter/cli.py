@@ -26,8 +26,23 @@ from typing import Any, NoReturn
 from pydantic import SecretStr
 from pydantic.fields import FieldInfo
 
-from . import __version__
-from .config import (
+from notte_exporter import __version__
+from notte_exporter.daemon import Exporter
+from notte_exporter.errors import ADVICE
+from notte_exporter.files import KEY_FILE_BYTES, read_regular_file
+from notte_exporter.keys import ENV_SOURCE, ApiKey
+from notte_exporter.logs import configure
+from notte_exporter.options import (
+    GROUPS,
+    choices_of,
+    default_of,
+    env_of,
+    flag_of,
+    is_switch,
+    option_of,
+)
+from notte_exporter.redaction import Secrets
+from notte_exporter.settings import (
     ReaperConfigError,
     Settings,
     SettingsError,
@@ -36,14 +51,7 @@ from .config import (
     key_source,
     load_settings,
 )
-from .daemon import Exporter
-from .errors import ADVICE
-from .files import KEY_FILE_BYTES, read_regular_file
-from .keys import ENV_SOURCE, ApiKey
-from .logs import configure
-from .options import GROUPS, choices_of, default_of, env_of, flag_of, is_switch, option_of
-from .redaction import Secrets
-from .server import raise_open_files_limit
+from notte_exporter.web.server import raise_open_files_limit
 
 log = logging.getLogger("notte_exporter")
 
@@ -248,7 +256,7 @@ def _api(settings: Settings, api_key: ApiKey) -> Iterator[tuple[str, ApiKey]]:
         yield settings.notte_api_url, api_key
         return
     # Imported here: only --demo needs the simulator.
-    from .simulator import SimulatedAccount, SimulatorServer  # noqa: PLC0415
+    from notte_exporter.simulator import SimulatedAccount, SimulatorServer  # noqa: PLC0415
 
     demo_key = ApiKey(SecretStr(f"demo-{secrets.token_hex(8)}"), secrets=api_key.secrets)
     account = SimulatedAccount(

@@ -36,11 +36,9 @@ from prometheus_client import (
     disable_created_metrics,
 )
 
-from . import __version__, statuspage
-from .client import NotteClient
-from .collector import SessionCollector
-from .config import Settings, key_source
-from .errors import (
+from notte_exporter import __version__
+from notte_exporter.api.client import NotteClient
+from notte_exporter.errors import (
     UNEXPECTED_ADVICE,
     FailureReason,
     ShutdownRequested,
@@ -48,22 +46,26 @@ from .errors import (
     display_url,
     unexpected,
 )
-from .exchange import Handler
-from .exposition import PublishedExposition
-from .instrumentation import ExporterMetrics
-from .keys import ApiKey
-from .labels import BROWSER_TYPES, BoundedLabel
-from .lifecycle import LifecycleMetrics, LifecycleTracker
-from .poller import PollConfig, Poller, utc_now
-from .server import IDLE_TIMEOUT, WebServer
-from .state import ExporterState, PollStatus
-from .usage import UsageCollector, UsageWatcher
-from .web import Routes
+from notte_exporter.instrumentation import ExporterMetrics
+from notte_exporter.keys import ApiKey
+from notte_exporter.labels import BROWSER_TYPES, BoundedLabel
+from notte_exporter.metrics.exposition import PublishedExposition
+from notte_exporter.metrics.sessions import SessionCollector
+from notte_exporter.metrics.usage import UsageCollector
+from notte_exporter.polling.lifecycle import LifecycleMetrics, LifecycleTracker
+from notte_exporter.polling.poller import PollConfig, Poller, utc_now
+from notte_exporter.polling.state import ExporterState, PollStatus
+from notte_exporter.polling.usage import UsageWatcher
+from notte_exporter.settings import Settings, key_source
+from notte_exporter.web import statuspage
+from notte_exporter.web.messages import Handler
+from notte_exporter.web.routes import Routes
+from notte_exporter.web.server import IDLE_TIMEOUT, WebServer
 
 if TYPE_CHECKING:
-    from .reaper.policy import LivePolicy
-    from .reaper.reaper import Reaper
-    from .webconfig import LiveWebConfig
+    from notte_exporter.reaper.policy import LivePolicy
+    from notte_exporter.reaper.reaper import Reaper
+    from notte_exporter.web.config import LiveWebConfig
 
 log = logging.getLogger(__name__)
 
@@ -106,21 +108,21 @@ class Exporter:
         if settings.web_config_file:
             # Imported only here and in start(): without a web config the process never loads
             # YAML, bcrypt or the web config's models (about 1.4 MB resident).
-            from .webconfig import LiveWebConfig  # noqa: PLC0415
+            from notte_exporter.web.config import LiveWebConfig  # noqa: PLC0415
 
             self.web_config = LiveWebConfig(settings.web_config_file)
         # Likewise the reaper's policy file (ReaperConfigError); without one the process
         # never loads the reaper, and never makes a request other than a GET.
         reaper_policy: LivePolicy | None = None
         if settings.reaper_config_file:
-            from .reaper.policy import LivePolicy  # noqa: PLC0415
+            from notte_exporter.reaper.policy import LivePolicy  # noqa: PLC0415
 
             reaper_policy = LivePolicy(settings.reaper_config_file)
         # The one redaction step (see redaction.py) for every text this exporter serves.
         self.redact = api_key.redact
         # What polls change, rendered once per poll; apart from the per-process series
         # (prometheus_client's process, platform and GC collectors), which change all the
-        # time and are read at each scrape (see exposition.py).
+        # time and are read at each scrape (see metrics/exposition.py).
         self.registry = CollectorRegistry(auto_describe=True)
         self.process_registry: CollectorRegistry | None = None
         if process_metrics and not settings.web_disable_exporter_metrics:
@@ -158,8 +160,8 @@ class Exporter:
         )
         self.reaper: Reaper | None = None
         if reaper_policy is not None:
-            from .reaper.metrics import ReaperCollector  # noqa: PLC0415 - see reaper_policy
-            from .reaper.reaper import Reaper  # noqa: PLC0415
+            from notte_exporter.reaper.metrics import ReaperCollector  # noqa: PLC0415 - see reaper_policy
+            from notte_exporter.reaper.reaper import Reaper  # noqa: PLC0415
 
             self.reaper = Reaper(reaper_policy, self.client, clock=clock, redact=self.redact)
             self.registry.register(ReaperCollector(self.reaper.counts, redact=self.redact))
@@ -366,7 +368,7 @@ class Exporter:
         )
         web_config = self.web_config
         if web_config is not None:
-            from .access import Guard  # noqa: PLC0415 - see the web config in __init__
+            from notte_exporter.web.auth import Guard  # noqa: PLC0415 - see the web config in __init__
 
             routes = Guard(routes, web_config)
         self._server = WebServer(

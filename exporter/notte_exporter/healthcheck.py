@@ -22,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from .files import WEB_FILE_BYTES, read_regular_file
+from notte_exporter.files import WEB_FILE_BYTES, read_regular_file
 
 TIMEOUT_SECONDS = 4.0
 _EXPORTER = "notte-exporter"
@@ -43,8 +43,8 @@ def exporter_arguments(cmdline: Path = Path("/proc/1/cmdline")) -> list[str]:
 def target(argv: Sequence[str]) -> tuple[str, str, int]:
     """(scheme, host, port) of the exporter's /healthz, from its flags and environment."""
     # Imported here: the CLI's parser and settings model are what the exporter itself uses.
-    from .cli import build_parser  # noqa: PLC0415
-    from .config import Settings  # noqa: PLC0415
+    from notte_exporter.cli import build_parser  # noqa: PLC0415
+    from notte_exporter.settings import Settings  # noqa: PLC0415
 
     flags, _ = build_parser().parse_known_args(list(argv))
     wanted = ("web_listen_address", "web_config_file")

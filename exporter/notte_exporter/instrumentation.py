@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from .errors import FailureReason
+from notte_exporter.errors import FailureReason
 
 ENDPOINT_LIST = "/sessions"
 ENDPOINT_GET = "/sessions/{session_id}"

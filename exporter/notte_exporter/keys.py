@@ -27,9 +27,9 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from .errors import ApiError, FailureReason
-from .files import KEY_FILE_BYTES, UnfitFileError, read_regular_file
-from .redaction import Secrets
+from notte_exporter.errors import ApiError, FailureReason
+from notte_exporter.files import KEY_FILE_BYTES, UnfitFileError, read_regular_file
+from notte_exporter.redaction import Secrets
 
 log = logging.getLogger(__name__)
 

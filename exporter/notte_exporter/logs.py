@@ -20,7 +20,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from .redaction import REDACTED
+from notte_exporter.redaction import REDACTED
 
 __all__ = ["REDACTED", "JsonFormatter", "LogfmtFormatter", "SecretFilter", "configure"]
 

@@ -5,7 +5,7 @@ A setting is one field of ``config.Settings``, annotated with an ``Option``::
     poll_interval: Annotated[float, Option("polling", "DURATION")] = Field(30.0, ge=1, ...)
 
 and that is the only place its names are declared: the command line (cli.py), the
-environment (``Environment`` below), every error message (config.py), ``--help`` and the
+environment (``Environment`` below), every error message (settings.py), ``--help`` and the
 README check all read them from here, so a name cannot drift between them. Names follow the
 Go exporters' rule unless an option says otherwise: field ``notte_api_key_file`` is flag
 ``--notte.api-key-file`` and variable ``NOTTE_EXPORTER_NOTTE_API_KEY_FILE``.
@@ -27,7 +27,7 @@ from typing import Any, Literal
 from pydantic.fields import FieldInfo
 from pydantic_settings import PydanticBaseSettingsSource
 
-from .durations import format_duration
+from notte_exporter.durations import format_duration
 
 ENV_PREFIX = "NOTTE_EXPORTER_"
 DURATION = "DURATION"

@@ -11,10 +11,10 @@ import pytest
 from pydantic import SecretStr
 
 from notte_exporter import __version__
-from notte_exporter.config import Settings
 from notte_exporter.daemon import Exporter
 from notte_exporter.errors import FailureReason
 from notte_exporter.keys import ApiKey
+from notte_exporter.settings import Settings
 from notte_exporter.simulator import Fault
 from support import API_KEY, sample
 
@@ -182,7 +182,7 @@ def test_stopping_ends_a_retry_wait_at_once_without_failing_the_poll(api, clock)
 _OUT_OF_DESCRIPTORS = """
 import os, resource, sys
 from pydantic import SecretStr
-from notte_exporter.config import Settings
+from notte_exporter.settings import Settings
 from notte_exporter.daemon import Exporter
 from notte_exporter.keys import ApiKey
 

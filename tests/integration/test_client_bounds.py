@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from notte_exporter.client import NotteClient
+from notte_exporter.api.client import NotteClient
 from notte_exporter.errors import ApiError, FailureReason
 from notte_exporter.instrumentation import ExporterMetrics
 from notte_exporter.simulator import Fault, SimulatorServer

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client import CollectorRegistry
 
-from notte_exporter.client import NotteClient
+from notte_exporter.api.client import NotteClient
 from notte_exporter.errors import ApiError
 from notte_exporter.instrumentation import ENDPOINT_STOP, ExporterMetrics
 from notte_exporter.simulator import Fault

@@ -18,11 +18,11 @@ import httpx
 import pytest
 
 from notte_exporter import cli
-from notte_exporter.config import Settings
 from notte_exporter.daemon import Exporter
 from notte_exporter.errors import FailureReason
 from notte_exporter.keys import ApiKey
 from notte_exporter.logs import JsonFormatter, LogfmtFormatter, SecretFilter
+from notte_exporter.settings import Settings
 from support import API_KEY
 
 # Distinctive material, so that no fragment of it can appear in an output by chance.

@@ -214,7 +214,7 @@ def test_an_invalid_item_with_a_megabyte_id_is_logged_in_a_bounded_line(
         Fault.payload(listing({"session_id": huge_id, "status": "active"}), path="/sessions")
     )
     exporter = make_exporter(sessions_lookup_budget=0)
-    with caplog.at_level("WARNING", logger="notte_exporter.poller"):
+    with caplog.at_level("WARNING", logger="notte_exporter.polling.poller"):
         assert exporter.poll_once().ok
     [line] = [r.getMessage() for r in caplog.records if "unreadable" in r.getMessage()]
     assert len(line) < 1_000

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow
 CHILD = """
 import json, sys
 from notte_exporter.cli import main  # the entry point, and everything it imports
-from notte_exporter.config import load_settings
+from notte_exporter.settings import load_settings
 from notte_exporter.daemon import Exporter
 from notte_exporter.keys import ApiKey
 
@@ -38,8 +38,8 @@ print(json.dumps({"built": built, "served": sorted(sys.modules)}))
 """
 
 # What checking a web config needs, and what serving behind one adds.
-WEB_CONFIG_CHECK = ("yaml", "bcrypt", "notte_exporter.webconfig")
-WEB_CONFIG_GUARD = ("notte_exporter.access",)
+WEB_CONFIG_CHECK = ("yaml", "bcrypt", "notte_exporter.web.config")
+WEB_CONFIG_GUARD = ("notte_exporter.web.auth",)
 DEMO_ONLY = ("notte_exporter.simulator",)
 REAPER_ONLY = ("notte_exporter.reaper",)
 

@@ -16,7 +16,7 @@ import bcrypt
 import httpx
 import pytest
 
-from notte_exporter.access import LOGIN_QUEUE
+from notte_exporter.web.auth import LOGIN_QUEUE
 from tls_support import PASSWORD, USER, BcryptGate, bcrypt_hash, write_config
 
 WORKER_THREADS = LOGIN_QUEUE + 4

@@ -22,11 +22,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
-from notte_exporter.config import Settings
 from notte_exporter.daemon import Exporter
 from notte_exporter.keys import ApiKey
 from notte_exporter.logs import configure
 from notte_exporter.redaction import REDACTED
+from notte_exporter.settings import Settings
 from notte_exporter.simulator import ManualClock
 from support import API_KEY
 

@@ -15,8 +15,8 @@ import h2.events
 import httpx
 import pytest
 
-from notte_exporter.exchange import Request, Response
-from notte_exporter.server import WebServer, bind
+from notte_exporter.web.messages import Request, Response
+from notte_exporter.web.server import WebServer, bind
 
 
 def test_head_metrics_answers_200_with_headers_only(served) -> None:
@@ -85,7 +85,7 @@ def test_listening_sockets_say_they_are_tcp_so_asyncio_turns_nagle_off(host: str
 def test_the_soft_open_files_limit_is_raised_to_the_hard_one() -> None:
     import resource
 
-    from notte_exporter.server import raise_open_files_limit
+    from notte_exporter.web.server import raise_open_files_limit
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     try:
@@ -166,8 +166,8 @@ def test_data_sent_after_the_server_answered_an_http_2_stream_costs_one_debug_li
     """hypercorn fails on DATA for a stream it has closed: that ends one connection, quietly."""
     said = _Records()
     logging.getLogger("asyncio").addHandler(said)
-    logging.getLogger("notte_exporter.server").addHandler(said)
-    logging.getLogger("notte_exporter.server").setLevel(logging.DEBUG)
+    logging.getLogger("notte_exporter.web.server").addHandler(said)
+    logging.getLogger("notte_exporter.web.server").setLevel(logging.DEBUG)
     try:
         connection = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
         connection.initiate_connection()
@@ -192,8 +192,8 @@ def test_data_sent_after_the_server_answered_an_http_2_stream_costs_one_debug_li
         assert said.arrived.wait(timeout=30)
     finally:
         logging.getLogger("asyncio").removeHandler(said)
-        logging.getLogger("notte_exporter.server").removeHandler(said)
-        logging.getLogger("notte_exporter.server").setLevel(logging.NOTSET)
+        logging.getLogger("notte_exporter.web.server").removeHandler(said)
+        logging.getLogger("notte_exporter.web.server").setLevel(logging.NOTSET)
     [record] = said.records
     assert (record.levelno, record.getMessage()) == (
         logging.DEBUG,

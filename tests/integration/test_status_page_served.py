@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from notte_exporter.simulator import Fault
-from notte_exporter.statuspage import CONTENT_SECURITY_POLICY
+from notte_exporter.web.statuspage import CONTENT_SECURITY_POLICY
 from support import API_KEY
 
 CHROMIUM = "/usr/bin/chromium"

@@ -13,8 +13,8 @@ import bcrypt
 import httpx
 import pytest
 
-from notte_exporter.config import WebConfigError
-from notte_exporter.webconfig import LiveWebConfig, decoy_hash, load
+from notte_exporter.settings import WebConfigError
+from notte_exporter.web.config import LiveWebConfig, decoy_hash, load
 from tls_support import PASSWORD, USER, bcrypt_hash, make_pki, tls_section, write_config
 
 

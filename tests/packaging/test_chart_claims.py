@@ -16,9 +16,9 @@ import pytest
 import yaml
 
 from notte_exporter.cli import build_parser
-from notte_exporter.config import Settings, load_settings
 from notte_exporter.durations import parse_duration
 from notte_exporter.options import choices_of, env_of, flag_of, is_duration
+from notte_exporter.settings import Settings, load_settings
 
 REPO = Path(__file__).parents[2]
 CHART = REPO / "helm" / "notte-exporter"

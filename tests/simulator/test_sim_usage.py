@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
+from notte_exporter.api.models import UsageReport
 from notte_exporter.simulator import (
     Fault,
     ManualClock,
@@ -14,7 +15,6 @@ from notte_exporter.simulator import (
     SimulatorServer,
     UsagePlan,
 )
-from notte_exporter.usage_report import UsageReport
 
 START = datetime(2026, 5, 1, 10, 0, 0, tzinfo=UTC)  # the conftest clock's start
 

@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-from notte_exporter.catalogue import (
+from mixin.catalogue import (
     ENTRIES,
     GROUPS,
     cost_story,
@@ -37,7 +37,7 @@ def test_snapshot_gauges_say_they_reflect_the_last_successful_poll() -> None:
 
 def test_the_committed_reference_is_up_to_date() -> None:
     assert DOC.read_text() == render_markdown(), (
-        "docs/metrics.md is stale: run `python -m notte_exporter.catalogue > docs/metrics.md`"
+        "docs/metrics.md is stale: run `python -m mixin.catalogue > docs/metrics.md`"
     )
 
 

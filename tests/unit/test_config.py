@@ -3,8 +3,8 @@ import typing
 import pytest
 from pydantic import SecretStr
 
-from notte_exporter.config import Settings, SettingsError, load_settings, names
 from notte_exporter.options import GROUPS, env_of, flag_of, is_duration, names_of, option_of
+from notte_exporter.settings import Settings, SettingsError, load_settings, names
 from support import NOT_KEY_FILES, make_not_a_key_file
 
 
@@ -209,8 +209,8 @@ def test_the_usage_collector_can_be_switched_off_by_the_environment(
 
 
 def test_the_key_sources_are_named_as_the_model_declares_them(tmp_path) -> None:
-    from notte_exporter.config import env_name, flag_name
     from notte_exporter.keys import ENV_SOURCE, file_source
+    from notte_exporter.settings import env_name, flag_name
 
     assert env_name("notte_api_key") == ENV_SOURCE
     assert file_source(tmp_path).startswith(flag_name("notte_api_key_file") + " ")

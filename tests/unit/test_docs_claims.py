@@ -3,9 +3,9 @@
 import re
 from pathlib import Path
 
-from notte_exporter.config import Settings
 from notte_exporter.durations import parse_duration
 from notte_exporter.options import choices_of, default_of, env_of, flag_of, is_duration
+from notte_exporter.settings import Settings
 
 ROOT = Path(__file__).parents[2]
 # Command-line words that are not settings.
@@ -93,7 +93,7 @@ def test_every_flag_and_variable_named_anywhere_exists() -> None:
 
 
 def test_the_readme_gives_the_login_queue_its_real_size() -> None:
-    from notte_exporter.access import LOGIN_QUEUE
+    from notte_exporter.web.auth import LOGIN_QUEUE
 
     text = (ROOT / "README.md").read_text()
     section = text.split("## Securing the endpoint", 1)[1].split("\n## ", 1)[0]

@@ -9,9 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 import bcrypt
 import pytest
 
-from notte_exporter.access import BasicAuth, Guard
-from notte_exporter.exchange import Request, Response
-from notte_exporter.webconfig import RECHECK_SECONDS, LiveWebConfig
+from notte_exporter.web.auth import BasicAuth, Guard
+from notte_exporter.web.config import RECHECK_SECONDS, LiveWebConfig
+from notte_exporter.web.messages import Request, Response
 from tls_support import PASSWORD, USER, BcryptGate, bcrypt_hash, write_config
 
 OK = Response(200, (("Content-Type", "text/plain"), ("X-Content-Type-Options", "x")), b"ok\n")

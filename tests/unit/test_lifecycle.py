@@ -5,9 +5,9 @@ from datetime import timedelta
 import pytest
 from prometheus_client import CollectorRegistry
 
+from notte_exporter.api.models import InvalidItem, Session, parse_session
 from notte_exporter.labels import BROWSER_TYPES, BoundedLabel
-from notte_exporter.lifecycle import LifecycleMetrics, LifecycleTracker
-from notte_exporter.models import InvalidItem, Session, parse_session
+from notte_exporter.polling.lifecycle import LifecycleMetrics, LifecycleTracker
 from support import at, session_json
 
 WATCH_START = at("2026-05-01T10:00:00")

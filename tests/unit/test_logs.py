@@ -6,14 +6,14 @@ from notte_exporter.logs import JsonFormatter, LogfmtFormatter, SecretFilter
 
 def record(message: str) -> logging.LogRecord:
     return logging.LogRecord(
-        "notte_exporter.poller", logging.WARNING, __file__, 1, message, (), None
+        "notte_exporter.polling.poller", logging.WARNING, __file__, 1, message, (), None
     )
 
 
 def test_logfmt_quotes_and_escapes_values_with_spaces_and_quotes() -> None:
     line = LogfmtFormatter().format(record('poll failed: said "no"'))
     assert line.startswith("ts=")
-    assert " level=warning logger=notte_exporter.poller " in line
+    assert " level=warning logger=notte_exporter.polling.poller " in line
     assert line.endswith('msg="poll failed: said \\"no\\""')
 
 

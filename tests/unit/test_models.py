@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from notte_exporter.models import (
+from notte_exporter.api.models import (
     API_UTC,
     LONGEST_LIFETIME,
     InvalidItem,

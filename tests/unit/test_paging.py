@@ -5,9 +5,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from notte_exporter.api.models import SessionPage
+from notte_exporter.api.paging import pages_ahead, read_listing
 from notte_exporter.errors import ApiError, FailureReason
-from notte_exporter.models import SessionPage
-from notte_exporter.paging import pages_ahead, read_listing
 from support import parse_one
 
 

@@ -3,7 +3,7 @@
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from notte_exporter.poller import PollThreads
+from notte_exporter.polling.poller import PollThreads
 
 
 def test_finishing_a_poll_cancels_what_has_not_started_and_waits_for_what_has() -> None:

@@ -4,8 +4,8 @@ from datetime import UTC, datetime
 import pytest
 
 from notte_exporter.errors import FailureReason
-from notte_exporter.pollreport import PollReporter, poll_fields
-from notte_exporter.state import PollStatus
+from notte_exporter.polling.poll_log import PollLog, poll_fields
+from notte_exporter.polling.state import PollStatus
 
 AT = datetime(2026, 11, 29, 7, 40, tzinfo=UTC)
 LOGGER = "test.pollreport"
@@ -40,8 +40,8 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def reporter(clock: Clock) -> PollReporter:
-    return PollReporter(logging.getLogger(LOGGER), monotonic=clock, reminder_every=300)
+def reporter(clock: Clock) -> PollLog:
+    return PollLog(logging.getLogger(LOGGER), monotonic=clock, reminder_every=300)
 
 
 def lines(caplog, level: int = logging.INFO) -> list[logging.LogRecord]:

@@ -19,7 +19,7 @@ from prometheus_client.openmetrics import exposition as openmetrics
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
-from notte_exporter.exposition import KEEP_FORMAT_POLLS, PublishedExposition
+from notte_exporter.metrics.exposition import KEEP_FORMAT_POLLS, PublishedExposition
 
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
 # What Prometheus 3 sends by default: a format variant the exposition has not rendered yet.

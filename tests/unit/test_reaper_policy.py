@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from notte_exporter.config import ReaperConfigError
 from notte_exporter.reaper.policy import LivePolicy, load, parse
+from notte_exporter.settings import ReaperConfigError
 
 GOOD = """\
 policies:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from notte_exporter.config import SettingsError, load_settings
+from notte_exporter.settings import SettingsError, load_settings
 
 
 def test_the_cap_defaults_to_8_mib() -> None:

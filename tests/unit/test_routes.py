@@ -3,10 +3,10 @@
 import pytest
 from prometheus_client import CollectorRegistry, Gauge
 
-from notte_exporter.exchange import Request
-from notte_exporter.exposition import PublishedExposition
-from notte_exporter.state import ExporterState
-from notte_exporter.web import Routes
+from notte_exporter.metrics.exposition import PublishedExposition
+from notte_exporter.polling.state import ExporterState
+from notte_exporter.web.messages import Request
+from notte_exporter.web.routes import Routes
 
 OPENMETRICS = "application/openmetrics-text"
 PROMETHEUS_3 = (

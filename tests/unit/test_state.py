@@ -3,7 +3,7 @@
 from datetime import UTC, datetime
 
 from notte_exporter.errors import FailureReason
-from notte_exporter.state import ExporterState, PollStatus
+from notte_exporter.polling.state import ExporterState, PollStatus
 
 
 def test_a_poll_is_waited_for_until_its_results_are_published() -> None:

@@ -10,9 +10,9 @@ import html5lib
 import pytest
 
 from notte_exporter.errors import FailureReason
-from notte_exporter.snapshot import SessionDetail, Snapshot
-from notte_exporter.state import RECENT_POLLS, ExporterState, PollStatus
-from notte_exporter.statuspage import (
+from notte_exporter.polling.snapshot import SessionDetail, Snapshot
+from notte_exporter.polling.state import RECENT_POLLS, ExporterState, PollStatus
+from notte_exporter.web.statuspage import (
     CONTENT_SECURITY_POLICY,
     ReaperAction,
     ReaperView,

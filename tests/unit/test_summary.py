@@ -5,9 +5,9 @@ from datetime import timedelta
 
 import pytest
 
+from notte_exporter.api.models import Session, in_api_utc
 from notte_exporter.labels import BROWSER_TYPES, BoundedLabel
-from notte_exporter.models import Session, in_api_utc
-from notte_exporter.snapshot import Snapshot, Summary
+from notte_exporter.polling.snapshot import Snapshot, SnapshotBuilder
 from support import at, parse_one
 
 NOW = in_api_utc(at("2026-05-01T10:30:00"))
@@ -43,7 +43,7 @@ def fleet(size: int, seed: int = 7) -> list[Session]:
 
 
 def by_pages(sessions: list[Session], size: int, detail_limit: int) -> Snapshot:
-    summary = Summary(taken_at=NOW, detail_limit=detail_limit, **LIMITS)
+    summary = SnapshotBuilder(taken_at=NOW, detail_limit=detail_limit, **LIMITS)
     for start in range(0, len(sessions), size):
         summary.add(sessions[start : start + size])
     return summary.snapshot(**LABELS)

@@ -3,7 +3,7 @@
 import httpx
 import pytest
 
-from notte_exporter.transport import AnswerTooLarge, read_body
+from notte_exporter.api.transport import AnswerTooLarge, read_body
 
 
 def answered_from_memory(content: bytes) -> httpx.Response:

@@ -23,7 +23,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from notte_exporter.models import LiveSession, in_api_utc, last_activity
+from notte_exporter.api.models import LiveSession, in_api_utc, last_activity
 
 from .policy import ReaperPolicy
 

@@ -50,9 +50,9 @@ from pydantic import (
     ValidationError,
 )
 
-from notte_exporter.config import MAX_DURATION, MAX_DURATION_SECONDS, ReaperConfigError
 from notte_exporter.durations import format_duration, parse_duration
 from notte_exporter.files import WEB_FILE_BYTES, read_regular_file, unreadable
+from notte_exporter.settings import MAX_DURATION, MAX_DURATION_SECONDS, ReaperConfigError
 
 log = logging.getLogger(__name__)
 

@@ -34,12 +34,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from notte_exporter.client import NotteClient
+from notte_exporter.api.client import NotteClient
+from notte_exporter.api.models import InvalidItem, LiveSession, is_live
 from notte_exporter.durations import format_duration
 from notte_exporter.errors import ApiError, ShutdownRequested
 from notte_exporter.labels import text_label
-from notte_exporter.models import InvalidItem, LiveSession, is_live
-from notte_exporter.statuspage import ReaperAction, ReaperView
+from notte_exporter.web.statuspage import ReaperAction, ReaperView
 
 from .decide import Candidate, Match, Matcher, RollingHour, confirm, saved_seconds, take
 from .policy import LivePolicy, ReaperPolicy

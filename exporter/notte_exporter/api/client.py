@@ -58,19 +58,8 @@ from tenacity import (
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
-from . import __version__
-from .config import flag_name
-from .errors import ApiError, FailureReason, display_url, wrong_url_advice
-from .instrumentation import (
-    ENDPOINT_GET,
-    ENDPOINT_LIST,
-    ENDPOINT_STOP,
-    ENDPOINT_USAGE,
-    ExporterMetrics,
-    RateLimit,
-)
-from .logs import REDACTED
-from .models import (
+from notte_exporter import __version__
+from notte_exporter.api.models import (
     InvalidItem,
     Item,
     LiveSession,
@@ -78,12 +67,13 @@ from .models import (
     Session,
     SessionPage,
     TooManyItemsError,
+    UsageReport,
     first_problem,
     parse_live_page,
     parse_page,
     parse_session,
 )
-from .transport import (
+from notte_exporter.api.transport import (
     ACCEPT_ENCODING,
     AnswerTooLarge,
     UnreadableEncoding,
@@ -91,7 +81,17 @@ from .transport import (
     read_body,
     until,
 )
-from .usage_report import UsageReport
+from notte_exporter.errors import ApiError, FailureReason, display_url, wrong_url_advice
+from notte_exporter.instrumentation import (
+    ENDPOINT_GET,
+    ENDPOINT_LIST,
+    ENDPOINT_STOP,
+    ENDPOINT_USAGE,
+    ExporterMetrics,
+    RateLimit,
+)
+from notte_exporter.logs import REDACTED
+from notte_exporter.settings import flag_name
 
 USER_AGENT = f"notte-exporter/{__version__}"
 REQUEST_ORIGIN = "notte-exporter"

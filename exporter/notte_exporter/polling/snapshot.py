@@ -15,9 +15,9 @@ from itertools import chain
 from operator import itemgetter
 from typing import TypeVar
 
-from .labels import FEATURES, OVERDUE_REASONS, text_label
-from .models import LiveSession
-from .models import last_activity as last_activity_of
+from notte_exporter.api.models import LiveSession
+from notte_exporter.api.models import last_activity as last_activity_of
+from notte_exporter.labels import FEATURES, OVERDUE_REASONS, text_label
 
 
 class _Cutoffs(dict[int, datetime]):
@@ -63,7 +63,7 @@ class Snapshot:
         return sum(self.active.values())
 
 
-class Summary:
+class SnapshotBuilder:
     """A snapshot under way: live sessions are added a page at a time, each once.
 
     A poll adds each page as it reads it and keeps none, so it never holds its 10,000

@@ -19,8 +19,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .durations import format_duration
-from .state import PollStatus
+from notte_exporter.durations import format_duration
+from notte_exporter.polling.state import PollStatus
 
 REMINDER_SECONDS = 300.0
 
@@ -42,7 +42,7 @@ def poll_fields(status: PollStatus) -> dict[str, Any]:
     return fields
 
 
-class PollReporter:
+class PollLog:
     """Logs poll outcomes: first failures, rate-limited reminders, one recovery line."""
 
     def __init__(

@@ -28,12 +28,12 @@ from collections.abc import Callable, Iterator
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from . import __version__
-from .instrumentation import RateLimit
-from .labels import FEATURES, OVERDUE_REASONS
-from .lifecycle import LifecycleStats
-from .snapshot import Snapshot
-from .state import ExporterState
+from notte_exporter import __version__
+from notte_exporter.instrumentation import RateLimit
+from notte_exporter.labels import FEATURES, OVERDUE_REASONS
+from notte_exporter.polling.lifecycle import LifecycleStats
+from notte_exporter.polling.snapshot import Snapshot
+from notte_exporter.polling.state import ExporterState
 
 _AT_LAST_POLL = "at the last successful poll"
 

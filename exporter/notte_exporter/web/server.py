@@ -15,7 +15,7 @@ HTTP/0.9 is refused. (cheroot, the other pure Python candidate, does the TLS han
 on its single accept thread and hands each new connection straight to a worker, so a
 thousand silent connections hold every worker.)
 
-The routes are served as an ASGI app, in two ways (exchange.py): what can be answered from
+The routes are served as an ASGI app, in two ways (web/messages.py): what can be answered from
 memory (``/metrics`` from the published bytes, ``/healthz``, ``/readyz``, a login already
 checked) is answered on the loop itself, with no hand-off to a thread and back: that
 hand-off cost more than serving the bytes. Everything that may take time (the status page,
@@ -52,7 +52,7 @@ from hypercorn.typing import (
     Scope,
 )
 
-from .exchange import Handler, Request, Response
+from notte_exporter.web.messages import Handler, Request, Response
 
 log = logging.getLogger(__name__)
 

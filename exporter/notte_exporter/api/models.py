@@ -1,4 +1,5 @@
-"""The Notte API's session listing, read tolerantly where the API may drift, and fast.
+"""What the Notte API answers (the session listing, one session, the usage report), read
+tolerantly where the API may drift, and fast.
 
 Tolerance is deliberate and narrow: unknown fields are ignored, enum-like fields (``status``,
 ``browser_type``, ``close_reason``) are kept as plain strings so that a new value never
@@ -43,7 +44,10 @@ from typing import Annotated, Any, Generic, TypeVar
 from pydantic import (
     AfterValidator,
     AwareDatetime,
+    BaseModel,
+    ConfigDict,
     Field,
+    FiniteFloat,
     GetCoreSchemaHandler,
     NaiveDatetime,
     TypeAdapter,
@@ -359,3 +363,33 @@ def first_problem(exc: ValidationError, whole: str) -> str:
     """The first validation error as ``field.path: message`` (``whole`` when it has no path)."""
     first = exc.errors()[0]
     return f"{'.'.join(str(part) for part in first['loc']) or whole}: {first['msg']}"
+
+
+class UsageReport(BaseModel):
+    """``UsageResponse``, the answer of ``GET /usage``: tolerant of additions, strict about
+    omissions.
+
+    Unknown fields are ignored, so the API may add to the report at any time; every field
+    the exporter exposes is required, so a report missing one fails that read with a reason
+    that names the field (``total_cost: Field required``) instead of exposing a made-up 0.
+    Numbers are bounded as the sessions' are (counts as ``Count``, amounts finite), so that a
+    report either renders whole or fails that read, never the sessions.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    plan_type: str
+    period: str
+    session_count: Count
+    function_count: Count
+    browser_usage_cost: FiniteFloat
+    proxy_usage_cost: FiniteFloat
+    llm_usage_cost: FiniteFloat
+    function_usage_cost: FiniteFloat
+    total_cost: FiniteFloat
+    subscription_limit_amount: FiniteFloat
+    topup_limit_amount: FiniteFloat
+    subscription_balance_amount: FiniteFloat
+    topup_balance_amount: FiniteFloat
+    balance_amount: FiniteFloat
+    is_usage_limit_exceeded: bool

@@ -15,29 +15,46 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from statistics import median
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, Protocol, TypeVar
 
-from .client import Answer, NotteClient
-from .errors import ApiError, ShutdownRequested, unexpected
-from .instrumentation import ExporterMetrics
-from .labels import BoundedLabel, text_label
-from .lifecycle import LifecycleTracker
-from .models import InvalidItem, LiveSession, SessionPage, in_api_utc, is_live
-from .paging import pages_ahead, read_listing
-from .pollreport import PollReporter
-from .snapshot import Summary
-from .state import ExporterState, PollStatus
-
-if TYPE_CHECKING:
-    from .reaper.reaper import Reaper, Sighting
+from notte_exporter.api.client import Answer, NotteClient
+from notte_exporter.api.models import InvalidItem, LiveSession, SessionPage, in_api_utc, is_live
+from notte_exporter.api.paging import pages_ahead, read_listing
+from notte_exporter.errors import ApiError, ShutdownRequested, unexpected
+from notte_exporter.instrumentation import ExporterMetrics
+from notte_exporter.labels import BoundedLabel, text_label
+from notte_exporter.polling.lifecycle import LifecycleTracker
+from notte_exporter.polling.poll_log import PollLog
+from notte_exporter.polling.snapshot import SnapshotBuilder
+from notte_exporter.polling.state import ExporterState, PollStatus
 
 log = logging.getLogger(__name__)
+
+
+class Sighting(Protocol):
+    """What watches one poll's live listing: each page's sessions as they are read, and the
+    end of a whole listing (only a successful poll reaches it)."""
+
+    def add(self, sessions: Iterable[LiveSession]) -> None: ...
+
+    def complete(self, deadline: float) -> None: ...
+
+
+class ListingWatcher(Protocol):
+    """What a poll hands its live sessions to (the reaper), without an extra listing.
+
+    Declared here, where it is used, so that the poller needs nothing of what implements it.
+    """
+
+    def begin(self, now: datetime) -> Sighting: ...
+
+    def requests_per_poll(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -101,10 +118,10 @@ class Poller:
         *,
         clock: Callable[[], datetime] = utc_now,
         monotonic: Callable[[], float] = time.monotonic,
-        reporter: PollReporter | None = None,
+        reporter: PollLog | None = None,
         thread_cpu: Callable[[], float] = time.thread_time,
         redact: Callable[[str], str] = str,
-        reaper: Reaper | None = None,
+        reaper: ListingWatcher | None = None,
     ) -> None:
         self._client = client
         self._config = config
@@ -118,7 +135,7 @@ class Poller:
         # When the last complete live listing began: sessions created later may have started
         # and ended without ever being listed as live.
         self._previous_listing: datetime | None = None
-        self._reporter = reporter or PollReporter(log, monotonic=monotonic)
+        self._reporter = reporter or PollLog(log, monotonic=monotonic)
         self._pages = 0
         # Pages of the last complete live listing: how many this poll asks for at once.
         self._expected_pages = 1
@@ -275,7 +292,7 @@ class Poller:
 
     def _list_live(
         self, deadline: float, pool: Executor | None, now: datetime, sighting: Sighting | None
-    ) -> tuple[Summary, int, Future[Answer] | None]:
+    ) -> tuple[SnapshotBuilder, int, Future[Answer] | None]:
         """Every live session, each once, summarised and tracked; or an ApiError.
 
         Each page is handed to the tracker and the summary as it is read, and dropped: a
@@ -304,7 +321,7 @@ class Poller:
             return result
 
         config = self._config
-        summary = Summary(
+        summary = SnapshotBuilder(
             taken_at=now,
             idle_threshold=config.idle_threshold,
             overdue_grace=config.overdue_grace,

@@ -44,10 +44,7 @@ from datetime import datetime, timedelta
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from .labels import CLOSE_REASONS, CLOSED_STATUSES, UNKNOWN, BoundedLabel
-from .labels import close_reason as close_reason_label
-from .labels import closed_status as closed_status_label
-from .models import (
+from notte_exporter.api.models import (
     END_STATUSES,
     LiveSession,
     Session,
@@ -56,6 +53,9 @@ from .models import (
     last_activity,
     lifetime,
 )
+from notte_exporter.labels import CLOSE_REASONS, CLOSED_STATUSES, UNKNOWN, BoundedLabel
+from notte_exporter.labels import close_reason as close_reason_label
+from notte_exporter.labels import closed_status as closed_status_label
 
 # Sessions last from seconds (a scrape) to a day (the largest max_duration_minutes, 1440).
 SESSION_DURATION_BUCKETS = (

@@ -29,9 +29,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from .durations import format_duration
-from .snapshot import Snapshot
-from .state import PollStatus
+from notte_exporter.durations import format_duration
+from notte_exporter.polling.snapshot import Snapshot
+from notte_exporter.polling.state import PollStatus
 
 DOCS_URL = "https://github.com/notte-exporter/notte-exporter#readme"
 OLDEST_SHOWN = 5

@@ -18,7 +18,7 @@ publishes render the text format and OpenMetrics, as if asked for at start. A re
 format not rendered for the poll has it rendered from the snapshot, kept for the rest of
 that poll, and rendered by the publishes that follow. That render, and a ``?name[]=``
 filter, read every family, so ``reply_now()`` leaves them to ``reply()`` (a worker thread,
-see web.py).
+see web/routes.py).
 
 The per-process series (prometheus_client's process, platform and GC collectors) change
 between polls and are read at each scrape, as every exporter reads them: rendered from their

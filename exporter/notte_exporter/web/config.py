@@ -57,8 +57,14 @@ import bcrypt
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from .config import WebConfigError
-from .files import WEB_FILE_BYTES, RegularFile, opened_regular_file, read_regular_file, unreadable
+from notte_exporter.files import (
+    WEB_FILE_BYTES,
+    RegularFile,
+    opened_regular_file,
+    read_regular_file,
+    unreadable,
+)
+from notte_exporter.settings import WebConfigError
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +141,7 @@ class WebConfig:
     users: dict[str, bytes]
     summary: dict[str, Any] = field(compare=False)
     fingerprint: str = ""
-    # What an unknown user's password is checked against (access.py); made once per config.
+    # What an unknown user's password is checked against (web/auth.py); made once per config.
     decoy: bytes = field(default=b"", compare=False, repr=False)
 
 
@@ -203,7 +209,7 @@ def load(path: Path) -> WebConfig:
     if problems:
         raise WebConfigError(path, problems)
     if tls is not None:
-        # Set once, here: each handshake is handed this context (server.py), and with it
+        # Set once, here: each handshake is handed this context (web/server.py), and with it
         # this config's choice of protocols, without looking at the config again.
         tls.set_alpn_protocols(
             ["h2", "http/1.1"] if document.http_server_config.http2 else ["http/1.1"]

@@ -17,8 +17,8 @@ from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
 
-from .errors import FailureReason
-from .snapshot import Snapshot
+from notte_exporter.errors import FailureReason
+from notte_exporter.polling.snapshot import Snapshot
 
 
 @dataclass(frozen=True)

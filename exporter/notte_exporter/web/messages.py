@@ -1,6 +1,6 @@
 """What the HTTP server hands the routes, and what it gets back: one request, one response.
 
-The routes (``web.py``, behind ``access.py``) answer in two ways, and the server picks:
+The routes (``web/routes.py``, behind ``web/auth.py``) answer in two ways, and the server picks:
 
 * ``answer_now`` runs on the server's event loop and must never wait: it answers from what
   is already in memory (the published exposition, the readiness flag, a cached password

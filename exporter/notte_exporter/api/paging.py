@@ -40,9 +40,9 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, Future, wait
 from typing import Any, Generic, TypeVar
 
-from .config import flag_name
-from .errors import ApiError, FailureReason
-from .models import SessionPage
+from notte_exporter.api.models import SessionPage
+from notte_exporter.errors import ApiError, FailureReason
+from notte_exporter.settings import flag_name
 
 Fetched = TypeVar("Fetched")
 Page = TypeVar("Page", bound="SessionPage[Any]")

@@ -9,7 +9,7 @@ does not pay for a bcrypt every time, a check that succeeded is remembered under
 (user, hash, password) keyed with a secret made at start-up: the cache never holds a
 password, or anything that could be tested against one without that key. Failures are not
 cached, so guessing stays as slow as bcrypt makes it. An unknown user costs a bcrypt too,
-against the web config's decoy, a hash at the users' own cost (webconfig.py), so that
+against the web config's decoy, a hash at the users' own cost (web/config.py), so that
 timing does not tell which users exist. As with Go's bcrypt, which exporter-toolkit uses,
 only a password's first 72 bytes count.
 
@@ -41,8 +41,8 @@ from contextlib import contextmanager
 
 import bcrypt
 
-from .exchange import Handler, Request, Response
-from .webconfig import LiveWebConfig, WebConfig
+from notte_exporter.web.config import LiveWebConfig, WebConfig
+from notte_exporter.web.messages import Handler, Request, Response
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
 REALM = "notte-exporter"

@@ -32,10 +32,10 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from .durations import format_duration, parse_duration
-from .files import unreadable
-from .keys import ENV_SOURCE, file_source, key_problem, read_key_file
-from .options import (
+from notte_exporter.durations import format_duration, parse_duration
+from notte_exporter.files import unreadable
+from notte_exporter.keys import ENV_SOURCE, file_source, key_problem, read_key_file
+from notte_exporter.options import (
     DURATION,
     Environment,
     Option,
@@ -388,9 +388,9 @@ class SettingsError(Exception):
 
 
 class WebConfigError(Exception):
-    """Everything wrong with a web config file (webconfig.py), as lines fit to print.
+    """Everything wrong with a web config file (web/config.py), as lines fit to print.
 
-    Here rather than in webconfig.py, so that catching it at start-up does not load what
+    Here rather than in web/config.py, so that catching it at start-up does not load what
     only a web config needs (YAML, bcrypt, its models): most exporters run without one.
     """
 

@@ -2,18 +2,18 @@
 
 Serving reads only the state the poll thread published, so a slow or failing API never
 slows a scrape. ``/metrics`` serves the bytes rendered when the last poll ended
-(``exposition.py`` negotiates the format and gzip with the scraper). The server that runs
-these routes is ``server.py``; the web config's authentication and headers wrap them in
-``access.py``. HEAD is answered like GET (the server sends the headers only).
+(``metrics/exposition.py`` negotiates the format and gzip with the scraper). The server that runs
+these routes is ``web/server.py``; the web config's authentication and headers wrap them in
+``web/auth.py``. HEAD is answered like GET (the server sends the headers only).
 
 ``/healthz`` is liveness: it fails (503, one line saying why) once a loop the exporter cannot
-work without has stopped (``state.py``), since only a restart brings it back. A live render
+work without has stopped (``polling/state.py``), since only a restart brings it back. A live render
 that fails answers 500 with one line saying why; the published bytes never fail to serve.
 
 Everything but the status page and live renders of ``/metrics`` (a ``?name[]=`` filter, a
 format variant not published yet) is answered from memory, so ``answer_now`` gives it on
 the server's event loop; the status page renders a page from the state and the others read
-the whole registry, so they are left to a worker thread (``answer``; see exchange.py).
+the whole registry, so they are left to a worker thread (``answer``; see web/messages.py).
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from .errors import describe
-from .exchange import Request, Response
-from .exposition import PublishedExposition, Reply
-from .state import ExporterState
-from .statuspage import CONTENT_SECURITY_POLICY
+from notte_exporter.errors import describe
+from notte_exporter.metrics.exposition import PublishedExposition, Reply
+from notte_exporter.polling.state import ExporterState
+from notte_exporter.web.messages import Request, Response
+from notte_exporter.web.statuspage import CONTENT_SECURITY_POLICY
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ _STATUS_PAGE_HEADERS = (
 
 
 class Routes:
-    """The exporter's pages; ``status_page`` renders ``/`` (statuspage.py), 404 without it."""
+    """The exporter's pages; ``status_page`` renders ``/`` (web/statuspage.py), 404 without it."""
 
     def __init__(
         self,

@@ -1,0 +1,1 @@
+"""The Notte API: asking (client, paging, the key) and reading the answers (models)."""

@@ -1,0 +1,1 @@
+"""One poll and what outlives it: poller, session lifecycle, snapshot, state, usage reads."""

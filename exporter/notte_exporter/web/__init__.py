@@ -1,0 +1,1 @@
+"""The HTTP edge: server, routes, basic auth, web config, status page."""
