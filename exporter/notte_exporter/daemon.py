@@ -6,7 +6,8 @@ published state. Polls run one after another on a fixed schedule (each poll's bu
 shorter than the interval), so they can never overlap. The usage reads (``GET /usage``) run
 on a thread and schedule of their own, so a slow or failing ``/usage`` never delays a poll;
 what they read is published with the next poll (usage changes over minutes, polls come
-every few seconds), so that the poll thread stays the only one that renders ``/metrics``.
+every few seconds), so that the poll thread stays the only one that reads the registry:
+scrapes render from what it published (metrics/exposition.py).
 
 A round of a loop can fail; the loop cannot die of it. An exception in a poll, a usage read
 or a publish ends that one attempt: it is counted under its reason (``other`` when nothing

@@ -381,7 +381,7 @@ class NotteClient:
         """The client's headers with ``key``'s, merged once per key.
 
         ``httpx.Client.get`` merges the client's headers, cookies and parameters into every
-        request anew: 9 us of the 60 a request costs against an API that answers at once.
+        request anew, a measurable share of what a request costs (docs/benchmarks.md).
         """
         merged = self._merged_headers
         if merged is None or merged[0] != key:
@@ -595,8 +595,8 @@ class _ApiHttpClient(httpx.Client):
 
     The API authenticates by key, and a cookie kept from one poll to the next (a load
     balancer's, say) would be state nobody asked for. Reading each answer's cookies also
-    cost 30 us a response (urllib's request objects), a tenth of a poll's CPU against an
-    API that answers at once. Sending and redirecting, httpx reaches its jar through the
+    cost a noticeable share of a poll's CPU (urllib's request objects for every answer).
+    Sending and redirecting, httpx reaches its jar through the
     ``cookies`` property only (the jar its ``__init__`` makes is left unused).
 
     The transports httpx builds itself (the direct one, and one per proxy the environment

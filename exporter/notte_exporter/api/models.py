@@ -23,13 +23,13 @@ from its bytes in one call (``parse_page``, ``parse_live_page``) into plain dict
 (``Session``, or for the live listing ``LiveSession``, which leaves out what only an ended
 session needs: TypedDicts):
 pydantic-core decodes, validates and fills defaults in Rust, with no Python code per session
-or per field, which costs about what ``json.loads`` of the same bytes does (bench/: 0.9-1.0x
-for pages dropped once read; model or dataclass instances, or a Python hook per session,
-were measured to cost more).
+or per field, which costs about what ``json.loads`` of the same bytes does (model or
+dataclass instances, or a Python hook per session, were measured to cost more:
+docs/benchmarks.md).
 Only a naive timestamp takes a Python step (``_as_utc``). Aware ones keep the tzinfo
 pydantic-core gives them; it hands out one shared instance for UTC (``API_UTC``), and a poll
 that takes its own "now" in that instance compares timestamps field by field instead of
-through ``utcoffset()`` on both sides, about ten times cheaper (correct either way: only the
+through ``utcoffset()`` on both sides, which is much cheaper (correct either way: only the
 speed depends on sharing it). Only a page that fails as a whole is decoded again and read
 item by item, so that one broken item costs only itself; a page of more items than the API
 ever puts on one (``MAX_PAGE_SIZE``) is refused instead, before any of them is kept.

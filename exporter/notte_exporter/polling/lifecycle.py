@@ -379,7 +379,7 @@ class LiveListing:
             pending = tracker._pending
             for session in sessions:
                 sid = session["session_id"]
-                # models.is_live, inlined: a call per session cost 0.6 ms a poll of 10,000.
+                # models.is_live, inlined: a call per session is a measurable share of a poll.
                 if sid in seen or session["closed_at"] is not None or session["status"] in ends:
                     continue
                 if sid in ended:

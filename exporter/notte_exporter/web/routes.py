@@ -7,13 +7,15 @@ these routes is ``web/server.py``; the web config's authentication and headers w
 ``web/auth.py``. HEAD is answered like GET (the server sends the headers only).
 
 ``/healthz`` is liveness: it fails (503, one line saying why) once a loop the exporter cannot
-work without has stopped (``polling/state.py``), since only a restart brings it back. A live render
-that fails answers 500 with one line saying why; the published bytes never fail to serve.
+work without has stopped (``polling/state.py``), since only a restart brings it back. A scrape
+whose own render fails (the per-process series, or a format or filter not published yet)
+answers 500 with one line saying why.
 
-Everything but the status page and live renders of ``/metrics`` (a ``?name[]=`` filter, a
-format variant not published yet) is answered from memory, so ``answer_now`` gives it on
-the server's event loop; the status page renders a page from the state and the others read
-the whole registry, so they are left to a worker thread (``answer``; see web/messages.py).
+Everything but the status page and the renders ``/metrics`` has not published (a
+``?name[]=`` filter, a format not asked for this poll) is answered from memory, so
+``answer_now`` gives it on the server's event loop; the status page renders a page from the
+state and the others render the published snapshot, so they are left to a worker thread
+(``answer``; see web/messages.py).
 """
 
 from __future__ import annotations
