@@ -126,8 +126,12 @@ def _service_monitor_relabelings(account: str) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    processes = Processes(tmp_path_factory.mktemp("accounts"))
+    folder = tmp_path_factory.mktemp("accounts")
+    processes = Processes(folder)
     instances: dict[str, str] = {}
+    # A reaper in dry run on each account, for the reaper panels: it sends nothing.
+    reaper = folder / "reaper.yaml"
+    reaper.write_text("policies: [{name: idle-1m, idle_longer_than: 1m}]\n")
     try:
         for seed, account in enumerate(ACCOUNTS, start=1):
             _, instances[account] = processes.exporter(
@@ -143,6 +147,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
                     # Different plan limits, so a utilisation that averaged the two
                     # ratios instead of dividing the sums would show.
                     f"--sessions.limit={40 * seed}",
+                    f"--reaper.config.file={reaper}",
                 ],
             )
         api = processes.prometheus(
