@@ -277,6 +277,7 @@ TOO_MANY_VALUES = (
 )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("bomb", "message"),
     [

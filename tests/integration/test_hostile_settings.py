@@ -17,6 +17,9 @@ import pytest
 
 from support import API_KEY
 
+# Each test starts the exporter as a process of its own (tests/tiers.py).
+pytestmark = pytest.mark.slow
+
 COMMAND = [sys.executable, "-m", "notte_exporter"]
 DEADLINE_SECONDS = 20
 # Enough to start, far too little to read /dev/zero whole (as the code before did).

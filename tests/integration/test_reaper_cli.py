@@ -8,9 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from test_reload import lines_until
 
 from support import API_KEY
+
+# Each test starts the exporter as a process of its own (tests/tiers.py).
+pytestmark = pytest.mark.slow
 
 
 def test_a_malformed_policy_file_exits_2_listing_every_problem_and_no_key(
