@@ -26,7 +26,7 @@ from pydantic import SecretStr
 from notte_exporter.config import Settings
 from notte_exporter.daemon import Exporter
 from notte_exporter.keys import ApiKey
-from notte_exporter.simulator import ManualClock, SimulatedAccount, SimulatorServer
+from notte_exporter.simulator import PLANS, ManualClock, SimulatedAccount, SimulatorServer
 from notte_exporter.simulator.month import (
     EndRecord,
     Episode,
@@ -37,10 +37,13 @@ from notte_exporter.simulator.month import (
 
 from .scrapes import ScrapeWriter
 
-# Production's default is 30 s; a minute halves the run's wall time and suits every rule's
-# windows (the shortest is 5m, with `for` of 1m and more).
-POLL_INTERVAL = 60.0
-# The load acts between polls, so that no session starts at a poll's instant.
+# Production's default is 30 s; two minutes keeps the month within minutes of wall time on a
+# small machine and still suits every rule's windows (the shortest, a 5m `for`, sees 2-3
+# scrapes; Prometheus's 5m lookback bridges them).
+POLL_INTERVAL = 120.0
+# The load acts every minute whatever the poll interval (sessions are used as often, and idle
+# timeouts mean the same), between polls, so that no session starts at a poll's instant.
+_LOAD_STEP = 60.0
 _ACT_AT = 10.0
 # A month that crosses a month boundary (usage resets) and starts on a Monday.
 DEFAULT_START = datetime(2026, 6, 15, tzinfo=UTC)
@@ -128,11 +131,17 @@ class Soak:
         scrape_path: str | None = None,
         progress: Callable[[str], None] | None = None,
     ) -> None:
+        if poll_interval % _LOAD_STEP:
+            raise ValueError(f"the poll interval must be a multiple of {_LOAD_STEP:.0f} s")
         self.poll_interval = poll_interval
+        self._load_steps = int(poll_interval // _LOAD_STEP)
         self.clock = ManualClock(start)
         self.start = start
         self.end = start + timedelta(days=days)
-        self.account = SimulatedAccount(clock=self.clock, profile=None, history_limit=2000)
+        # A plan the month's load fits in (with its leaks): any cost alert would be false.
+        self.account = SimulatedAccount(
+            clock=self.clock, profile=None, history_limit=500, usage_plan=PLANS["steady"]
+        )
         self.episodes = month_plan(start, max(int(days), 1))
         self.load = MonthLoad(self.account, self.episodes, seed=seed)
         self.faults = MonthFaults(FAULT_SHARE, self._in_outage, seed=seed)
@@ -184,9 +193,10 @@ class Soak:
             )
             next_day = self.start
             while self.clock.now() < self.end:
-                self.clock.advance(_ACT_AT)
-                self.load.step(self.poll_interval)
-                self.clock.advance(self.poll_interval - _ACT_AT)
+                for _ in range(self._load_steps):
+                    self.clock.advance(_ACT_AT)
+                    self.load.step(_LOAD_STEP)
+                    self.clock.advance(_LOAD_STEP - _ACT_AT)
                 self.load.record_ends()
                 now = self.clock.now()
                 exporter = self._poll(exporter, now)

@@ -6,6 +6,11 @@ one instant at a time: each family is appended to a file of its own as the run g
 family is declared ``unknown`` (the type matters nothing to the rules), and every sample gets
 the ``job`` and ``instance`` labels a Prometheus scrape would add. Only the families the
 bundle's rules read are kept.
+
+A counter's label set is left out while it is still 0 (most of the hundred close-reason
+combinations never move): the file stays a size promtool reads in seconds. The scrape before
+its first increase then gets its 0, so that ``increase()`` sees that increase as Prometheus
+would have.
 """
 
 from __future__ import annotations
@@ -31,7 +36,8 @@ KEPT_PREFIXES = (
     "notte_usage_",
     "notte_reaper_",
 )
-TARGET_LABELS = {"job": "notte", "instance": "soak:9977"}
+# The job the bundle's rules select (mixin/config.py).
+TARGET_LABELS = {"job": "notte-exporter", "instance": "soak:9977"}
 
 
 def _escape(value: str) -> str:
@@ -46,9 +52,14 @@ class ScrapeWriter:
         self._dir = Path(tempfile.mkdtemp(prefix="soak-scrapes-"))
         self._files: dict[str, IO[str]] = {}
         self.samples = 0
+        self._moved: set[str] = set()
+        self._previous: str | None = None
+        self._target = ",".join(f'{k}="{v}"' for k, v in sorted(TARGET_LABELS.items()))
 
     def write(self, exposition: bytes, at: datetime) -> None:
         stamp = f"{at.timestamp():.3f}"
+        # What Prometheus adds to every scrape that succeeds (NotteExporterDown reads it).
+        self._file("up").write(f"up{{{self._target}}} 1.0 {stamp}\n")
         for family in text_string_to_metric_families(exposition.decode()):
             for sample in family.samples:
                 if not sample.name.startswith(KEPT_PREFIXES) or sample.name.endswith(
@@ -57,10 +68,17 @@ class ScrapeWriter:
                     continue
                 labels = {**sample.labels, **TARGET_LABELS}
                 rendered = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items()))
-                self._file(sample.name).write(
-                    f"{sample.name}{{{rendered}}} {sample.value!r} {stamp}\n"
-                )
+                series = f"{sample.name}{{{rendered}}}"
+                out = self._file(sample.name)
+                if sample.name.endswith("_total") and series not in self._moved:
+                    if sample.value == 0:
+                        continue
+                    self._moved.add(series)
+                    if self._previous is not None:
+                        out.write(f"{series} 0.0 {self._previous}\n")
+                out.write(f"{series} {sample.value!r} {stamp}\n")
                 self.samples += 1
+        self._previous = stamp
 
     def _file(self, name: str) -> IO[str]:
         handle = self._files.get(name)

@@ -234,8 +234,11 @@ class MonthLoad:
         self.truth.starts[browser] += 1
         if leak:
             plan = _Live(browser, None, False, now + timedelta(seconds=rng.uniform(10, 120)))
-        elif rng.random() < (0.6 if burst else 0.08):
+        elif rng.random() < (0.6 if burst else 0.03):
             plan = _Live(browser, now + timedelta(seconds=rng.uniform(10, 300)), True, None)
+        elif rng.random() < 0.03:
+            # Even a careful client forgets one now and then: the idle timeout closes it.
+            plan = _Live(browser, None, False, now + timedelta(seconds=rng.uniform(10, 120)))
         elif rng.random() < 0.05:
             # Now and then a session outlives its max duration: the platform closes it.
             plan = _Live(browser, None, False, None)
