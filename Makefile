@@ -11,7 +11,7 @@ STAMP   := $(VENV)/.installed
 # Extra flags for `make demo`, e.g. DEMO_FLAGS=--web.listen-address=127.0.0.1:9999
 DEMO_FLAGS ?=
 
-.PHONY: demo test lint generate check-generated bench image clean
+.PHONY: demo test lint generate check-generated bench soak image clean
 
 $(RUNTIME): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,8 +32,8 @@ test: $(STAMP)
 
 ## lint: ruff, mypy (strict) and hadolint
 lint: $(STAMP)
-	$(BIN)/ruff check exporter tests mixin bench
-	$(BIN)/ruff format --check exporter tests mixin bench
+	$(BIN)/ruff check exporter tests mixin bench soak
+	$(BIN)/ruff format --check exporter tests mixin bench soak
 	$(BIN)/mypy
 	$(BIN)/hadolint Dockerfile
 
@@ -56,6 +56,13 @@ image:
 ## bench: rerunnable performance benchmark (ratios against an in-run baseline)
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+## soak: a simulated month (minutes of wall time): accuracy against the simulator's truth,
+## memory per day, and the bundle's alerts in a real Prometheus (see docs/accuracy.md)
+SOAK_DAYS ?= 30
+soak: $(STAMP)
+	mkdir -p build
+	$(BIN)/python -m soak --days $(SOAK_DAYS) --scrapes build/soak.om --alerts
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache

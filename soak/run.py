@@ -16,7 +16,7 @@ can demand the rest be exact.
 from __future__ import annotations
 
 import resource
-from collections import Counter
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -61,6 +61,8 @@ COUNTERS: dict[str, tuple[str, ...]] = {
 }
 
 Key = tuple[str, tuple[str, ...]]
+# An amount per counter and label set: counts, bytes or seconds.
+Tally = defaultdict[Key, float]
 LiveTotals = dict[str, tuple[str, bool, datetime, int, int]]
 
 
@@ -88,9 +90,9 @@ class RunResult:
     start: datetime
     end: datetime
     episodes: tuple[Episode, ...]
-    measured: Counter[Key]
-    truth: Counter[Key]
-    gap_loss: Counter[Key]
+    measured: Tally
+    truth: Tally
+    gap_loss: Tally
     memory: list[MemorySample]
     polls: int
     failed_polls: int
@@ -101,7 +103,7 @@ class RunResult:
     alerts: dict[str, list[tuple[datetime, datetime]]] = field(default_factory=dict)
 
 
-def _add_counters(total: Counter[Key], exporter: Exporter) -> None:
+def _add_counters(total: Tally, exporter: Exporter) -> None:
     for family in exporter.registry.collect():
         labels = COUNTERS.get(family.name)
         if labels is None:
@@ -147,9 +149,9 @@ class Soak:
         self.faults = MonthFaults(FAULT_SHARE, self._in_outage, seed=seed)
         self.scrapes = ScrapeWriter(scrape_path) if scrape_path else None
         self.progress = progress or (lambda _: None)
-        self.measured: Counter[Key] = Counter()
-        self.gap_loss: Counter[Key] = Counter()
-        self.truth: Counter[Key] = Counter()
+        self.measured: Tally = defaultdict(float)
+        self.gap_loss: Tally = defaultdict(float)
+        self.truth: Tally = defaultdict(float)
         # Sessions that lived through a restart, and when the new instance began watching them.
         self._clipped: dict[str, datetime] = {}
         self.memory: list[MemorySample] = []
@@ -292,17 +294,13 @@ class Soak:
                 self._lose("notte_sessions_started", (end.browser_type,), 1)
                 if end.closed_at <= self.clock.now():
                     self._lose_end(end, 0, 0, end.created_at)
-        for key, (browser, proxy, created, sent, received) in live.items():
+        for browser, proxy, created, sent, received in live.values():
             if gap.listed_at < created <= gap.watch_from:
                 self._lose("notte_sessions_started", (browser,), 1)
                 self._lose_bytes(browser, proxy, sent, received)
 
-    def _lose_end(
-        self, end: EndRecord, sent: int, received: int, counted_until: datetime
-    ) -> None:
-        self._lose(
-            "notte_sessions_closed", (end.browser_type, end.status, end.close_reason), 1
-        )
+    def _lose_end(self, end: EndRecord, sent: int, received: int, counted_until: datetime) -> None:
+        self._lose("notte_sessions_closed", (end.browser_type, end.status, end.close_reason), 1)
         self._lose_bytes(
             end.browser_type, end.proxy, end.request_bytes - sent, end.response_bytes - received
         )
@@ -333,7 +331,9 @@ class Soak:
             if watch_from is not None:
                 # Its idle time before the new instance's watch was never counted by anyone.
                 lost = _idle(end, end.created_at) - _idle(end, watch_from)
-                self._lose("notte_sessions_idle_seconds", (end.browser_type, end.close_reason), lost)
+                self._lose(
+                    "notte_sessions_idle_seconds", (end.browser_type, end.close_reason), lost
+                )
 
     def _count_end(self, end: EndRecord) -> None:
         truth = self.truth
@@ -347,7 +347,7 @@ class Soak:
             end, end.created_at
         )
 
-    def _truth(self) -> Counter[Key]:
+    def _truth(self) -> Tally:
         """The whole truth at the end of the run: every start, end, byte and second."""
         now = self.clock.now()
         self._fold_ends(now + timedelta(days=1))

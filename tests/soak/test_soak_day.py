@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 
 import pytest
-
 from soak.report import unexplained
 from soak.run import Soak
 
@@ -32,7 +31,9 @@ def test_one_simulated_day_counts_everything_but_a_restart_gap_exactly(day) -> N
 
 
 def test_a_restart_during_a_leak_loses_only_what_fell_in_its_gap(day) -> None:
-    lost_ends = sum(v for (family, _), v in day.gap_loss.items() if family == "notte_sessions_closed")
+    lost_ends = sum(
+        v for (family, _), v in day.gap_loss.items() if family == "notte_sessions_closed"
+    )
     ends = sum(v for (family, _), v in day.truth.items() if family == "notte_sessions_closed")
     # A restart right after a complete listing loses only the ends of the next poll interval.
     assert lost_ends < ends / 100
