@@ -94,6 +94,9 @@ class Config:
     # NotteApiRateLimited: share of polls that failed with HTTP 429 over a window...
     rate_limited_window: str = "15m"
     rate_limited_poll_share: float = 0.1
+    # ... and the least number of such polls: polled every 2 minutes, one stray 429 is 13% of
+    # a 15-minute window (the soak paged for it 35 times in a month, docs/accuracy.md).
+    rate_limited_min_polls: int = 3
     rate_limited_for: str = "5m"
     # ... or share of the API key's rate-limit budget left (the budget is shared with the
     # user's own automation).
