@@ -15,6 +15,7 @@ can demand the rest be exact.
 
 from __future__ import annotations
 
+import math
 import resource
 from collections import defaultdict
 from collections.abc import Callable
@@ -144,7 +145,8 @@ class Soak:
         self.account = SimulatedAccount(
             clock=self.clock, profile=None, history_limit=500, usage_plan=PLANS["steady"]
         )
-        self.episodes = month_plan(start, max(int(days), 1))
+        # Only what begins within the run: a fraction of a day gets that fraction's episodes.
+        self.episodes = tuple(e for e in month_plan(start, math.ceil(days)) if e.start < self.end)
         self.load = MonthLoad(self.account, self.episodes, seed=seed)
         self.faults = MonthFaults(FAULT_SHARE, self._in_outage, seed=seed)
         self.scrapes = ScrapeWriter(scrape_path) if scrape_path else None
