@@ -17,6 +17,7 @@ disagreement and says which side the exporter follows.
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -38,6 +39,10 @@ from notte_exporter.models import (
 )
 from notte_exporter.simulator import ManualClock, SimulatedAccount, SimulatorServer
 from support import API_KEY
+
+# Only the SDK's models are used, which send nothing; its telemetry stays off all the same,
+# read once when notte-core is imported.
+os.environ["DISABLE_TELEMETRY"] = "true"
 
 # notte-core declares a class-based pydantic config, deprecated in pydantic 2: a warning at
 # import (the suite turns warnings into errors), nothing wrong with what it validates.
