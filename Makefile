@@ -18,7 +18,7 @@ BENCH_FLAGS ?=
 # image's venv) starts once.
 TEST_WORKERS ?= 4
 
-.PHONY: demo test test-fast lint generate check-generated bench image clean
+.PHONY: demo test test-fast lint generate check-generated bench soak image clean
 
 $(RUNTIME): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,8 +46,8 @@ test-fast: $(STAMP)
 
 ## lint: ruff, mypy (strict) and hadolint
 lint: $(STAMP)
-	$(BIN)/ruff check exporter tests mixin bench
-	$(BIN)/ruff format --check exporter tests mixin bench
+	$(BIN)/ruff check exporter tests mixin bench soak
+	$(BIN)/ruff format --check exporter tests mixin bench soak
 	$(BIN)/mypy
 	$(BIN)/hadolint Dockerfile
 
@@ -72,6 +72,13 @@ image:
 ## the same run; fails if a guard is missed (BENCH_FLAGS=--breakdown: where the costs go)
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_FLAGS)
+
+## soak: a simulated month (minutes of wall time): accuracy against the simulator's truth,
+## memory per day, and the bundle's alerts in a real Prometheus (see docs/accuracy.md)
+SOAK_DAYS ?= 30
+soak: $(STAMP)
+	mkdir -p build
+	$(BIN)/python -m soak --days $(SOAK_DAYS) --scrapes build/soak.om --alerts
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -60,6 +60,7 @@ ALERT_SETTINGS: dict[str, tuple[Setting, ...]] = {
     "NotteApiRateLimited": (
         Setting("window", "rate_limited_window", "Window over which polls are counted."),
         Setting("pollShare", "rate_limited_poll_share", "Share of polls refused with 429."),
+        Setting("minPolls", "rate_limited_min_polls", "Polls refused with 429 needed too."),
         Setting("for", "rate_limited_for", "Over the poll share this long."),
         Setting(
             "budgetLowShare", "rate_limit_budget_low_share", "Share of the budget left, below."
@@ -78,6 +79,7 @@ ALERT_SETTINGS: dict[str, tuple[Setting, ...]] = {
         Setting(
             "minEndedSessions", "errors_min_ended_sessions", "Ended sessions needed in the window."
         ),
+        Setting("minErrors", "errors_min_errors", "Errors needed in the window."),
         Setting("for", "errors_for", "Over the share this long."),
     ),
     "NotteSessionsOverdue": (Setting("for", "overdue_for", "Any overdue session this long."),),

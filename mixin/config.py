@@ -94,6 +94,9 @@ class Config:
     # NotteApiRateLimited: share of polls that failed with HTTP 429 over a window...
     rate_limited_window: str = "15m"
     rate_limited_poll_share: float = 0.1
+    # ... and the least number of such polls: polled every 2 minutes, one stray 429 is 13% of
+    # a 15-minute window (the soak paged for it 35 times in a month, docs/accuracy.md).
+    rate_limited_min_polls: int = 3
     rate_limited_for: str = "5m"
     # ... or share of the API key's rate-limit budget left (the budget is shared with the
     # user's own automation).
@@ -107,9 +110,12 @@ class Config:
     leak_share: float = 0.25
     leak_min_ended_sessions: int = 10
     leak_for: str = "15m"
-    # NotteSessionErrorsHigh: share of ended sessions whose final status is error.
+    # NotteSessionErrorsHigh: share of ended sessions whose final status is error, and the
+    # least number of errors: at a quiet hour's dozen ends, two errors are 10% by chance
+    # (the soak's nights paged about once a day on a 3% error rate, docs/accuracy.md).
     errors_share: float = 0.1
     errors_min_ended_sessions: int = 10
+    errors_min_errors: int = 5
     errors_for: str = "15m"
     # NotteSessionsOverdue: sessions live past their max duration or idle timeout.
     overdue_for: str = "5m"

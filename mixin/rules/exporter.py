@@ -110,6 +110,8 @@ def exporter_alerts(config: Config) -> list[Alert]:
                 f"sum without (reason) (increase({failures}[{rl_window}]))\n"
                 f"/\n(increase({polls}[{rl_window}]) > 0)\n"
                 f"> {c.value('rate_limited_poll_share', 'number')}\n"
+                f"and\nsum without (reason) (increase({failures}[{rl_window}]))"
+                f" >= {c.value('rate_limited_min_polls', 'int')}\n"
             ),
             for_=c.value("rate_limited_for"),
             severity="warning",
@@ -118,7 +120,8 @@ def exporter_alerts(config: Config) -> list[Alert]:
             description=(
                 f"{{{{ $value | humanizePercentage }}}} of the polls by {inst} in the last "
                 f"{c.value('rate_limited_window', 'human')} failed because the Notte API "
-                f"answered 429 (threshold {c.value('rate_limited_poll_share', 'percent')}): the "
+                f"answered 429 (threshold {c.value('rate_limited_poll_share', 'percent')} and "
+                f"{c.value('rate_limited_min_polls', 'int')} polls): the "
                 "API key's rate limit, shared with your own automation, is exhausted."
             ),
         )

@@ -126,6 +126,8 @@ def session_alerts(config: Config) -> list[Alert]:
                 f"{names.error_ratio} > {c.value('errors_share', 'number')}\n"
                 f"and\n{known_ended(c, 'status')}"
                 f" >= {c.value('errors_min_ended_sessions', 'int')}\n"
+                f'and\nsum without (status) ({names.closed_by_status}{{status="error"}})'
+                f" >= {c.value('errors_min_errors', 'int')}\n"
             ),
             for_=c.value("errors_for"),
             severity="warning",
@@ -134,7 +136,8 @@ def session_alerts(config: Config) -> list[Alert]:
                 f"{{{{ $value | humanizePercentage }}}} of the {error_volume} sessions that "
                 f"ended on {inst} in the last {ended_window} ended with status error "
                 f"(threshold {c.value('errors_share', 'percent')} of at least "
-                f"{c.value('errors_min_ended_sessions', 'int')})."
+                f"{c.value('errors_min_ended_sessions', 'int')}, and at least "
+                f"{c.value('errors_min_errors', 'int')} errors)."
             ),
         )
     )

@@ -21,7 +21,8 @@ def exporter_threshold_rows(config: Config) -> list[tuple[str, str]]:
         (
             "NotteApiRateLimited",
             f"> {percent(c.rate_limited_poll_share)} of polls "
-            f"failed with 429 over {c.rate_limited_window}, for {c.rate_limited_for}; or < "
+            f"failed with 429 over {c.rate_limited_window} (at least {c.rate_limited_min_polls}), "
+            f"for {c.rate_limited_for}; or < "
             f"{percent(c.rate_limit_budget_low_share)} of the budget left for "
             f"{c.rate_limit_budget_for}",
         ),
@@ -79,7 +80,8 @@ is long on purpose, raise `stale_after` in `mixin/config.py` and regenerate.""",
         "NotteApiRateLimited": f"""\
 **Meaning.** The API key's rate limit is shared by the exporter and your own automation.
 - `cause="polls_rate_limited"`: more than {percent(c.rate_limited_poll_share)} of the polls in
-  {human_duration(c.rate_limited_window)} failed on HTTP 429 after the exporter's retries
+  {human_duration(c.rate_limited_window)} failed on HTTP 429 after the exporter's retries,
+  at least {c.rate_limited_min_polls} of them, so that one stray 429 does not page
   (for {human_duration(c.rate_limited_for)}).
 - `cause="budget_low"`: less than {percent(c.rate_limit_budget_low_share)} of the budget
   (`notte_api_rate_limit_remaining / notte_api_rate_limit_limit`) was left after the polls

@@ -23,7 +23,8 @@ def session_threshold_rows(config: Config) -> list[tuple[str, str]]:
             "NotteSessionErrorsHigh",
             f"> {percent(c.errors_share)} of sessions ended "
             f"in {c.sessions_ended_window} with status error, at least "
-            f"{c.errors_min_ended_sessions} ended, for {c.errors_for}",
+            f"{c.errors_min_ended_sessions} ended and {c.errors_min_errors} errors, "
+            f"for {c.errors_for}",
         ),
         ("NotteSessionsOverdue", f"any overdue session for {c.overdue_for}"),
         ("NotteSessionsIdle", f">= {c.idle_sessions} idle live sessions for {c.idle_for}"),
@@ -67,7 +68,8 @@ leaked sessions by id (`DELETE /sessions/{{session_id}}/stop`) and lower their
         "NotteSessionErrorsHigh": f"""\
 **Meaning.** Of the sessions that ended in the last {ended} with a known status, more than
 {percent(c.errors_share)} ended with status `error`, with at least
-{c.errors_min_ended_sessions} ended sessions, for {human_duration(c.errors_for)}.
+{c.errors_min_ended_sessions} ended sessions and {c.errors_min_errors} errors (so that two
+unlucky sessions of a quiet hour do not page), for {human_duration(c.errors_for)}.
 Recording rules: `{names.error_ratio}` over `{names.closed_by_status}`.
 
 **Check.** *Session ends by status* by browser type; *Live sessions with an error*; the

@@ -449,7 +449,7 @@ class SimulatedAccount:
             "web_bot_auth": False,
             "timeout_minutes": None,  # derived
             "close_reason": None,
-            "auth_ids": None,
+            "auth_ids": [],
             "system_hidden": False,
         }
 

@@ -1,0 +1,385 @@
+"""One soak run: the exporter polls a simulated account through a whole scripted month.
+
+Everything runs on one ManualClock: the account (``simulator.month``), the simulator's HTTP
+server on loopback (with ``MonthFaults``), and the exporter, driven in-process by
+``poll_once`` every ``POLL_INTERVAL`` simulated seconds, as its poll loop would. A restart is
+a new ``Exporter`` on the same account: its counters start again from zero, so each
+instance's final counter values are added up, as ``increase()`` reads a counter across resets.
+
+A restart loses what falls in its gap, from the old instance's last complete listing to the
+new one's first: the ends of sessions that stopped then, the bytes they moved then, and the
+starts of sessions begun then, before the new instance's watch began. Each gap's loss is
+worked out from the account's own states at both ends (``GapLoss``), so that the comparison
+can demand the rest be exact.
+"""
+
+from __future__ import annotations
+
+import math
+import resource
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from pydantic import SecretStr
+
+from notte_exporter.daemon import Exporter
+from notte_exporter.keys import ApiKey
+from notte_exporter.settings import Settings
+from notte_exporter.simulator import PLANS, ManualClock, SimulatedAccount, SimulatorServer
+from notte_exporter.simulator.month import (
+    EndRecord,
+    Episode,
+    MonthFaults,
+    MonthLoad,
+    month_plan,
+)
+
+from .scrapes import ScrapeWriter
+
+# Production's default is 30 s; two minutes keeps the month within minutes of wall time on a
+# small machine and still suits every rule's windows (the shortest, a 5m `for`, sees 2-3
+# scrapes; Prometheus's 5m lookback bridges them).
+POLL_INTERVAL = 120.0
+# The load acts every minute whatever the poll interval (sessions are used as often, and idle
+# timeouts mean the same), between polls, so that no session starts at a poll's instant.
+_LOAD_STEP = 60.0
+_ACT_AT = 10.0
+# A month that crosses a month boundary (usage resets) and starts on a Monday.
+DEFAULT_START = datetime(2026, 6, 15, tzinfo=UTC)
+FAULT_SHARE = 0.2
+_KEYS = ("sk-soak-first-4d2a9c", "sk-soak-rotated-8e1f07")
+
+# (family, label names) of the counters compared with the truth.
+COUNTERS: dict[str, tuple[str, ...]] = {
+    "notte_sessions_started": ("browser_type",),
+    "notte_sessions_closed": ("browser_type", "status", "close_reason"),
+    "notte_network_request_bytes": ("browser_type", "proxy"),
+    "notte_network_response_bytes": ("browser_type", "proxy"),
+    "notte_sessions_browser_seconds": ("browser_type",),
+    "notte_sessions_idle_seconds": ("browser_type", "close_reason"),
+}
+
+Key = tuple[str, tuple[str, ...]]
+# An amount per counter and label set: counts, bytes or seconds.
+Tally = defaultdict[Key, float]
+LiveTotals = dict[str, tuple[str, bool, datetime, int, int]]
+
+
+@dataclass
+class MemorySample:
+    day: int
+    rss_mib: float
+    live: int
+    pending: int
+    ended_remembered: int
+
+
+@dataclass
+class Gap:
+    """A restart's gap: the old instance's last complete listing, and the new one's start."""
+
+    listed_at: datetime
+    watch_from: datetime
+    # What the old instance last saw of each session it still followed (live or pending).
+    seen: LiveTotals
+
+
+@dataclass
+class RunResult:
+    start: datetime
+    end: datetime
+    episodes: tuple[Episode, ...]
+    measured: Tally
+    truth: Tally
+    gap_loss: Tally
+    memory: list[MemorySample]
+    polls: int
+    failed_polls: int
+    restarts: int
+    requests: int
+    failed_requests: int
+    scrape_file: str | None = None
+    alerts: dict[str, list[tuple[datetime, datetime]]] = field(default_factory=dict)
+
+
+def _add_counters(total: Tally, exporter: Exporter) -> None:
+    for family in exporter.registry.collect():
+        labels = COUNTERS.get(family.name)
+        if labels is None:
+            continue
+        for sample in family.samples:
+            if sample.name.endswith("_total"):
+                key = (family.name, tuple(sample.labels[name] for name in labels))
+                total[key] += sample.value
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/statm") as statm:
+        pages = int(statm.read().split()[1])
+    return pages * resource.getpagesize() / 2**20
+
+
+class Soak:
+    """The run's state; ``run`` drives it from start to end."""
+
+    def __init__(
+        self,
+        days: float,
+        *,
+        start: datetime = DEFAULT_START,
+        seed: int = 23,
+        poll_interval: float = POLL_INTERVAL,
+        scrape_path: str | None = None,
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
+        if poll_interval % _LOAD_STEP:
+            raise ValueError(f"the poll interval must be a multiple of {_LOAD_STEP:.0f} s")
+        self.poll_interval = poll_interval
+        self._load_steps = int(poll_interval // _LOAD_STEP)
+        self.clock = ManualClock(start)
+        self.start = start
+        self.end = start + timedelta(days=days)
+        # A plan the month's load fits in (with its leaks): any cost alert would be false.
+        self.account = SimulatedAccount(
+            clock=self.clock, profile=None, history_limit=500, usage_plan=PLANS["steady"]
+        )
+        # Only what begins within the run: a fraction of a day gets that fraction's episodes.
+        self.episodes = tuple(e for e in month_plan(start, math.ceil(days)) if e.start < self.end)
+        self.load = MonthLoad(self.account, self.episodes, seed=seed)
+        self.faults = MonthFaults(FAULT_SHARE, self._in_outage, seed=seed)
+        self.scrapes = ScrapeWriter(scrape_path) if scrape_path else None
+        self.progress = progress or (lambda _: None)
+        self.measured: Tally = defaultdict(float)
+        self.gap_loss: Tally = defaultdict(float)
+        self.truth: Tally = defaultdict(float)
+        # Sessions that lived through a restart, and when the new instance began watching them.
+        self._clipped: dict[str, datetime] = {}
+        self.memory: list[MemorySample] = []
+        self.polls = 0
+        self.failed_polls = 0
+        self.restarts = 0
+        self._key = _KEYS[0]
+        self._last_ok: datetime | None = None
+        self._seen: LiveTotals = {}
+        self._gap: Gap | None = None
+
+    def _in_outage(self) -> bool:
+        now = self.clock.now()
+        return any(e.kind == "outage" and e.covers(now) for e in self.episodes)
+
+    def _exporter(self, url: str) -> Exporter:
+        settings = Settings(
+            notte_api_url=url,
+            notte_api_key=SecretStr(self._key),
+            poll_interval=self.poll_interval,
+            notte_retries=2,
+            notte_timeout=5.0,
+            collector_usage=True,
+        )
+        return Exporter(
+            settings,
+            ApiKey(settings.notte_api_key),
+            clock=self.clock.now,
+            sleep=lambda _: None,
+            process_metrics=False,
+            usage_clock=lambda: self.clock.now().timestamp(),
+        )
+
+    def run(self) -> RunResult:
+        with SimulatorServer(self.account, api_key=self._key, rate_limit=None) as server:
+            server.faults = self.faults
+            exporter = self._exporter(server.url)
+            pending = sorted(
+                (e for e in self.episodes if e.kind in ("restart", "key_rotation")),
+                key=lambda e: e.start,
+            )
+            next_day = self.start
+            while self.clock.now() < self.end:
+                for _ in range(self._load_steps):
+                    self.clock.advance(_ACT_AT)
+                    self.load.step(_LOAD_STEP)
+                    self.clock.advance(_LOAD_STEP - _ACT_AT)
+                self.load.record_ends()
+                now = self.clock.now()
+                exporter = self._poll(exporter, now)
+                if pending and now >= pending[0].start:
+                    exporter, done = self._episode(server, exporter, pending[0], now)
+                    if done:
+                        pending.pop(0)
+                if now >= next_day:
+                    # Ends older than any gap accounting still needs.
+                    self._fold_ends(now - timedelta(days=1))
+                    self._sample_memory(exporter, now)
+                    next_day += timedelta(days=1)
+            _add_counters(self.measured, exporter)
+            exporter.stop(grace=0.1)
+            self._sample_memory(exporter, self.clock.now())
+        if self.scrapes is not None:
+            self.scrapes.close()
+        return RunResult(
+            start=self.start,
+            end=self.clock.now(),
+            episodes=self.episodes,
+            measured=self.measured,
+            truth=self._truth(),
+            gap_loss=self.gap_loss,
+            memory=self.memory,
+            polls=self.polls,
+            failed_polls=self.failed_polls,
+            restarts=self.restarts,
+            requests=self.faults.served,
+            failed_requests=self.faults.failed,
+            scrape_file=self.scrapes.path if self.scrapes else None,
+        )
+
+    def _poll(self, exporter: Exporter, now: datetime) -> Exporter:
+        if self.scrapes is not None:
+            status = exporter.poll_once()
+            self.scrapes.write(exporter.exposition(), now)
+        else:
+            # Nobody scrapes: the poll alone, and usage, without rendering /metrics.
+            status = exporter.poller.poll()
+            if exporter.usage is not None:
+                exporter.usage.poll_if_due()
+        self.polls += 1
+        if not status.ok:
+            self.failed_polls += 1
+            return exporter
+        live = self.load.live_totals()
+        if self._gap is not None:
+            self._count_gap(self._gap, live)
+            self._gap = None
+        self._last_ok = now
+        pending = set(exporter.tracker.pending_ids())
+        self._seen = {k: v for k, v in self._seen.items() if k in pending}
+        self._seen.update(live)
+        return exporter
+
+    def _episode(
+        self, server: SimulatorServer, exporter: Exporter, episode: Episode, now: datetime
+    ) -> tuple[Exporter, bool]:
+        if episode.kind == "key_rotation":
+            if server.api_key != _KEYS[1]:
+                server.api_key = _KEYS[1]  # the old key stops working now
+            if now < episode.end:
+                return exporter, False
+            self._key = _KEYS[1]
+        elif self._last_ok != now:
+            return exporter, False  # a deploy waits for a healthy instance to replace
+        return self._restart(server, exporter, now), True
+
+    def _restart(self, server: SimulatorServer, exporter: Exporter, now: datetime) -> Exporter:
+        _add_counters(self.measured, exporter)
+        assert self._last_ok is not None
+        self._gap = Gap(self._last_ok, now, dict(self._seen))
+        exporter.stop(grace=0.1)
+        self.restarts += 1
+        self.progress(f"{now:%Y-%m-%d %H:%M} restart #{self.restarts}")
+        return self._exporter(server.url)
+
+    def _count_gap(self, gap: Gap, live: LiveTotals) -> None:
+        """What the gap lost, now that the new instance has its first complete listing."""
+        ends = self.load.truth.ends
+        for key, (browser, proxy, created, sent, received) in gap.seen.items():
+            if key in live:
+                _, _, _, sent_now, received_now = live[key]
+                self._lose_bytes(browser, proxy, sent_now - sent, received_now - received)
+                self._lose("notte_sessions_browser_seconds", (browser,), _seconds(gap))
+                self._clipped[key] = gap.watch_from
+            elif key in ends:
+                end = ends[key]
+                self._lose_end(end, sent, received, max(gap.listed_at, created))
+        for key, end in ends.items():
+            if gap.listed_at < end.created_at <= gap.watch_from and key not in gap.seen:
+                self._lose("notte_sessions_started", (end.browser_type,), 1)
+                if end.closed_at <= self.clock.now():
+                    self._lose_end(end, 0, 0, end.created_at)
+        for browser, proxy, created, sent, received in live.values():
+            if gap.listed_at < created <= gap.watch_from:
+                self._lose("notte_sessions_started", (browser,), 1)
+                self._lose_bytes(browser, proxy, sent, received)
+
+    def _lose_end(self, end: EndRecord, sent: int, received: int, counted_until: datetime) -> None:
+        self._lose("notte_sessions_closed", (end.browser_type, end.status, end.close_reason), 1)
+        self._lose_bytes(
+            end.browser_type, end.proxy, end.request_bytes - sent, end.response_bytes - received
+        )
+        seconds = max((end.closed_at - counted_until).total_seconds(), 0.0)
+        self._lose("notte_sessions_browser_seconds", (end.browser_type,), seconds)
+        self._lose(
+            "notte_sessions_idle_seconds",
+            (end.browser_type, end.close_reason),
+            _idle(end, end.created_at),
+        )
+
+    def _lose_bytes(self, browser: str, proxy: bool, sent: int, received: int) -> None:
+        label = (browser, "true" if proxy else "false")
+        self._lose("notte_network_request_bytes", label, sent)
+        self._lose("notte_network_response_bytes", label, received)
+
+    def _lose(self, family: str, labels: tuple[str, ...], amount: float) -> None:
+        if amount:
+            self.gap_loss[(family, labels)] += amount
+
+    def _fold_ends(self, before: datetime) -> None:
+        """Add the ends closed before ``before`` to the truth, and forget them (flat memory)."""
+        ends = self.load.truth.ends
+        for key in [k for k, end in ends.items() if end.closed_at < before]:
+            end = ends.pop(key)
+            self._count_end(end)
+            watch_from = self._clipped.pop(key, None)
+            if watch_from is not None:
+                # Its idle time before the new instance's watch was never counted by anyone.
+                lost = _idle(end, end.created_at) - _idle(end, watch_from)
+                self._lose(
+                    "notte_sessions_idle_seconds", (end.browser_type, end.close_reason), lost
+                )
+
+    def _count_end(self, end: EndRecord) -> None:
+        truth = self.truth
+        truth[("notte_sessions_closed", (end.browser_type, end.status, end.close_reason))] += 1
+        label = (end.browser_type, "true" if end.proxy else "false")
+        truth[("notte_network_request_bytes", label)] += end.request_bytes
+        truth[("notte_network_response_bytes", label)] += end.response_bytes
+        seconds = (end.closed_at - end.created_at).total_seconds()
+        truth[("notte_sessions_browser_seconds", (end.browser_type,))] += seconds
+        truth[("notte_sessions_idle_seconds", (end.browser_type, end.close_reason))] += _idle(
+            end, end.created_at
+        )
+
+    def _truth(self) -> Tally:
+        """The whole truth at the end of the run: every start, end, byte and second."""
+        now = self.clock.now()
+        self._fold_ends(now + timedelta(days=1))
+        truth = self.truth
+        for browser, count in self.load.truth.starts.items():
+            truth[("notte_sessions_started", (browser,))] += count
+        for browser, proxy, created, sent, received in self.load.live_totals().values():
+            label = (browser, "true" if proxy else "false")
+            truth[("notte_network_request_bytes", label)] += sent
+            truth[("notte_network_response_bytes", label)] += received
+            truth[("notte_sessions_browser_seconds", (browser,))] += (now - created).total_seconds()
+        return truth
+
+    def _sample_memory(self, exporter: Exporter, now: datetime) -> None:
+        stats = exporter.tracker.stats()
+        day = int((now - self.start) / timedelta(days=1))
+        self.memory.append(
+            MemorySample(day, _rss_mib(), stats.live, stats.pending, stats.ended_remembered)
+        )
+        self.progress(
+            f"{now:%Y-%m-%d %H:%M} day {day}: polls {self.polls} "
+            f"({self.failed_polls} failed), rss {_rss_mib():.1f} MiB, "
+            f"remembered ends {stats.ended_remembered}"
+        )
+
+
+def _seconds(gap: Gap) -> float:
+    return (gap.watch_from - gap.listed_at).total_seconds()
+
+
+def _idle(end: EndRecord, watched_from: datetime) -> float:
+    since = max(end.last_accessed_at, watched_from)
+    return max((end.closed_at - since).total_seconds(), 0.0)
