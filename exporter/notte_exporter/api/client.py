@@ -266,22 +266,11 @@ class NotteClient:
         self, session_id: str, *, deadline: float, retries: int | None = 0
     ) -> Session | InvalidItem | None:
         """Return one session's current or final state, or None when the API does not know it."""
-        try:
-            answer = self.get(
-                ENDPOINT_GET,
-                f"/sessions/{quote(session_id, safe='')}",
-                deadline=deadline,
-                retries=retries,
-            )
-        except ApiError as exc:
-            if exc.status == 404:
-                return None
-            raise
-        try:
-            # pydantic-core's parser: depth-bounded, where json.loads raises RecursionError.
-            return parse_session(from_json(answer.content))
-        except ValueError as exc:
-            raise _not_json(f"GET {ENDPOINT_GET}", answer, str(exc)) from None
+        path = f"/sessions/{quote(session_id, safe='')}"
+        return _one_session(
+            f"GET {ENDPOINT_GET}",
+            lambda: self.get(ENDPOINT_GET, path, deadline=deadline, retries=retries),
+        )
 
     def stop_session(self, session_id: str, *, deadline: float) -> Session | InvalidItem | None:
         """``DELETE /sessions/{id}/stop`` (the SDK's ``session_stop``): the session's state
@@ -294,17 +283,10 @@ class NotteClient:
         path = f"/sessions/{quote(session_id, safe='')}/stop"
         # Not through the URL cache: session ids would push the listing's URLs out of it.
         url = self._build_url(path, ())
-        try:
-            answer = self._attempt(ENDPOINT_STOP, url, deadline, method="DELETE")
-        except ApiError as exc:
-            if exc.status == 404:
-                return None
-            raise
-        try:
-            # pydantic-core's parser: depth-bounded, where json.loads raises RecursionError.
-            return parse_session(from_json(answer.content))
-        except ValueError as exc:
-            raise _not_json(f"DELETE {ENDPOINT_STOP}", answer, str(exc)) from None
+        return _one_session(
+            f"DELETE {ENDPOINT_STOP}",
+            lambda: self._attempt(ENDPOINT_STOP, url, deadline, method="DELETE"),
+        )
 
     def get_usage(self, *, deadline: float) -> UsageReport:
         """The current billing period's usage; a body missing a field it needs fails."""
@@ -660,6 +642,21 @@ _REDIRECT_ADVICE = (
     f"set {flag_name('notte_api_url')} to the URL the Notte API is served at, not one that "
     "redirects"
 )
+
+
+def _one_session(call: str, send: Callable[[], Answer]) -> Session | InvalidItem | None:
+    """The session an endpoint about one session answers with; None for a 404 (unknown)."""
+    try:
+        answer = send()
+    except ApiError as exc:
+        if exc.status == 404:
+            return None
+        raise
+    try:
+        # pydantic-core's parser: depth-bounded, where json.loads raises RecursionError.
+        return parse_session(from_json(answer.content))
+    except ValueError as exc:
+        raise _not_json(call, answer, str(exc)) from None
 
 
 def _not_json(call: str, answer: Answer, why: str) -> ApiError:
