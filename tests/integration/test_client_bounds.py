@@ -14,7 +14,6 @@ import ssl
 import struct
 import subprocess
 import sys
-import threading
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import closing
@@ -250,25 +249,35 @@ def test_a_body_that_cannot_be_decompressed_is_invalid(
     assert status.message == f"GET /sessions answered 200 with {words}"
 
 
+# Runs the exporter's command line and, as it exits, writes the process's own peak RSS
+# (VmHWM: the memory of this program only, where getrusage's ru_maxrss would also count the
+# forking test worker's size, which the child inherits until it execs).
+_MEASURED = """
+import atexit, sys
+from notte_exporter.cli import main
+
+def peak():
+    with open("/proc/self/status") as status:
+        kib = next(line.split()[1] for line in status if line.startswith("VmHWM:"))
+    with open(sys.argv[1], "w") as out:
+        out.write(kib)
+
+atexit.register(peak)
+raise SystemExit(main(sys.argv[2:]))
+"""
+
+
 def run_once_measured(api: SimulatorServer, tmp_path: Path) -> tuple[int, str, int]:
     """``--once`` against ``api`` in a process of its own: exit code, stderr, peak RSS."""
     env = {name: value for name, value in os.environ.items() if not name.startswith("NOTTE_")}
     env |= {"NOTTE_API_URL": api.url, "NOTTE_API_KEY": API_KEY}
-    out, err = tmp_path / "stdout", tmp_path / "stderr"
+    out, err, peak = tmp_path / "stdout", tmp_path / "stderr", tmp_path / "peak"
     with out.open("wb") as stdout, err.open("wb") as stderr:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "notte_exporter", "--once", "--no-collector.usage"],
-            stdout=stdout, stderr=stderr, env=env,
+        process = subprocess.run(
+            [sys.executable, "-c", _MEASURED, str(peak), "--once", "--no-collector.usage"],
+            stdout=stdout, stderr=stderr, env=env, timeout=60, check=False,
         )  # fmt: skip
-        watchdog = threading.Timer(60, process.kill)
-        watchdog.start()
-        try:
-            # wait4 gives this child's own peak RSS (kilobytes on Linux).
-            _, wait_status, usage = os.wait4(process.pid, 0)
-        finally:
-            watchdog.cancel()
-        process.returncode = os.waitstatus_to_exitcode(wait_status)
-    return process.returncode, err.read_text(), usage.ru_maxrss * 1024
+    return process.returncode, err.read_text(), int(peak.read_text()) * 1024
 
 
 TOO_MANY_VALUES = (
