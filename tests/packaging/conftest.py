@@ -136,8 +136,12 @@ def image_venv(tmp_path_factory: pytest.TempPathFactory, dockerfile: ParsedDocke
     return venv
 
 
+# Not for pip as the Dockerfile's builder runs it: the package index is not vouched for by
+# the throwaway CA the tests trust (tests/conftest.py), and a PYTHONPATH holding the source
+# tree's egg-info makes pip take the project for installed already.
+BUILD_ENVIRONMENT_LEAVES_OUT = ("SSL_CERT_FILE", "PYTHONPATH")
+
+
 def _run(command: list[str]) -> None:
-    # pip may fetch from the package index, which the throwaway CA the tests trust
-    # (SSL_CERT_FILE, see tests/conftest.py) does not vouch for.
-    env = {name: value for name, value in os.environ.items() if name != "SSL_CERT_FILE"}
+    env = {k: v for k, v in os.environ.items() if k not in BUILD_ENVIRONMENT_LEAVES_OUT}
     subprocess.run(command, check=True, capture_output=True, text=True, timeout=110, env=env)
