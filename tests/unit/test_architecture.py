@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "exporter" / "notte_exporter"
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors", "durations", "redaction", "files", "logs", "options", "labels",
      "instrumentation", "keys", "notte_exporter"),
-    ("settings",),
+    ("settings", "accounts"),
     ("api",),
     ("polling",),
     ("metrics",),
