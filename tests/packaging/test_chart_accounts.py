@@ -15,7 +15,8 @@ from typing import Any
 
 import helm_python as helm
 import pytest
-from packaging_helpers import JOB_NAME, Rendered, scenario_values
+import yaml
+from packaging_helpers import JOB_NAME, REPO, Rendered, scenario_values
 
 from notte_exporter.accounts import load_accounts
 from notte_exporter.reaper.policy import load as load_policy
@@ -225,3 +226,18 @@ def test_the_notes_name_the_accounts_and_warn_of_no_missing_key(render) -> None:
     assert "2 account(s)" in notes
     assert " prod staging." in notes
     assert "no Notte API key" not in notes
+
+
+def test_the_deployment_guides_example_renders_a_file_the_exporter_loads(
+    render, tmp_path: Path
+) -> None:
+    guide = (REPO / "docs" / "deployment.md").read_text()
+    example = guide.split("# values-accounts.yaml\n", 1)[1].split("```", 1)[0]
+    rendered = render(yaml.safe_load(example))
+    lay_out_pod(rendered, tmp_path)
+    config_file = rendered.flag("config.file")
+    assert config_file is not None
+    accounts = load_accounts(
+        tmp_path / config_file.lstrip("/"), default_api_url="https://unused", secrets=Secrets()
+    )
+    assert [(a.name, len(a.keys)) for a in accounts] == [("prod", 2), ("staging", 0)]
