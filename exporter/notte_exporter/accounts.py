@@ -349,8 +349,8 @@ def _repeated_names(document: object) -> list[str]:
     first: dict[tuple[str, str], str] = {}
     for where, item in _mappings(document):
         name = item.get("name")
-        if not isinstance(name, str):
-            continue
+        if not isinstance(name, str) or NAME_PATTERN.fullmatch(name) is None:
+            continue  # said already, and not quoted again (it may be long)
         # Keys are unique within their account: the scope is the account's place.
         scope = where.rsplit(".keys[", 1)[0] if ".keys[" in where else ""
         earlier = first.setdefault((scope, name), where)

@@ -254,6 +254,19 @@ def test_key_names_used_twice_in_one_account_are_refused_but_not_across_accounts
     assert len(load(write(folder, elsewhere))) == 2
 
 
+def test_an_invalid_name_used_twice_is_said_once_per_use(
+    folder: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    long = "p" * 200
+    text = EXAMPLE.replace("name: prod", f"name: {long}").replace("name: staging", f"name: {long}")
+    problems = refusal(write(folder, text), caplog)
+    assert [problem.split(":")[0] for problem in problems] == [
+        "accounts[0].name",
+        "accounts[1].name",
+    ]
+    assert all(long not in problem for problem in problems)
+
+
 def test_an_account_may_share_its_name_with_a_key(folder: Path) -> None:
     text = EXAMPLE.replace("name: crawler", "name: staging")
     assert [named.name for named in load(write(folder, text))[0].keys][1] == "staging"
