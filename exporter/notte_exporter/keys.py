@@ -85,8 +85,11 @@ class ApiKey:
         path: Path | None = None,
         *,
         secrets: Secrets | None = None,
+        source: str | None = None,
     ) -> None:
+        """``source`` names the key's origin in messages; by default, the flag or variable."""
         self.secrets = secrets if secrets is not None else Secrets()
+        self._source = source
         self._value = value.get_secret_value().strip() if value is not None else ""
         self._path = path
         self._content: bytes | None = None
@@ -101,6 +104,8 @@ class ApiKey:
 
     @property
     def source(self) -> str:
+        if self._source is not None:
+            return self._source
         return ENV_SOURCE if self._path is None else file_source(self._path)
 
     def __call__(self) -> str:

@@ -92,6 +92,12 @@ class Settings(BaseSettings):
         False, description="Leave out the process_*, python_gc_* and python_info metrics."
     )
     # Notte API
+    config_file: Annotated[Path | None, Option("Notte API", "PATH")] = Field(
+        None,
+        description="YAML file naming every account to watch, its API URL and key file, and "
+        "the named keys its sessions are attributed to; replaces --notte.api-url, "
+        "--notte.api-key-file and NOTTE_API_KEY.",
+    )
     notte_api_url: Annotated[str, Option("Notte API", "URL", env="NOTTE_API_URL")] = Field(
         "https://api.notte.cc", description="Base URL of the Notte API."
     )
@@ -311,8 +317,11 @@ class Settings(BaseSettings):
         return self.listen_addresses[0]
 
 
-def api_url_problem(value: str) -> str | None:
+def api_url_problem(value: str, *, key_goes_in: str = "") -> str | None:
     """What is wrong with a base URL of the Notte API, or None: http(s), a host, a path.
+
+    ``key_goes_in`` says where the key belongs instead of the URL (by default, the settings
+    of single mode).
 
     User info would go out as Basic auth in place of the key's Bearer header, and a query
     string or fragment would be cut off the paths the client adds; both are refused. Both are
@@ -322,10 +331,8 @@ def api_url_problem(value: str) -> str | None:
     scheme, separator, rest = value.partition("://")
     authority = re.split(r"[/?#]", rest if separator else scheme, maxsplit=1)[0]
     if "@" in authority:
-        return (
-            "must not hold a user name or password (before @): the key goes in "
-            f"{env_name('notte_api_key')} or {flag_name('notte_api_key_file')}"
-        )
+        where = key_goes_in or f"{env_name('notte_api_key')} or {flag_name('notte_api_key_file')}"
+        return f"must not hold a user name or password (before @): the key goes in {where}"
     if "?" in value or "#" in value:
         return (
             "must not have a query string or fragment (? or #); give the base URL alone, "
@@ -392,6 +399,19 @@ class WebConfigError(Exception):
 
     Here rather than in web/config.py, so that catching it at start-up does not load what
     only a web config needs (YAML, bcrypt, its models): most exporters run without one.
+    """
+
+    def __init__(self, path: Path, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.path = path
+        self.problems = problems
+
+
+class AccountsConfigError(Exception):
+    """Everything wrong with the accounts file (``--config.file``, accounts.py), one line each.
+
+    Beside the other config errors, so that the command line reports them all alike (exit 2).
+    No line holds a key's value: the loader redacts every line with the keys it has read.
     """
 
     def __init__(self, path: Path, problems: list[str]) -> None:
@@ -490,7 +510,9 @@ def cross_check(settings: Settings) -> list[Problem]:
                 frozenset({"poll_interval"}),
             )
         )
-    if not settings.demo:
+    if settings.config_file is not None:
+        problems.extend(_config_file_conflicts(settings))
+    elif not settings.demo:
         key_settings = frozenset({"demo", "notte_api_key_file"})
         if settings.notte_api_key is None and settings.notte_api_key_file is None:
             problems.append(
@@ -504,6 +526,44 @@ def cross_check(settings: Settings) -> list[Problem]:
             )
         elif settings.notte_api_key is None and settings.notte_api_key_file is not None:
             problems.extend(_key_file_problems(settings.notte_api_key_file))
+    return problems
+
+
+# What --config.file replaces: the one account of single mode.
+_SINGLE_ACCOUNT = ("notte_api_url", "notte_api_key", "notte_api_key_file")
+
+
+def _config_file_conflicts(settings: Settings) -> list[Problem]:
+    """--config.file names every account and key: the single account's settings must not be set.
+
+    A setting counts as given when a flag or variable set it (not when it keeps its
+    default), and the key variable when it holds a key (a key file flag clears it).
+    """
+    given = [
+        field
+        for field in _SINGLE_ACCOUNT
+        if field in settings.model_fields_set and getattr(settings, field) is not None
+    ]
+    problems = []
+    if given:
+        listed = " and ".join(names(field) for field in given)
+        problems.append(
+            Problem(
+                "config_file",
+                f"names every account's api_url and key_file, so it cannot be used with "
+                f"{listed}; leave {'it' if len(given) == 1 else 'them'} out",
+                frozenset(given),
+            )
+        )
+    if settings.demo:
+        problems.append(
+            Problem(
+                "config_file",
+                f"cannot be used with {flag_name('demo')}, which simulates accounts of its own; "
+                "leave one of them out",
+                frozenset({"demo"}),
+            )
+        )
     return problems
 
 

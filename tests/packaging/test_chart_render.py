@@ -248,6 +248,7 @@ EXPORTER_FLAGS = {
     "web.telemetry-path",
     "web.max-requests",
     "web.config.file",
+    "config.file",
     "notte.api-url",
     "notte.api-key-file",
     "notte.page-size",
@@ -276,7 +277,7 @@ EXPORTER_FLAGS = {
 
 def test_every_exporter_flag_is_reachable_from_values(render) -> None:
     reached: set[str] = set()
-    for name in ("all-settings", "dashboards"):
+    for name in ("all-settings", "dashboards", "accounts"):
         for arg in render(scenario_values(name)).args():
             reached.add(arg.removeprefix("--").partition("=")[0])
     assert reached >= EXPORTER_FLAGS, EXPORTER_FLAGS - reached

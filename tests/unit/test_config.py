@@ -1,11 +1,12 @@
 import typing
+from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
 
 from notte_exporter.options import GROUPS, env_of, flag_of, is_duration, names_of, option_of
 from notte_exporter.settings import Settings, SettingsError, load_settings, names
-from support import NOT_KEY_FILES, make_not_a_key_file
+from support import API_KEY, NOT_KEY_FILES, make_not_a_key_file
 
 
 def test_flags_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -299,3 +300,65 @@ def test_a_key_file_that_is_no_regular_file_of_at_most_64_kib_is_refused(
     assert caught.value.problems == [
         f"--notte.api-key-file (NOTTE_EXPORTER_NOTTE_API_KEY_FILE): {str(path)!r}: {problem}"
     ]
+
+
+def test_a_config_file_needs_no_api_key() -> None:
+    settings = load_settings({"config_file": "/etc/notte-exporter/accounts.yaml"})
+    assert settings.config_file == Path("/etc/notte-exporter/accounts.yaml")
+    assert settings.notte_api_key is None
+
+
+@pytest.mark.parametrize(
+    ("overrides", "environment", "given"),
+    [
+        ({"notte_api_url": "http://127.0.0.1:1"}, {}, "--notte.api-url (NOTTE_API_URL)"),
+        ({}, {"NOTTE_API_URL": "http://127.0.0.1:1"}, "--notte.api-url (NOTTE_API_URL)"),
+        ({}, {"NOTTE_API_KEY": API_KEY}, "NOTTE_API_KEY"),
+        (
+            {"notte_api_key_file": "/run/key"},
+            {"NOTTE_API_KEY": API_KEY},
+            "--notte.api-key-file (NOTTE_EXPORTER_NOTTE_API_KEY_FILE)",
+        ),
+    ],
+)
+def test_a_config_file_with_the_single_accounts_settings_is_one_clear_error(
+    monkeypatch: pytest.MonkeyPatch, overrides: dict, environment: dict, given: str
+) -> None:
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"config_file": "/etc/accounts.yaml", **overrides})
+    assert caught.value.problems == [
+        "--config.file (NOTTE_EXPORTER_CONFIG_FILE): names every account's api_url and "
+        f"key_file, so it cannot be used with {given}; leave it out"
+    ]
+    assert API_KEY not in str(caught.value)
+
+
+def test_a_config_file_with_the_url_and_a_key_names_both_in_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("NOTTE_API_KEY", API_KEY)
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"config_file": "/etc/accounts.yaml", "notte_api_url": "http://h:1"})
+    assert caught.value.problems == [
+        "--config.file (NOTTE_EXPORTER_CONFIG_FILE): names every account's api_url and "
+        "key_file, so it cannot be used with --notte.api-url (NOTTE_API_URL) and "
+        "NOTTE_API_KEY; leave them out"
+    ]
+
+
+def test_a_config_file_with_demo_is_an_error() -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"config_file": "/etc/accounts.yaml", "demo": True})
+    assert caught.value.problems == [
+        "--config.file (NOTTE_EXPORTER_CONFIG_FILE): cannot be used with --demo, which "
+        "simulates accounts of its own; leave one of them out"
+    ]
+
+
+def test_a_config_file_with_an_invalid_url_reports_the_url_alone() -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"config_file": "/etc/accounts.yaml", "notte_api_url": "ftp://h"})
+    [problem] = caught.value.problems
+    assert problem.startswith("--notte.api-url (NOTTE_API_URL): ")

@@ -158,7 +158,14 @@ The reaper's policy file (--reaper.config.file) as YAML: reaper.config, in dry r
 it sets dry_run itself.
 */}}
 {{- define "notte-exporter.reaperConfig" -}}
-{{- $config := deepCopy .Values.reaper.config }}
+{{- include "notte-exporter.dryRunByDefault" .Values.reaper.config }}
+{{- end }}
+
+{{/*
+A reaper policy file as YAML, from the policy given: in dry run unless it sets dry_run.
+*/}}
+{{- define "notte-exporter.dryRunByDefault" -}}
+{{- $config := deepCopy . }}
 {{- if not (hasKey $config "dry_run") }}
 {{- $_ := set $config "dry_run" true }}
 {{- end }}
@@ -170,6 +177,53 @@ it sets dry_run itself.
 {{- end }}
 
 {{/*
+Several accounts (accounts, --config.file). The file lives in a ConfigMap and names each key
+by the path where its Secret key is mounted (one projected volume, a directory per account):
+no key value is ever in the file, the ConfigMap or an argument.
+*/}}
+{{- define "notte-exporter.accountsDir" -}}
+/etc/notte-exporter/accounts
+{{- end }}
+
+{{- define "notte-exporter.accountsFile" -}}
+{{ include "notte-exporter.accountsDir" . }}/accounts.yaml
+{{- end }}
+
+{{- define "notte-exporter.accountKeysDir" -}}
+/etc/notte-exporter/account-keys
+{{- end }}
+
+{{/*
+The accounts file as YAML. notte.apiUrl and sessions.limit are the defaults of each
+account's apiUrl and sessionsLimit; an account's reaperPolicy is a file of the same ConfigMap.
+*/}}
+{{- define "notte-exporter.accountsConfig" -}}
+{{- $keysDir := include "notte-exporter.accountKeysDir" . }}
+{{- $dir := include "notte-exporter.accountsDir" . }}
+{{- $accounts := list }}
+{{- range .Values.accounts }}
+{{- $account := dict "name" .name "api_url" (default $.Values.notte.apiUrl .apiUrl) "key_file" (printf "%s/%s/key" $keysDir .name) }}
+{{- $limit := default $.Values.sessions.limit .sessionsLimit }}
+{{- if not (kindIs "invalid" $limit) }}
+{{- $_ := set $account "sessions_limit" (int $limit) }}
+{{- end }}
+{{- if .reaperPolicy }}
+{{- $_ := set $account "reaper_config_file" (printf "%s/reaper-%s.yaml" $dir .name) }}
+{{- end }}
+{{- $name := .name }}
+{{- $named := list }}
+{{- range .keys }}
+{{- $named = append $named (dict "name" .name "key_file" (printf "%s/%s/keys/%s" $keysDir $name .name)) }}
+{{- end }}
+{{- if $named }}
+{{- $_ := set $account "keys" $named }}
+{{- end }}
+{{- $accounts = append $accounts $account }}
+{{- end }}
+{{- toYaml (dict "accounts" $accounts) }}
+{{- end }}
+
+{{/*
 Values the schema cannot express clearly: refuse them with a message that says what to do.
 */}}
 {{- define "notte-exporter.validateValues" -}}
@@ -178,6 +232,38 @@ Values the schema cannot express clearly: refuse them with a message that says w
 {{- end }}
 {{- if and .Values.reaper.enabled (not .Values.reaper.config.policies) }}
 {{- fail "reaper.enabled needs reaper.config.policies: at least one policy with a name and idle_longer_than, older_than or both (docs/reaper.md)" }}
+{{- end }}
+{{- if .Values.accounts }}
+{{- if or .Values.notte.apiKey .Values.notte.existingSecret.name }}
+{{- fail "accounts and notte.apiKey or notte.existingSecret.name are both set: with accounts, each account names its key in accounts[].keySecret; leave notte.apiKey and notte.existingSecret.name empty" }}
+{{- end }}
+{{- if .Values.demo.enabled }}
+{{- fail "accounts and demo.enabled are both set: the demo simulates accounts of its own; set only one" }}
+{{- end }}
+{{- if .Values.account }}
+{{- fail "accounts and account are both set: with accounts, the exporter labels every series with its account itself; leave account empty" }}
+{{- end }}
+{{- if .Values.reaper.enabled }}
+{{- fail "accounts and reaper.enabled are both set: with accounts, give each account its own policy in accounts[].reaperPolicy; leave reaper.enabled false" }}
+{{- end }}
+{{- $seen := dict }}
+{{- range .Values.accounts }}
+{{- if hasKey $seen .name }}
+{{- fail (printf "accounts: the name %q is used twice; each account needs a name of its own" .name) }}
+{{- end }}
+{{- $_ := set $seen .name true }}
+{{- $account := .name }}
+{{- $keys := dict }}
+{{- range .keys }}
+{{- if hasKey $keys .name }}
+{{- fail (printf "accounts: the key name %q is used twice in account %q; each key needs a name of its own" .name $account) }}
+{{- end }}
+{{- $_ := set $keys .name true }}
+{{- end }}
+{{- if and .reaperPolicy (not .reaperPolicy.policies) }}
+{{- fail (printf "accounts: the reaperPolicy of account %q needs policies: at least one policy with a name and idle_longer_than, older_than or both (docs/reaper.md)" .name) }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- if and (not (kindIs "invalid" .Values.podDisruptionBudget.minAvailable)) (not (kindIs "invalid" .Values.podDisruptionBudget.maxUnavailable)) .Values.podDisruptionBudget.enabled }}
 {{- fail "podDisruptionBudget: set either minAvailable or maxUnavailable, not both (set the other to null)" }}
@@ -194,9 +280,13 @@ The exporter's command-line flags, one per line, from the values.
 {{- if include "notte-exporter.webConfig" . }}
 - {{ printf "--web.config.file=%s/web-config.yml" (include "notte-exporter.webConfigDir" .) | quote }}
 {{- end }}
+{{- if .Values.accounts }}
+- {{ printf "--config.file=%s" (include "notte-exporter.accountsFile" .) | quote }}
+{{- else }}
 - {{ printf "--notte.api-url=%s" .Values.notte.apiUrl | quote }}
 {{- if include "notte-exporter.secretName" . }}
 - {{ printf "--notte.api-key-file=%s" (include "notte-exporter.apiKeyFile" .) | quote }}
+{{- end }}
 {{- end }}
 - {{ printf "--notte.page-size=%d" (int .Values.notte.pageSize) | quote }}
 - {{ printf "--notte.max-pages=%d" (int .Values.notte.maxPages) | quote }}
@@ -209,7 +299,7 @@ The exporter's command-line flags, one per line, from the values.
 {{- if and (not (kindIs "invalid" .Values.poll.timeout)) (ne (toString .Values.poll.timeout) "") }}
 - {{ printf "--poll.timeout=%v" .Values.poll.timeout | quote }}
 {{- end }}
-{{- if not (kindIs "invalid" .Values.sessions.limit) }}
+{{- if and (not (kindIs "invalid" .Values.sessions.limit)) (not .Values.accounts) }}
 - {{ printf "--sessions.limit=%d" (int .Values.sessions.limit) | quote }}
 {{- end }}
 - {{ printf "--sessions.detail-limit=%d" (int .Values.sessions.detailLimit) | quote }}
