@@ -68,8 +68,8 @@ there is no `key`, and `account` only where the scrape adds it.
 **Check.** The *Who leaks* row of the *Notte sessions* dashboard (select the alert's
 account): *Leak share by key* and *Top 10 keys by idle waste* show which key leaks and
 since when; the key's name says which agent, team or service to call. Then *Session ends
-by close reason* and *Leak and error shares*: when did `idle_timeout` grow, and for which browser type
-(`notte_sessions_closed_total{{close_reason="idle_timeout"}}` by `browser_type`)? Which
+by close reason* and *Leak and error shares*: when did `idle_timeout` grow, and for which
+browser type (`notte_sessions_closed_total{{close_reason="idle_timeout"}}` by `browser_type`)? Which
 deployment of your automation changed then? *Idle sessions* and the *Oldest live
 sessions* table show sessions leaking right now.
 
