@@ -79,8 +79,9 @@ def sessions_dashboard(config: Config) -> Json:
     s = selector(config)
     window = config.sessions_ended_window
     live = f"sum(notte_sessions_active{{{s}}})"
-    target = f"job, {config.instance_label}"
-    # Only exporters that know their plan limit count in the utilisation, on both sides.
+    # One account of one exporter (config mode serves several accounts from one exporter).
+    target = f"job, {config.instance_label}, {config.account_label}"
+    # Only accounts whose plan limit is known count in the utilisation, on both sides.
     utilisation = (
         f"sum(sum by ({target}) (notte_sessions_active{{{s}}})\n"
         f"  and on ({target}) notte_sessions_limit{{{s}}} > 0)\n"

@@ -335,6 +335,16 @@ def test_account_and_instance_variables_read_notte_up_which_every_account_has_in
     assert found["query"]["query"] == found["definition"]
 
 
+@pytest.mark.parametrize("query", all_panel_queries(), ids=lambda q: q.label)
+def test_every_per_exporter_grouping_keeps_the_account_apart(query):
+    # Issue 22: in config mode one exporter (job, instance) serves several accounts, so a
+    # grouping meant to keep exporters apart must name the account too.
+    for grouping in re.findall(r"\b(?:by|on) \(([^)]*)\)", query.expr):
+        labels = {label.strip() for label in grouping.split(",")}
+        if "instance" in labels:
+            assert "account" in labels, (query.label, grouping)
+
+
 def _who_leaks_panels() -> dict[str, dict[str, Any]]:
     dashboard = DASHBOARDS["notte-sessions.json"]
     found: dict[str, dict[str, Any]] = {}
