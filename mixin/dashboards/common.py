@@ -39,6 +39,16 @@ def selector(config: Config) -> str:
     )
 
 
+def process_selector(config: Config) -> str:
+    """`selector` for the series of the process rather than of an account: `up` and
+    `notte_exporter_build_info`. In config mode they carry no account (one process serves
+    several), so they also match an empty account and stay in view whichever is selected."""
+    return (
+        f'job=~"$job", {config.account_label}=~"$account|", '
+        f'{config.instance_label}=~"${config.instance_label}"'
+    )
+
+
 def per_exporter(config: Config, what: str = "") -> str:
     """Legend of a series kept per exporter: its account (when labelled) and instance."""
     return f"{what}{{{{{config.account_label}}}}} {{{{{config.instance_label}}}}}".strip()
@@ -49,19 +59,21 @@ def _variables(config: Config) -> list[Json]:
     return [
         datasource_variable(),
         query_variable("job", "Job", "label_values(notte_exporter_build_info, job)", multi=True),
-        # "All" is any value or none: exporters scraped without an account label still show.
+        # Accounts from notte_up, which has one series per account in both modes: in config
+        # mode the exporter labels it, in single mode the scrape may (the chart's `account`).
+        # "All" is any value or none: in single mode without an account label the list is
+        # empty and every query still matches everything.
         query_variable(
             "account",
             "Account",
-            f'label_values(notte_exporter_build_info{{job=~"$job"}}, {account})',
+            f'label_values(notte_up{{job=~"$job"}}, {account})',
             multi=True,
             all_value=".*",
         ),
         query_variable(
             inst,
             "Instance",
-            f'label_values(notte_exporter_build_info{{job=~"$job", {account}=~"$account"}}, '
-            f"{inst})",
+            f'label_values(notte_up{{job=~"$job", {account}=~"$account"}}, {inst})',
             multi=True,
         ),
     ]

@@ -50,8 +50,9 @@ def cost_dashboard(config: Config) -> Json:
     )
     # The estimates weigh each account's browser dollars by its own waste share, then add
     # the accounts up: a share pooled over accounts would weigh one account's dollars by
-    # another's waste.
-    target = f"job, {c.instance_label}"
+    # another's waste. An exporter in config mode serves several accounts, so the account
+    # is part of what tells them apart.
+    target = f"job, {c.instance_label}, {c.account_label}"
     exporter_share = (
         f"(sum by ({target}) (increase({idle_waste}[{waste_window}])) "
         f"/ (sum by ({target}) (increase({browser_seconds}[{waste_window}])) > 0))"

@@ -13,6 +13,7 @@ from mixin.dashboards.common import (
     UP_MAPPINGS,
     bundle_dashboard,
     per_exporter,
+    process_selector,
     quantiles,
     selector,
 )
@@ -21,12 +22,13 @@ from mixin.grafana import Json, Panel, Target, row, stat, timeseries
 
 def exporter_dashboard(config: Config) -> Json:
     s = selector(config)
+    process = process_selector(config)
     panels: list[Panel] = [
         row("Health"),
         stat(
             "Scrape",
             "Whether Prometheus could scrape each selected exporter (up).",
-            Target(f"up{{{s}}}", per_exporter(config)),
+            Target(f"up{{{process}}}", per_exporter(config)),
             mappings=UP_MAPPINGS,
             threshold_steps=((1, "green"),),
             base_color="red",
@@ -66,7 +68,7 @@ def exporter_dashboard(config: Config) -> Json:
             "Version",
             "Exporter and Python versions of each selected exporter.",
             Target(
-                f"notte_exporter_build_info{{{s}}}",
+                f"notte_exporter_build_info{{{process}}}",
                 per_exporter(config, "{{version}} (Python {{python_version}}) "),
             ),
             text_mode="name",
@@ -98,7 +100,7 @@ def exporter_dashboard(config: Config) -> Json:
             "Scrape and poll status",
             "up: Prometheus scrapes the exporter; notte_up: the exporter's last poll worked.",
             [
-                Target(f"up{{{s}}}", per_exporter(config, "up ")),
+                Target(f"up{{{process}}}", per_exporter(config, "up ")),
                 Target(f"notte_up{{{s}}}", per_exporter(config, "notte_up ")),
             ],
             width=8,

@@ -1,12 +1,18 @@
-"""The "Notte sessions" dashboard: the fleet, how sessions end, leaks, traffic, the reaper.
+"""The "Notte sessions" dashboard: the fleet, who leaks, how sessions end, traffic, the reaper.
 
 It also shows the plan limit and the oldest live sessions. The leak and error shares are
 computed from the raw counter as the alerts' recording rules compute them, summed over the
 selected exporters before dividing.
+
+The "Who leaks" row splits the session counters by (account, key): in config mode the key is
+the named API key that started each session (docs/metrics.md). Keys are per account, so
+they are never pooled across accounts. In single mode there is no key: each account is one
+series there, named "all keys", so the row still shows everything.
 """
 
 from __future__ import annotations
 
+from mixin.alert import KEY_LABEL
 from mixin.config import Config, duration_seconds
 from mixin.dashboards.common import (
     PER_MINUTE,
@@ -41,12 +47,41 @@ def _ended_share(config: Config, sel: str, label: str, value: str) -> str:
     )
 
 
+# The key of the series of single mode, which has no key label.
+ALL_KEYS = "all keys"
+DOLLARS = "currencyUSD"
+
+
+def _by_key(expr: str) -> str:
+    """`expr`, aggregated by (account, key) with `sum by`, with the key named in single mode."""
+    return f'label_replace(\n{expr},\n"{KEY_LABEL}", "{ALL_KEYS}", "{KEY_LABEL}", ""\n)'
+
+
+def _key_group(config: Config) -> str:
+    return f"{config.account_label}, {KEY_LABEL}"
+
+
+def _key_share(config: Config, part: str, whole: str) -> str:
+    """Each key's `part` over its `whole` (two range selections); a key with a whole but no
+    part shows 0 rather than nothing."""
+    by = _key_group(config)
+    return _by_key(
+        f"(\n  sum by ({by}) (increase({part}))\n  or\n  0 * sum by ({by}) (increase({whole}))\n)\n"
+        f"/\nsum by ({by}) (increase({whole}))",
+    )
+
+
+def _key_legend(config: Config) -> str:
+    return f"{{{{{KEY_LABEL}}}}} {{{{{config.account_label}}}}}"
+
+
 def sessions_dashboard(config: Config) -> Json:
     s = selector(config)
     window = config.sessions_ended_window
     live = f"sum(notte_sessions_active{{{s}}})"
-    target = f"job, {config.instance_label}"
-    # Only exporters that know their plan limit count in the utilisation, on both sides.
+    # One account of one exporter (config mode serves several accounts from one exporter).
+    target = f"job, {config.instance_label}, {config.account_label}"
+    # Only accounts whose plan limit is known count in the utilisation, on both sides.
     utilisation = (
         f"sum(sum by ({target}) (notte_sessions_active{{{s}}})\n"
         f"  and on ({target}) notte_sessions_limit{{{s}}} > 0)\n"
@@ -113,6 +148,7 @@ def sessions_dashboard(config: Config) -> Json:
             threshold_steps=((config.errors_share, "red"),),
             width=3,
         ),
+        *_who_leaks_row(config, s),
         row("Live sessions"),
         timeseries(
             "Live sessions by browser type",
@@ -284,6 +320,134 @@ def sessions_dashboard(config: Config) -> Json:
         "Live Notte cloud-browser sessions, how they end, leaks, traffic and the plan limit, "
         "from notte-exporter.",
         panels,
+    )
+
+
+def _who_leaks_row(config: Config, s: str) -> list[Panel]:
+    """Leaks, idle waste, live sessions and browser dollars by (account, key)."""
+    window = config.sessions_ended_window
+    waste_window = config.idle_waste_window
+    by = _key_group(config)
+    closed = "notte_sessions_closed_total"
+    idle_waste = f'notte_sessions_idle_seconds_total{{{s}, close_reason="idle_timeout"}}'
+    browser = f"notte_sessions_browser_seconds_total{{{s}}}"
+    legend = _key_legend(config)
+    account = config.account_label
+    # Each key's share of its account's browser seconds in the range, times the account's
+    # browser cost this period (notte_usage_cost_dollars, as on the Notte cost dashboard).
+    browser_dollars = _by_key(
+        f"sum by ({by}) (increase({browser}[$__range]))\n"
+        f"/ on ({account}) group_left\n"
+        f"sum by ({account}) (increase({browser}[$__range]))\n"
+        f"* on ({account}) group_left\n"
+        f'sum by ({account}) (notte_usage_cost_dollars{{{s}, category="browser"}})',
+    )
+    return [
+        row("Who leaks"),
+        timeseries(
+            f"Leak share by key ({window})",
+            f"For each API key of each account: of its sessions ended in the last {window} "
+            "(with a known close reason), the share the platform closed by idle timeout. "
+            "NotteSessionLeak judges each key on its own ends, so a leaking key shows here "
+            "however healthy the account's other keys are. Keys come from --config.file "
+            f'(key "other": sessions no named key started; "{ALL_KEYS}": an exporter without '
+            "--config.file). The dashed line is the alert's threshold.",
+            [
+                Target(
+                    _key_share(
+                        config,
+                        f'{closed}{{{s}, close_reason="idle_timeout"}}[{window}]',
+                        f'{closed}{{{s}, close_reason!="unknown"}}[{window}]',
+                    ),
+                    legend,
+                )
+            ],
+            unit="percentunit",
+            threshold_steps=((config.leak_share, "red"),),
+            width=8,
+        ),
+        timeseries(
+            f"Idle waste share by key ({waste_window})",
+            f"For each API key of each account: of its sessions' browser seconds in the last "
+            f"{waste_window}, the share that was idle time of sessions closed by idle timeout "
+            "(billed, doing nothing). NotteIdleWasteHigh judges each key on its own browser "
+            "time; the dashed line is its threshold.",
+            [
+                Target(
+                    _key_share(
+                        config, f"{idle_waste}[{waste_window}]", f"{browser}[{waste_window}]"
+                    ),
+                    legend,
+                )
+            ],
+            unit="percentunit",
+            threshold_steps=((config.idle_waste_share, "red"),),
+            width=8,
+        ),
+        timeseries(
+            "Live sessions by key",
+            "Sessions live at each poll, by the API key that started them, stacked.",
+            [Target(_by_key(f"sum by ({by}) (notte_sessions_active{{{s}}})"), legend)],
+            stack=True,
+            width=8,
+        ),
+        _key_table(
+            config,
+            "Top 10 keys by idle waste (selected range)",
+            "The ten API keys whose sessions were billed the longest for doing nothing in the "
+            "dashboard's time range: idle seconds (from last use to close) of their sessions "
+            "closed by idle timeout. The key at the top is where to look first.",
+            f"topk(10, {_by_key(f'sum by ({by}) (increase({idle_waste}[$__range]))')})",
+            "Idle waste",
+            "dtdurations",
+        ),
+        _key_table(
+            config,
+            "Browser dollars by key (estimate)",
+            "An estimate, not a bill: each key's share of its account's browser seconds in the "
+            "dashboard's time range, times the account's browser cost this period (GET /usage, "
+            "as on the Notte cost dashboard). Set the range to the month so far for the "
+            "period's split. Sessions the exporter did not see count for no key.",
+            browser_dollars,
+            "Browser dollars",
+            DOLLARS,
+        ),
+    ]
+
+
+def _key_table(
+    config: Config, title: str, description: str, expr: str, value_name: str, unit: str
+) -> Panel:
+    """A table of one instant query by (account, key), largest value first."""
+    transformations: list[Json] = [
+        {
+            "id": "organize",
+            "options": {
+                "excludeByName": {"Time": True},
+                "indexByName": {config.account_label: 0, KEY_LABEL: 1, "Value": 2},
+                "renameByName": {
+                    config.account_label: "Account",
+                    KEY_LABEL: "Key",
+                    "Value": value_name,
+                },
+            },
+        },
+        {"id": "sortBy", "options": {"sort": [{"field": value_name, "desc": True}]}},
+    ]
+    overrides: list[Json] = [
+        {
+            "matcher": {"id": "byName", "options": value_name},
+            "properties": [{"id": "unit", "value": unit}],
+        }
+    ]
+    return table(
+        title,
+        description,
+        [Target(expr, instant=True, table=True)],
+        transformations=transformations,
+        overrides=overrides,
+        width=12,
+        height=8,
     )
 
 

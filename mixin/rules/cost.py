@@ -14,13 +14,27 @@ move it.
 "Before the period ends" is the end of the calendar month in UTC, computed in PromQL from
 `days_in_month()`, `day_of_month()` and the time of day, so the forecast needs no recording
 of the period.
+
+Idle waste is recorded per account (`instance` records, without `key`) and per key
+(`instance_key` records): NotteIdleWasteHigh judges each key's share of its own browser time,
+and the account's where no single key qualifies (`per_key_or_account`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mixin.alert import Alert, query_value, target_filter, target_name
+from mixin.alert import (
+    KEY_LABEL,
+    Alert,
+    key_arg,
+    key_filter,
+    key_name,
+    per_key_or_account,
+    query_value,
+    target_filter,
+    target_name,
+)
 from mixin.config import Config, human_duration
 
 # Seconds from now to the end of the current calendar month (UTC); a label-less scalar.
@@ -35,6 +49,9 @@ class CostRecordNames:
     browser_seconds: str
     idle_waste_seconds: str
     idle_waste_ratio: str
+    key_browser_seconds: str
+    key_idle_waste_seconds: str
+    key_idle_waste_ratio: str
 
 
 def cost_record_names(config: Config) -> CostRecordNames:
@@ -45,6 +62,11 @@ def cost_record_names(config: Config) -> CostRecordNames:
         browser_seconds=f"instance:notte_sessions_browser_seconds:increase{waste_window}",
         idle_waste_seconds=f"instance:notte_sessions_idle_waste_seconds:increase{waste_window}",
         idle_waste_ratio=f"instance:notte_sessions_idle_waste:ratio{waste_window}",
+        key_browser_seconds=f"instance_key:notte_sessions_browser_seconds:increase{waste_window}",
+        key_idle_waste_seconds=(
+            f"instance_key:notte_sessions_idle_waste_seconds:increase{waste_window}"
+        ),
+        key_idle_waste_ratio=f"instance_key:notte_sessions_idle_waste:ratio{waste_window}",
     )
 
 
@@ -69,12 +91,12 @@ def cost_recording_rules(config: Config) -> list[dict[str, str]]:
         },
         {
             "record": names.browser_seconds,
-            "expr": f"sum without (browser_type) (increase({browser}[{window}]))",
+            "expr": f"sum without (browser_type, {KEY_LABEL}) (increase({browser}[{window}]))",
         },
         {
             "record": names.idle_waste_seconds,
             "expr": (
-                "sum without (browser_type, close_reason) "
+                f"sum without (browser_type, close_reason, {KEY_LABEL}) "
                 f"(increase({idle_waste_selector(config)}[{window}]))"
             ),
         },
@@ -82,6 +104,21 @@ def cost_recording_rules(config: Config) -> list[dict[str, str]]:
             "record": names.idle_waste_ratio,
             # No browser time in the window gives 0/0 = NaN, which no comparison matches.
             "expr": f"{names.idle_waste_seconds}\n/\n{names.browser_seconds}\n",
+        },
+        {
+            "record": names.key_browser_seconds,
+            "expr": f"sum without (browser_type) (increase({browser}[{window}]))",
+        },
+        {
+            "record": names.key_idle_waste_seconds,
+            "expr": (
+                "sum without (browser_type, close_reason) "
+                f"(increase({idle_waste_selector(config)}[{window}]))"
+            ),
+        },
+        {
+            "record": names.key_idle_waste_ratio,
+            "expr": f"{names.key_idle_waste_seconds}\n/\n{names.key_browser_seconds}\n",
         },
     ]
 
@@ -143,7 +180,7 @@ def cost_alerts(config: Config) -> list[Alert]:
         f"+ {names.burn_rate} * {SECONDS_TO_MONTH_END} / 3600\n"
     )
     # The same target twice: Go's printf takes the arguments by index.
-    indexed = f"job=%[1]q,{c.instance_label}=%[2]q"
+    indexed = f"job=%[1]q,{c.instance_label}=%[2]q,{c.account_label}=%[3]q"
     runs_out = query_value(
         c,
         f"sum(notte_usage_total_balance_dollars{{{indexed}}}) / "
@@ -170,25 +207,40 @@ def cost_alerts(config: Config) -> list[Alert]:
             ),
         )
     )
+    # The key's own hours, or all of the account's when the alert names no key.
+    key_target = f"{target},{key_filter()}"
     waste_hours = query_value(
-        c, f"sum({names.idle_waste_seconds}{{{target}}}) / 3600", 'printf "%.1f"'
+        c,
+        f"sum({names.key_idle_waste_seconds}{{{key_target}}}) / 3600",
+        'printf "%.1f"',
+        extra_args=key_arg(),
     )
     browser_hours = query_value(
-        c, f"sum({names.browser_seconds}{{{target}}}) / 3600", 'printf "%.1f"'
+        c,
+        f"sum({names.key_browser_seconds}{{{key_target}}}) / 3600",
+        'printf "%.1f"',
+        extra_args=key_arg(),
     )
+
+    def waste_condition(ratio: str, seconds: str) -> str:
+        return (
+            f"{ratio} > {c.value('idle_waste_share', 'number')}\n"
+            f"and\n{seconds} >= {c.value('idle_waste_min_duration', 'seconds')}\n"
+        )
+
     result.append(
         Alert(
             name="NotteIdleWasteHigh",
-            expr=(
-                f"{names.idle_waste_ratio} > {c.value('idle_waste_share', 'number')}\n"
-                f"and\n{names.idle_waste_seconds} >= "
-                f"{c.value('idle_waste_min_duration', 'seconds')}\n"
+            expr=per_key_or_account(
+                waste_condition(names.key_idle_waste_ratio, names.key_idle_waste_seconds),
+                waste_condition(names.idle_waste_ratio, names.idle_waste_seconds),
             ),
             for_=c.value("idle_waste_for"),
             severity="warning",
             summary="Much of the billed Notte browser time is idle time of leaked sessions.",
             description=(
-                f"{{{{ $value | humanizePercentage }}}} of the browser time billed on {inst} "
+                f"{{{{ $value | humanizePercentage }}}} of the browser time "
+                f"{key_name('of sessions ')}billed on {inst} "
                 f"in the last {waste_window} ({waste_hours} of {browser_hours} browser hours) "
                 "was spent waiting for the idle timeout of sessions nobody stopped "
                 f"(threshold {c.value('idle_waste_share', 'percent')} and at least "

@@ -6,7 +6,7 @@ fires, those alerts are blind or judge old data, and the descriptions say so.
 
 from __future__ import annotations
 
-from mixin.alert import Alert, target_filter, target_name
+from mixin.alert import Alert, target_args, target_filter, target_name
 from mixin.config import Config
 
 
@@ -17,7 +17,7 @@ def _failure_reasons(config: Config) -> str:
         f"{{{target_filter(config)}}}[{config.value('polls_failing_for')}])) > 0"
     )
     return (
-        f"{{{{ with printf `{query}` $labels.job $labels.{config.instance_label} | query }}}}"
+        f"{{{{ with printf `{query}` {target_args(config)} | query }}}}"
         f"Failed polls in the last {config.value('polls_failing_for', 'human')} by reason: "
         '{{ range $i, $s := sortByLabel "reason" . }}{{ if $i }}, {{ end }}'
         '{{ $s.Labels.reason }} {{ $s.Value | printf "%.0f" }}{{ end }}. '

@@ -3,13 +3,30 @@
 `notte-sessions` alerts on leaks, errors and the sessions live on the account. The recorded
 shares count only the sessions whose end is known (`known_ended`): those the exporter could
 not look up within its budget end as `unknown` and say nothing about leaks or errors.
+
+Both modes of the exporter (docs/metrics.md): in config mode every series carries `account`
+and the session counters `key`. The `instance` records drop `key` and keep `account`
+(`without`), so they are one series per account in config mode and today's series in single
+mode. The `instance_key` records keep `key` too: NotteSessionLeak judges each key on its own
+ends, so one key's leak is not diluted by the other keys' healthy ends. In single mode the
+two kinds of record are the same series.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mixin.alert import Alert, query_value, target_filter, target_name
+from mixin.alert import (
+    KEY_LABEL,
+    Alert,
+    key_arg,
+    key_filter,
+    key_name,
+    per_key_or_account,
+    query_value,
+    target_filter,
+    target_name,
+)
 from mixin.config import Config, human_duration
 
 
@@ -22,6 +39,8 @@ class RecordNames:
     closed_by_status: str
     idle_timeout_ratio: str
     error_ratio: str
+    key_closed_by_reason: str
+    key_idle_timeout_ratio: str
 
 
 def record_names(config: Config) -> RecordNames:
@@ -32,18 +51,30 @@ def record_names(config: Config) -> RecordNames:
         closed_by_status=f"instance_status:notte_sessions_closed:increase{window}",
         idle_timeout_ratio=f"instance:notte_sessions_closed_idle_timeout:ratio{window}",
         error_ratio=f"instance:notte_sessions_closed_error:ratio{window}",
+        key_closed_by_reason=f"instance_key_close_reason:notte_sessions_closed:increase{window}",
+        key_idle_timeout_ratio=f"instance_key:notte_sessions_closed_idle_timeout:ratio{window}",
     )
 
 
-def known_ended(config: Config, by: str) -> str:
+def known_ended(config: Config, by: str, *, per_key: bool = False) -> str:
     """Sessions ended in the window whose `by` label (close_reason or status) is known.
 
     Sessions whose end the exporter could not learn within its lookup budget are `unknown`
     in both labels; they say nothing about leaks or errors, so they stay out of the shares.
+    `per_key` counts them per key (close_reason only).
     """
     names = record_names(config)
-    record = names.closed_by_reason if by == "close_reason" else names.closed_by_status
+    if per_key:
+        record = names.key_closed_by_reason
+    else:
+        record = names.closed_by_reason if by == "close_reason" else names.closed_by_status
     return f'sum without ({by}) ({record}{{{by}!="unknown"}})'
+
+
+def _idle_timeout_ratio(record: str, known: str) -> str:
+    # 0/0 (nothing ended) gives NaN, which no comparison matches: no alert, a gap on the
+    # dashboard.
+    return f'sum without (close_reason) ({record}{{close_reason="idle_timeout"}})\n/\n{known}\n'
 
 
 def recording_rules(config: Config) -> list[dict[str, str]]:
@@ -52,25 +83,40 @@ def recording_rules(config: Config) -> list[dict[str, str]]:
     closed = config.metric("notte_sessions_closed_total")
     return [
         {
+            # Per account: the plan limit it is compared with has no key.
             "record": names.active,
-            "expr": f"sum without (browser_type) ({config.metric('notte_sessions_active')})",
+            "expr": (
+                f"sum without (browser_type, {KEY_LABEL}) "
+                f"({config.metric('notte_sessions_active')})"
+            ),
         },
         {
             "record": names.closed_by_reason,
-            "expr": f"sum without (browser_type, status) (increase({closed}[{window}]))",
+            "expr": (
+                f"sum without (browser_type, status, {KEY_LABEL}) (increase({closed}[{window}]))"
+            ),
         },
         {
             "record": names.closed_by_status,
-            "expr": f"sum without (browser_type, close_reason) (increase({closed}[{window}]))",
+            "expr": (
+                f"sum without (browser_type, close_reason, {KEY_LABEL}) "
+                f"(increase({closed}[{window}]))"
+            ),
         },
         {
             "record": names.idle_timeout_ratio,
-            # 0/0 (nothing ended) gives NaN, which no comparison matches: no alert, a gap
-            # on the dashboard.
-            "expr": (
-                f"sum without (close_reason) "
-                f'({names.closed_by_reason}{{close_reason="idle_timeout"}})\n'
-                f"/\n{known_ended(config, 'close_reason')}\n"
+            "expr": _idle_timeout_ratio(
+                names.closed_by_reason, known_ended(config, "close_reason")
+            ),
+        },
+        {
+            "record": names.key_closed_by_reason,
+            "expr": f"sum without (browser_type, status) (increase({closed}[{window}]))",
+        },
+        {
+            "record": names.key_idle_timeout_ratio,
+            "expr": _idle_timeout_ratio(
+                names.key_closed_by_reason, known_ended(config, "close_reason", per_key=True)
             ),
         },
         {
@@ -91,23 +137,33 @@ def session_alerts(config: Config) -> list[Alert]:
     ended_window = human_duration(c.sessions_ended_window)
     target = target_filter(c)
     result: list[Alert] = []
+    # The key's own ends, or all of the account's when the alert names no key.
     leak_volume = query_value(
         c,
-        f'sum({names.closed_by_reason}{{close_reason!="unknown",{target}}})',
+        f'sum({names.key_closed_by_reason}{{close_reason!="unknown",{target},{key_filter()}}})',
+        extra_args=key_arg(),
     )
+
+    def leak_condition(ratio: str, *, per_key: bool) -> str:
+        return (
+            f"{ratio} > {c.value('leak_share', 'number')}\n"
+            f"and\n{known_ended(c, 'close_reason', per_key=per_key)}"
+            f" >= {c.value('leak_min_ended_sessions', 'int')}\n"
+        )
+
     result.append(
         Alert(
             name="NotteSessionLeak",
-            expr=(
-                f"{names.idle_timeout_ratio} > {c.value('leak_share', 'number')}\n"
-                f"and\n{known_ended(c, 'close_reason')}"
-                f" >= {c.value('leak_min_ended_sessions', 'int')}\n"
+            expr=per_key_or_account(
+                leak_condition(names.key_idle_timeout_ratio, per_key=True),
+                leak_condition(names.idle_timeout_ratio, per_key=False),
             ),
             for_=c.value("leak_for"),
             severity="critical",
             summary="Notte sessions are leaking: clients do not stop them.",
             description=(
-                f"{{{{ $value | humanizePercentage }}}} of the {leak_volume} sessions that "
+                f"{{{{ $value | humanizePercentage }}}} of the {leak_volume} sessions "
+                f"{key_name()}that "
                 f"ended on {inst} in the last {ended_window} were closed by the platform's "
                 f"idle timeout (threshold {c.value('leak_share', 'percent')} of at least "
                 f"{c.value('leak_min_ended_sessions', 'int')}): clients start sessions and "

@@ -69,6 +69,16 @@ a pager.
 The rules match `{config.selector}` and keep every target label (aggregations use
 `without`), so Alertmanager can route on `namespace`, `instance` and so on.
 
+**Accounts and keys.** With `--config.file` one exporter watches several accounts, and every
+alert about an account's sessions, usage or polls carries `{config.account_label}` (the
+account's name in the config file): two accounts are never added up, and the values a
+description quotes are that account's. [NotteSessionLeak](#nottesessionleak) and
+[NotteIdleWasteHigh](#notteidlewastehigh) also carry `key` when one API key is to blame.
+Without `--config.file` (one exporter per account) the alerts are the same, with
+`{config.account_label}` only where the scrape adds it. Include `{config.account_label}` in
+Alertmanager's `group_by` and in the `equal` of inhibit rules, as below: a missing label
+counts as equal, so this works in both modes.
+
 ## Thresholds
 
 {_thresholds_table(config)}

@@ -73,10 +73,10 @@ Alertmanager inhibit rule keeps one notification, and another one silences both 
 inhibit_rules:
   - source_matchers: [alertname="NotteCreditsLow", severity="critical"]
     target_matchers: [alertname="NotteCreditsLow", severity="warning"]
-    equal: [job, instance]
+    equal: [job, instance, {c.account_label}]
   - source_matchers: [alertname="NotteUsageLimitExceeded"]
     target_matchers: [alertname="NotteCreditsLow"]
-    equal: [job, instance]
+    equal: [job, instance, {c.account_label}]
 ```
 
 **Check.** *Balance and limit* and *Days of credit left* on the *Notte cost* dashboard:
@@ -111,11 +111,21 @@ it, for {human_duration(c.idle_waste_for)}. A session nobody stops is billed fro
 use until its idle timeout closes it: that wait is pure waste. Recording rules:
 `{names.idle_waste_ratio}` (the share) =
 `{names.idle_waste_seconds}` (`notte_sessions_idle_seconds_total{{close_reason="idle_timeout"}}`)
-over `{names.browser_seconds}` (`notte_sessions_browser_seconds_total`).
+over `{names.browser_seconds}` (`notte_sessions_browser_seconds_total`), per account; the
+same per API key as `{names.key_idle_waste_ratio}`.
 
-**Check.** *Idle waste share* and *Idle waste this period (estimate)* on the *Notte cost*
-dashboard, and on the *Notte sessions* dashboard *Session ends by close reason* (the same
-leak, counted in sessions; [NotteSessionLeak](#nottesessionleak)) by browser type.
+**Reading the key.** With `--config.file` the alert names the `account` and, when one key
+is to blame, the `key` whose sessions waste more than the threshold of their own browser
+time (the description says "no named key" for `key="other"`: sessions none of the
+account's named keys started). An alert with `account` but no `key`: no single key
+reached the thresholds alone, the account as a whole did. See
+[NotteSessionLeak](#nottesessionleak).
+
+**Check.** The *Who leaks* row of the *Notte sessions* dashboard (*Idle waste share by
+key*, *Top 10 keys by idle waste*, *Browser dollars by key*), *Idle waste share* and *Idle
+waste this period (estimate)* on the *Notte cost* dashboard, and on the *Notte sessions*
+dashboard *Session ends by close reason* (the same leak, counted in sessions;
+[NotteSessionLeak](#nottesessionleak)) by browser type.
 
 **Act.** Fix the client so that it stops every session it starts (`session.stop()` in a
 `finally`); meanwhile lower `idle_timeout_minutes` on new sessions so that each leak costs

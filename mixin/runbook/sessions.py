@@ -53,11 +53,23 @@ least {c.leak_min_ended_sessions} such sessions ended (so one stray session does
 for {human_duration(c.leak_for)}. A session closed by idle timeout is one its client never
 stopped: it was billed, and held a slot of the plan's concurrency limit, until it timed out.
 Recording rules: `{names.idle_timeout_ratio}` (the share) over
-`{names.closed_by_reason}` (ended sessions by close reason).
+`{names.closed_by_reason}` (ended sessions by close reason), per account; and
+`{names.key_idle_timeout_ratio}` over `{names.key_closed_by_reason}`, per API key.
 
-**Check.** *Session ends by close reason* and *Leak and error shares* on the *Notte
-sessions* dashboard: when did `idle_timeout` grow, and for which browser type
-(`notte_sessions_closed_total{{close_reason="idle_timeout"}}` by `browser_type`)? Which
+**Reading the key.** With `--config.file` the alert names the `account` and, when one key
+is to blame, the `key`: the name (from the config file) of the API key whose sessions leak,
+judged on that key's own ended sessions, so the other keys' healthy ends do not hide it.
+`key="other"` (the description says "no named key") is sessions that none of the account's
+named keys started: the account key itself, or keys the config file does not name. An
+alert with `account` but no `key` means no single key reached the thresholds alone while
+the account as a whole did (several keys each leaking a little). Without `--config.file`
+there is no `key`, and `account` only where the scrape adds it.
+
+**Check.** The *Who leaks* row of the *Notte sessions* dashboard (select the alert's
+account): *Leak share by key* and *Top 10 keys by idle waste* show which key leaks and
+since when; the key's name says which agent, team or service to call. Then *Session ends
+by close reason* and *Leak and error shares*: when did `idle_timeout` grow, and for which
+browser type (`notte_sessions_closed_total{{close_reason="idle_timeout"}}` by `browser_type`)? Which
 deployment of your automation changed then? *Idle sessions* and the *Oldest live
 sessions* table show sessions leaking right now.
 
@@ -130,7 +142,7 @@ near the limit; an Alertmanager inhibit rule keeps one notification:
 inhibit_rules:
   - source_matchers: [alertname="NotteSessionsNearLimit", severity="critical"]
     target_matchers: [alertname="NotteSessionsNearLimit", severity="warning"]
-    equal: [job, instance]
+    equal: [job, instance, {c.account_label}]
 ```
 
 **Check.** *Live sessions and plan limit*; whether idle, overdue or leaked sessions take

@@ -222,3 +222,50 @@ def test_helm_rule_file_with_its_placeholders_filled_by_the_defaults_is_the_rule
     assert list(load_yaml(HELM_RULE_FILE)) == ["groups"]
     filled = re.sub(r"@@([A-Za-z0-9_.]+):([a-z]+)@@", fill, chart_copy)
     assert yaml.safe_load(filled) == load_yaml(RULE_FILE)
+
+
+_AGGREGATION = re.compile(
+    r"\b(?:sum|min|max|avg|count|topk|bottomk|group)\s+(without|by)\s*\(([^)]*)\)"
+)
+
+
+def _aggregations(expr: str) -> list[tuple[str, set[str]]]:
+    return [
+        (kind, {label.strip() for label in labels.split(",")})
+        for kind, labels in _AGGREGATION.findall(expr)
+    ]
+
+
+def test_no_rule_aggregates_the_account_label_away():
+    # Issue 22: in config mode one exporter serves several accounts under one job and
+    # instance, and `account` is all that keeps them apart.
+    for group in rule_groups():
+        for rule in group["rules"]:
+            for kind, labels in _aggregations(rule["expr"]):
+                if kind == "without":
+                    assert "account" not in labels, rule["expr"]
+                else:
+                    assert "account" in labels, rule["expr"]
+            assert not re.search(r"\b(?:sum|min|max|avg|count)\s*\(", rule["expr"]), rule["expr"]
+
+
+@pytest.mark.parametrize("alert", ["NotteSessionLeak", "NotteIdleWasteHigh"])
+def test_key_alerts_have_a_config_mode_case_firing_for_one_key_and_one_for_the_account(alert):
+    (accounts,) = [path for path in RULE_TESTS if path.name == "accounts.yaml"]
+    fired = [
+        expected["exp_labels"]
+        for test in load_yaml(accounts)["tests"]
+        for case in test.get("alert_rule_test", [])
+        if case["alertname"] == alert
+        for expected in case["exp_alerts"]
+    ]
+    assert any({"account", "key"} <= labels.keys() for labels in fired), fired
+    assert any("account" in labels and "key" not in labels for labels in fired), fired
+
+
+@pytest.mark.parametrize("alert", ["NotteSessionLeak", "NotteIdleWasteHigh"])
+def test_key_alerts_name_the_key_only_through_a_template_that_is_empty_without_it(alert):
+    (rule,) = [rule for rule in alert_rules() if rule["alert"] == alert]
+    description = rule["annotations"]["description"]
+    assert "{{ with $labels.key }}" in description
+    assert "{{ with $labels.account }}" in description

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from dataclasses import replace
 from typing import Any
@@ -306,11 +307,89 @@ def test_panel_query_reads_only_catalogue_metrics_and_bundle_recording_rules(que
     assert names <= SERIES_NAMES | recorded_names()
 
 
+# Series of the process, not of an account: in config mode (issue 22) they carry no account,
+# so they also match the empty one and stay in view whichever accounts are selected.
+PROCESS_SERIES = {"up", "notte_exporter_build_info"}
+ACCOUNT_SCOPE = 'job=~"$job", account=~"$account", instance=~"$instance"'
+PROCESS_SCOPE = 'job=~"$job", account=~"$account|", instance=~"$instance"'
+
+
 @pytest.mark.parametrize("query", all_panel_queries(), ids=lambda q: q.label)
 def test_panel_query_is_scoped_to_the_selected_job_account_and_instance(query):
-    assert query.expr.count('job=~"$job", account=~"$account", instance=~"$instance"') >= len(
-        referenced_series(query.expr)
-    )
+    names = referenced_series(query.expr)
+    process = names & PROCESS_SERIES
+    assert query.expr.count(ACCOUNT_SCOPE) >= len(names - process)
+    assert query.expr.count(PROCESS_SCOPE) >= len(process)
+    for name in process:
+        assert f"{name}{{{PROCESS_SCOPE}}}" in query.expr, query.expr
+
+
+@pytest.mark.parametrize("name", sorted(DASHBOARDS))
+@pytest.mark.parametrize("variable", ["account", "instance"])
+def test_account_and_instance_variables_read_notte_up_which_every_account_has_in_both_modes(
+    name, variable
+):
+    # notte_exporter_build_info is one series per process, without account in config mode.
+    (found,) = [v for v in DASHBOARDS[name]["templating"]["list"] if v["name"] == variable]
+    assert found["definition"].startswith('label_values(notte_up{job=~"$job"')
+    assert found["query"]["query"] == found["definition"]
+
+
+@pytest.mark.parametrize("query", all_panel_queries(), ids=lambda q: q.label)
+def test_every_per_exporter_grouping_keeps_the_account_apart(query):
+    # Issue 22: in config mode one exporter (job, instance) serves several accounts, so a
+    # grouping meant to keep exporters apart must name the account too.
+    for grouping in re.findall(r"\b(?:by|on) \(([^)]*)\)", query.expr):
+        labels = {label.strip() for label in grouping.split(",")}
+        if "instance" in labels:
+            assert "account" in labels, (query.label, grouping)
+
+
+def _who_leaks_panels() -> dict[str, dict[str, Any]]:
+    dashboard = DASHBOARDS["notte-sessions.json"]
+    found: dict[str, dict[str, Any]] = {}
+    inside = False
+    for panel in panels(dashboard):
+        if panel["type"] == "row":
+            inside = panel["title"] == "Who leaks"
+        elif inside:
+            found[panel["title"]] = panel
+    return found
+
+
+def test_sessions_dashboard_has_the_who_leaks_row_issue_22_lists():
+    found = _who_leaks_panels()
+    assert set(found) == {
+        "Leak share by key (1h)",
+        "Idle waste share by key (6h)",
+        "Live sessions by key",
+        "Top 10 keys by idle waste (selected range)",
+        "Browser dollars by key (estimate)",
+    }
+    exprs = {title: panel["targets"][0]["expr"] for title, panel in found.items()}
+    assert exprs["Top 10 keys by idle waste (selected range)"].startswith("topk(10,")
+    assert "[$__range]" in exprs["Top 10 keys by idle waste (selected range)"]
+    assert "notte_usage_cost_dollars{" in exprs["Browser dollars by key (estimate)"]
+    assert 'category="browser"' in exprs["Browser dollars by key (estimate)"]
+    assert "notte_sessions_active{" in exprs["Live sessions by key"]
+
+
+def test_who_leaks_row_groups_keys_within_their_account():
+    # A key name is unique only within its account: pooling by key alone would add one
+    # account's "other" to another's.
+    for title, panel in _who_leaks_panels().items():
+        for target in panel["targets"]:
+            groupings = re.findall(r"\bby \(([^)]*)\)", target["expr"])
+            assert groupings, title
+            assert all("account" in grouping for grouping in groupings), (title, groupings)
+            assert "by (account, key)" in target["expr"], title
+
+
+def test_who_leaks_dollars_are_labelled_an_estimate_in_dollars():
+    panel = _who_leaks_panels()["Browser dollars by key (estimate)"]
+    assert "estimate" in panel["description"].lower()
+    (override,) = panel["fieldConfig"]["overrides"]
+    assert override["properties"] == [{"id": "unit", "value": "currencyUSD"}]
 
 
 def test_alert_annotations_name_the_target_labels_the_bundle_is_built_for():
