@@ -152,7 +152,9 @@ class Exporter:
         # time and are read at each scrape (see metrics/exposition.py).
         self._union: AccountsCollector | None = None
         if self.multi:
-            self._union = AccountsCollector([(p.name, p.registry) for p in self.pipelines])
+            self._union = AccountsCollector(
+                [(p.name, p.registry) for p in self.pipelines], redact=self.redact
+            )
             self.registry = CollectorRegistry(auto_describe=True)
             self.registry.register(self._union)
         else:

@@ -29,7 +29,7 @@ Exposition (abridged)::
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import Metric
@@ -43,11 +43,19 @@ PROCESS_FAMILIES = frozenset({"notte_exporter_build_info"})
 class AccountsCollector(Collector):
     """Serves the latest reading of each account's registry, labelled with its account."""
 
-    def __init__(self, accounts: Sequence[tuple[str, CollectorRegistry]]) -> None:
+    def __init__(
+        self,
+        accounts: Sequence[tuple[str, CollectorRegistry]],
+        *,
+        redact: Callable[[str], str] = str,
+    ) -> None:
         names = [name for name, _ in accounts]
         if len(set(names)) != len(names):
             raise ValueError("account names must be unique")
         self._registries = dict(accounts)
+        # Names are the operator's, checked to be [a-z0-9-]+; they still pass the one
+        # redaction step, like every label value from outside (a key may equal a name).
+        self._labels = {name: redact(name) for name in names}
         self._lock = threading.Lock()
         self._readings: dict[str, list[Metric]] = {
             name: list(registry.collect()) for name, registry in accounts
@@ -73,11 +81,14 @@ class AccountsCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         with self._lock:
             readings = list(self._readings.items())
-        yield from union(readings)
+        yield from union((self._labels[name], reading) for name, reading in readings)
 
 
 def union(readings: Iterable[tuple[str, Iterable[Metric]]]) -> list[Metric]:
-    """One family per name, ``account`` first on each sample; process families once."""
+    """One family per name, ``account`` first on each sample; process families once.
+
+    ``readings`` pairs each account's label value with its families.
+    """
     families: dict[str, Metric] = {}
     for account, reading in readings:
         for family in reading:
