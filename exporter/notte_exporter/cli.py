@@ -13,13 +13,13 @@ import logging
 import os
 import platform
 import re
-import secrets
 import shutil
 import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
+from secrets import token_hex
 from types import FrameType
 from typing import Any, NoReturn
 
@@ -27,6 +27,7 @@ from pydantic import SecretStr
 from pydantic.fields import FieldInfo
 
 from notte_exporter import __version__
+from notte_exporter.accounts import Account
 from notte_exporter.daemon import Exporter
 from notte_exporter.errors import ADVICE
 from notte_exporter.files import KEY_FILE_BYTES, read_regular_file
@@ -41,6 +42,7 @@ from notte_exporter.options import (
     is_switch,
     option_of,
 )
+from notte_exporter.polling.state import PollStatus
 from notte_exporter.redaction import Secrets
 from notte_exporter.settings import (
     ReaperConfigError,
@@ -204,33 +206,74 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             print(f"  {known_keys.redact(problem)}", file=sys.stderr)
         return EXIT_USAGE
+    configure(settings.log_level, settings.log_format, known_keys.redact)
+    # Set by --config.file (settings.py), which replaces the URL and key flags.
+    config_file: Path | None = getattr(settings, "config_file", None)
+    if config_file is not None:
+        accounts = _load_accounts(config_file, settings, known_keys)
+        if accounts is None:
+            return EXIT_USAGE
+        return _run(settings, known_keys, once, accounts=accounts)
+    if settings.demo:
+        with _demo_accounts(settings, known_keys) as accounts:
+            return _run(settings, known_keys, once, accounts=accounts)
     api_key = (
         ApiKey(path=settings.notte_api_key_file, secrets=known_keys)
         if key_source(settings) != ENV_SOURCE
         else ApiKey(settings.notte_api_key, secrets=known_keys)
     )
-    configure(settings.log_level, settings.log_format, known_keys.redact)
-    if not settings.demo:
-        log.info("using the API key from %s", api_key.source)
-    with _api(settings, api_key) as (url, key):
-        try:
-            exporter = Exporter(settings, key, api_url=url)
-        except WebConfigError as exc:
-            print(f"notte-exporter: invalid web config {str(exc.path)!r}:", file=sys.stderr)
-            for problem in exc.problems:
-                print(f"  {known_keys.redact(problem)}", file=sys.stderr)
-            return EXIT_USAGE
-        except ReaperConfigError as exc:
-            print(
-                known_keys.redact(f"notte-exporter: invalid reaper config {str(exc.path)!r}:"),
-                file=sys.stderr,
-            )
-            for problem in exc.problems:
-                print(f"  {known_keys.redact(problem)}", file=sys.stderr)
-            return EXIT_USAGE
-        if once:
-            return _run_once(exporter)
-        return _serve(exporter)
+    log.info("using the API key from %s", api_key.source)
+    return _run(settings, known_keys, once, api_key=api_key)
+
+
+def _run(
+    settings: Settings,
+    known_keys: Secrets,
+    once: bool,
+    *,
+    api_key: ApiKey | None = None,
+    accounts: tuple[Account, ...] | None = None,
+) -> int:
+    """Build the exporter (exit 2 on a broken web config or reaper policy), then run it."""
+    try:
+        exporter = Exporter(settings, api_key, accounts=accounts)
+    except WebConfigError as exc:
+        print(f"notte-exporter: invalid web config {str(exc.path)!r}:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {known_keys.redact(problem)}", file=sys.stderr)
+        return EXIT_USAGE
+    except ReaperConfigError as exc:
+        print(
+            known_keys.redact(f"notte-exporter: invalid reaper config {str(exc.path)!r}:"),
+            file=sys.stderr,
+        )
+        for problem in exc.problems:
+            print(f"  {known_keys.redact(problem)}", file=sys.stderr)
+        return EXIT_USAGE
+    if once:
+        return _run_once(exporter)
+    return _serve(exporter)
+
+
+def _load_accounts(path: Path, settings: Settings, secrets: Secrets) -> tuple[Account, ...] | None:
+    """The accounts of the config file, or None once every problem with it is printed."""
+    # Imported here: only a config file needs the loader, and with it YAML.
+    from notte_exporter.accounts import load_accounts  # type: ignore[attr-defined]  # noqa: PLC0415
+    from notte_exporter.settings import AccountsConfigError  # type: ignore[attr-defined]  # noqa: PLC0415
+
+    try:
+        accounts: tuple[Account, ...] = load_accounts(
+            path, default_api_url=settings.notte_api_url, secrets=secrets
+        )
+    except AccountsConfigError as exc:
+        print(
+            secrets.redact(f"notte-exporter: invalid config file {str(exc.path)!r}:"),
+            file=sys.stderr,
+        )
+        for problem in exc.problems:
+            print(f"  {secrets.redact(problem)}", file=sys.stderr)
+        return None
+    return accounts
 
 
 def _candidate_keys(flags: dict[str, object]) -> Secrets:
@@ -249,46 +292,90 @@ def _candidate_keys(flags: dict[str, object]) -> Secrets:
     return found
 
 
+# The simulated accounts of --demo: the first lives as --demo.profile says, the second
+# steadily, so that the dashboards' account variable has two accounts to tell apart.
+DEMO_ACCOUNTS = ("demo-a", "demo-b")
+
+
 @contextmanager
-def _api(settings: Settings, api_key: ApiKey) -> Iterator[tuple[str, ApiKey]]:
-    """The API to watch: the configured one, or with --demo a simulator on loopback."""
-    if not settings.demo:
-        yield settings.notte_api_url, api_key
-        return
+def _demo_accounts(settings: Settings, secrets: Secrets) -> Iterator[tuple[Account, ...]]:
+    """--demo: simulated accounts, each on a simulator of its own on loopback."""
     # Imported here: only --demo needs the simulator.
     from notte_exporter.simulator import SimulatedAccount, SimulatorServer  # noqa: PLC0415
 
-    demo_key = ApiKey(SecretStr(f"demo-{secrets.token_hex(8)}"), secrets=api_key.secrets)
-    account = SimulatedAccount(
-        seed=settings.demo_seed, profile=settings.demo_profile, speed=settings.demo_speed
-    )
-    # A generous rate limit: the headers are there to be seen, never a reason to fail.
-    with SimulatorServer(account, api_key=demo_key(), rate_limit=6000) as server:
-        log.info(
-            "demo mode: watching a simulated Notte account (profile=%s seed=%d) at %s",
-            settings.demo_profile,
-            settings.demo_seed,
-            server.url,
-        )
-        yield server.url, demo_key
+    with ExitStack() as servers:
+        accounts = []
+        for index, name in enumerate(DEMO_ACCOUNTS):
+            key = ApiKey(SecretStr(f"demo-{token_hex(8)}"), secrets=secrets)
+            simulated = SimulatedAccount(
+                seed=settings.demo_seed + index,
+                profile=settings.demo_profile if index == 0 else "steady",
+                speed=settings.demo_speed,
+            )
+            # A generous rate limit: the headers are there to be seen, never a reason to fail.
+            server = servers.enter_context(
+                SimulatorServer(simulated, api_key=key(), rate_limit=6000)
+            )
+            log.info(
+                "demo mode: account %s is a simulated Notte account (profile=%s seed=%d) at %s",
+                name,
+                simulated.profile,
+                settings.demo_seed + index,
+                server.url,
+            )
+            accounts.append(
+                Account(
+                    name=name,
+                    api_url=server.url,
+                    key=key,
+                    sessions_limit=settings.sessions_limit,
+                    reaper_config_file=settings.reaper_config_file,
+                )
+            )
+        yield tuple(accounts)
 
 
 def _run_once(exporter: Exporter) -> int:
+    if exporter.multi:
+        return _run_once_accounts(exporter)
     status = exporter.poll_once()
     exporter.close()
     redact = exporter.redact
     if not status.ok:
-        assert status.reason is not None
-        print(
-            redact(
-                f"notte-exporter: poll failed: {status.reason.value}: {status.message}; "
-                f"{status.advice or ADVICE[status.reason]}"
-            ),
-            file=sys.stderr,
-        )
+        print(redact(f"notte-exporter: {_poll_failed(status)}"), file=sys.stderr)
         return EXIT_FAILURE
     sys.stdout.write(redact(exporter.exposition().decode()))
     return EXIT_OK
+
+
+def _run_once_accounts(exporter: Exporter) -> int:
+    """Poll every account once: one line per account on stderr, the metrics of every one
+    on stdout (``notte_up`` says which failed), exit 1 if any failed."""
+    statuses = exporter.poll_all()
+    exporter.close()
+    redact = exporter.redact
+    for pipeline, status in zip(exporter.pipelines, statuses, strict=True):
+        outcome = f"{status.sessions} live sessions" if status.ok else _poll_failed(status)
+        print(redact(f"notte-exporter: account {pipeline.name}: {outcome}"), file=sys.stderr)
+    sys.stdout.write(redact(exporter.exposition().decode()))
+    return EXIT_OK if all(status.ok for status in statuses) else EXIT_FAILURE
+
+
+def _poll_failed(status: PollStatus) -> str:
+    assert status.reason is not None
+    return (
+        f"poll failed: {status.reason.value}: {status.message}; "
+        f"{status.advice or ADVICE[status.reason]}"
+    )
+
+
+def _watched(exporter: Exporter) -> str:
+    """What the exporter polls, for its start-up line."""
+    if exporter.multi:
+        names = ", ".join(pipeline.name for pipeline in exporter.pipelines)
+        simulated = "simulated " if exporter.settings.demo else ""
+        return f"the {simulated}accounts {names}"
+    return exporter.settings.notte_api_url
 
 
 def _serve(exporter: Exporter) -> int:
@@ -318,7 +405,7 @@ def _serve(exporter: Exporter) -> int:
         "notte-exporter %s serving metrics at %s, polling %s every %gs",
         __version__,
         url,
-        "the simulator" if exporter.settings.demo else exporter.settings.notte_api_url,
+        _watched(exporter),
         exporter.settings.poll_interval,
     )
     # Wake up now and then: a signal handler only runs when the main thread does.

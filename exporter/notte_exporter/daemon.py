@@ -1,12 +1,16 @@
-"""Wires the parts into a running exporter: client, tracker, poller, collectors, server,
-and the reaper when its policy file is given (reaper/).
+"""Wires the parts into a running exporter: one pipeline per account (pipeline.py: client,
+tracker, poller, collectors, and the reaper when its policy file is given), the server,
+and the loops that drive them.
 
-The poll loop runs on its own thread and the HTTP server on others; they share only the
-published state. Polls run one after another on a fixed schedule (each poll's budget is
-shorter than the interval), so they can never overlap. The usage reads (``GET /usage``) run
+Each account's poll loop runs on its own thread and the HTTP server on others; they share
+only the published state. An account's polls run one after another on a fixed schedule
+(each poll's budget is shorter than the interval), so they can never overlap; the accounts'
+loops are independent, so one account's failure, slowness or 401 never delays another's
+polls. Each poll thread publishes the exposition of every account's latest poll, one
+thread at a time. The usage reads (``GET /usage``) run
 on a thread and schedule of their own, so a slow or failing ``/usage`` never delays a poll;
 what they read is published with the next poll (usage changes over minutes, polls come
-every few seconds), so that the poll thread stays the only one that reads the registry:
+every few seconds), so that an account's poll thread stays the only one that reads its registry:
 scrapes render from what it published (metrics/exposition.py).
 
 A round of a loop can fail; the loop cannot die of it. An exception in a poll, a usage read
@@ -25,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import httpx
@@ -38,6 +42,7 @@ from prometheus_client import (
 )
 
 from notte_exporter import __version__
+from notte_exporter.accounts import Account
 from notte_exporter.api.client import NotteClient
 from notte_exporter.errors import (
     UNEXPECTED_ADVICE,
@@ -45,16 +50,14 @@ from notte_exporter.errors import (
     ShutdownRequested,
     describe,
     display_url,
-    unexpected,
 )
 from notte_exporter.instrumentation import ExporterMetrics
 from notte_exporter.keys import ApiKey
-from notte_exporter.labels import BROWSER_TYPES, BoundedLabel
+from notte_exporter.metrics.accounts import AccountsCollector
 from notte_exporter.metrics.exposition import PublishedExposition
-from notte_exporter.metrics.sessions import SessionCollector
-from notte_exporter.metrics.usage import UsageCollector
-from notte_exporter.polling.lifecycle import LifecycleMetrics, LifecycleTracker
-from notte_exporter.polling.poller import PollConfig, Poller, utc_now
+from notte_exporter.pipeline import Pipeline, single_account
+from notte_exporter.polling.lifecycle import LifecycleTracker
+from notte_exporter.polling.poller import Poller, utc_now
 from notte_exporter.polling.state import ExporterState, PollStatus
 from notte_exporter.polling.usage import UsageWatcher
 from notte_exporter.settings import Settings, key_source
@@ -64,7 +67,6 @@ from notte_exporter.web.routes import Routes
 from notte_exporter.web.server import IDLE_TIMEOUT, WebServer
 
 if TYPE_CHECKING:
-    from notte_exporter.reaper.policy import LivePolicy
     from notte_exporter.reaper.reaper import Reaper
     from notte_exporter.web.config import LiveWebConfig
 
@@ -74,20 +76,22 @@ log = logging.getLogger(__name__)
 # counters reset only when the process restarts, which process_start_time_seconds shows.
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
-# Live statuses the API is known to send; others it adds later get their own label value.
-LIVE_STATUS_LABELS = ("active", "authenticating")
-
 # How the loops wait between rounds: up to the seconds given, True once the exporter stops.
 LoopWait = Callable[[threading.Event, float], bool]
 
 
 class Exporter:
-    """One exporter instance: everything but process-level concerns (signals, exit codes)."""
+    """One exporter instance: everything but process-level concerns (signals, exit codes).
+
+    Without ``accounts`` it watches the one account of ``api_key`` (and ``api_url``, else
+    the settings'); with them (``--config.file``), every account, each with a pipeline, a
+    poll loop and a usage loop of its own, and ``api_key`` and ``api_url`` are unused.
+    """
 
     def __init__(
         self,
         settings: Settings,
-        api_key: ApiKey,
+        api_key: ApiKey | None,
         *,
         api_url: str | None = None,
         transport: httpx.BaseTransport | None = None,
@@ -98,10 +102,17 @@ class Exporter:
         thread_cpu: Callable[[], float] = time.thread_time,
         loop_wait: LoopWait = threading.Event.wait,
         idle_timeout: float = IDLE_TIMEOUT,
+        accounts: tuple[Account, ...] | None = None,
     ) -> None:
         self.settings = settings
         self._idle_timeout = idle_timeout
-        self.api_key = api_key
+        if accounts is None:
+            if api_key is None:
+                raise ValueError("an exporter watches the account of api_key, or accounts")
+            accounts = (single_account(settings, api_key, api_url),)
+        elif not accounts:
+            raise ValueError("accounts must name at least one account")
+        self.accounts = accounts
         self._clock = clock
         self.started_at = clock()
         # Checked now, so that a broken file stops start-up (WebConfigError) with every problem.
@@ -112,114 +123,97 @@ class Exporter:
             from notte_exporter.web.config import LiveWebConfig  # noqa: PLC0415
 
             self.web_config = LiveWebConfig(settings.web_config_file)
-        # Likewise the reaper's policy file (ReaperConfigError); without one the process
-        # never loads the reaper, and never makes a request other than a GET.
-        reaper_policy: LivePolicy | None = None
-        if settings.reaper_config_file:
-            from notte_exporter.reaper.policy import LivePolicy  # noqa: PLC0415
-
-            reaper_policy = LivePolicy(settings.reaper_config_file)
-        # The one redaction step (see redaction.py) for every text this exporter serves.
-        self.redact = api_key.redact
+        # The one redaction step (see redaction.py) for every text this exporter serves:
+        # every key of every account shares the process's one Secrets.
+        self.redact = accounts[0].key.redact
+        self._stop = threading.Event()
+        # Tests inject one that ends each wait when told to, to run the loops round by round.
+        self._loop_wait = loop_wait
+        # Each account's poll thread publishes: one at a time, so renders never interleave.
+        self._publish_lock = threading.Lock()
+        # The render failure last logged, so that one that repeats at every poll is logged once.
+        self._render_failure: str | None = None
+        # A broken reaper policy file stops start-up here (ReaperConfigError).
+        self.pipelines = tuple(
+            Pipeline(
+                settings,
+                account,
+                sleep=sleep if sleep is not None else self._interruptible_sleep,
+                transport=transport,
+                clock=clock,
+                usage_clock=usage_clock,
+                thread_cpu=thread_cpu,
+                mode=self.mode,
+            )
+            for account in accounts
+        )
         # What polls change, rendered once per poll; apart from the per-process series
         # (prometheus_client's process, platform and GC collectors), which change all the
         # time and are read at each scrape (see metrics/exposition.py).
-        self.registry = CollectorRegistry(auto_describe=True)
+        self._union: AccountsCollector | None = None
+        if self.multi:
+            self._union = AccountsCollector(
+                [(p.name, p.registry) for p in self.pipelines], redact=self.redact
+            )
+            self.registry = CollectorRegistry(auto_describe=True)
+            self.registry.register(self._union)
+        else:
+            self.registry = self.pipelines[0].registry
         self.process_registry: CollectorRegistry | None = None
         if process_metrics and not settings.web_disable_exporter_metrics:
             self.process_registry = CollectorRegistry(auto_describe=True)
             ProcessCollector(registry=self.process_registry)
             PlatformCollector(registry=self.process_registry)
             GCCollector(registry=self.process_registry)
-        self.state = ExporterState()
-        self._stop = threading.Event()
-        # Tests inject one that ends each wait when told to, to run the loops round by round.
-        self._loop_wait = loop_wait
-        # The render failure last logged, so that one that repeats at every poll is logged once.
-        self._render_failure: str | None = None
-        self.metrics = ExporterMetrics(self.registry)
-        browser_label = BoundedLabel(BROWSER_TYPES, redact=self.redact)
-        status_label = BoundedLabel(LIVE_STATUS_LABELS, redact=self.redact)
-        self.tracker = LifecycleTracker(
-            LifecycleMetrics(self.registry, BROWSER_TYPES),
-            browser_label,
-            watch_start=clock(),
-            pending_timeout=timedelta(seconds=settings.sessions_pending_timeout),
-        )
-        self.client = NotteClient(
-            api_url or settings.notte_api_url,
-            api_key,
-            self.metrics,
-            timeout=settings.notte_timeout,
-            max_response_bytes=settings.notte_max_response_bytes,
-            retries=settings.notte_retries,
-            transport=transport,
-            # Backoff waits end early on shutdown, so SIGTERM never waits out a Retry-After.
-            sleep=sleep if sleep is not None else self._interruptible_sleep,
-            # Retry-After dates and rate-limit resets are read on the exporter's own clock.
-            wall_clock=lambda: clock().timestamp(),
-        )
-        self.reaper: Reaper | None = None
-        if reaper_policy is not None:
-            from notte_exporter.reaper.metrics import ReaperCollector  # noqa: PLC0415 - see reaper_policy
-            from notte_exporter.reaper.reaper import Reaper  # noqa: PLC0415
-
-            self.reaper = Reaper(reaper_policy, self.client, clock=clock, redact=self.redact)
-            self.registry.register(ReaperCollector(self.reaper.counts, redact=self.redact))
-        self.poller = Poller(
-            self.client,
-            PollConfig(
-                page_size=settings.notte_page_size,
-                max_pages=settings.notte_max_pages,
-                concurrency=settings.notte_concurrency,
-                only_current_token=settings.notte_only_current_token,
-                poll_timeout=settings.effective_poll_timeout,
-                lookup_budget=settings.sessions_lookup_budget,
-                idle_threshold=timedelta(seconds=settings.sessions_idle_threshold),
-                overdue_grace=timedelta(seconds=settings.sessions_overdue_grace),
-                detail_limit=settings.sessions_detail_limit,
-            ),
-            self.state,
-            self.tracker,
-            self.metrics,
-            browser_label,
-            status_label,
-            clock=clock,
-            # A request's wait for the API is its time less its thread's CPU (tests inject a
-            # clock to stand for an API's latency).
-            thread_cpu=thread_cpu,
-            redact=self.redact,
-            reaper=self.reaper,
-        )
-        self.registry.register(
-            SessionCollector(
-                self.state,
-                browser_label.values,
-                lambda: self.metrics.rate_limit,
-                self.tracker.stats,
-                sessions_limit=settings.sessions_limit,
-                mode=self.mode,
-            )
-        )
-        # usage_clock schedules the usage reads (tests inject one to count them exactly).
-        self.usage: UsageWatcher | None = None
-        if settings.collector_usage:
-            watcher = UsageWatcher(
-                self.client,
-                interval=settings.usage_interval,
-                budget=settings.effective_poll_timeout,
-                clock=clock,
-                monotonic=usage_clock,
-            )
-            self.usage = watcher
-            self.registry.register(UsageCollector(lambda: watcher.state, redact=self.redact))
         # Rendered now too, so that scrapes before the first poll ends see notte_up 0.
         self.published = PublishedExposition(self.registry, self.process_registry)
-        self._poll_thread: threading.Thread | None = None
-        self._usage_thread: threading.Thread | None = None
+        self.health = AccountsHealth(tuple(p.state for p in self.pipelines))
+        self._loop_threads: list[threading.Thread] = []
         self._web_config_thread: threading.Thread | None = None
-        self._reaper_thread: threading.Thread | None = None
         self._server: WebServer | None = None
+
+    @property
+    def multi(self) -> bool:
+        """Whether the accounts come from ``--config.file``: series carry ``account``."""
+        return self.accounts[0].keyed
+
+    @property
+    def _single(self) -> Pipeline:
+        assert not self.multi, "single mode only: with --config.file, see pipelines"
+        return self.pipelines[0]
+
+    # The parts of the one pipeline of single mode, as tests and the catalogue reach them.
+    @property
+    def api_key(self) -> ApiKey:
+        return self._single.account.key
+
+    @property
+    def state(self) -> ExporterState:
+        return self._single.state
+
+    @property
+    def metrics(self) -> ExporterMetrics:
+        return self._single.metrics
+
+    @property
+    def tracker(self) -> LifecycleTracker:
+        return self._single.tracker
+
+    @property
+    def client(self) -> NotteClient:
+        return self._single.client
+
+    @property
+    def poller(self) -> Poller:
+        return self._single.poller
+
+    @property
+    def usage(self) -> UsageWatcher | None:
+        return self._single.usage
+
+    @property
+    def reaper(self) -> Reaper | None:
+        return self._single.reaper
 
     @property
     def mode(self) -> str:
@@ -229,6 +223,8 @@ class Exporter:
     def status_page(self) -> str:
         """The status page at ``/``, as of now."""
         settings = self.settings
+        pipelines = self.pipelines
+        first = pipelines[0]
         return statuspage.render(
             statuspage.StatusView(
                 version=__version__,
@@ -237,7 +233,7 @@ class Exporter:
                 now=self._clock(),
                 demo=settings.demo,
                 telemetry_path=settings.web_telemetry_path,
-                api_url=display_url(self.client.base_url),
+                api_url=display_url(first.client.base_url),
                 key_source="a throwaway key of the simulator (--demo)"
                 if settings.demo
                 else key_source(settings),
@@ -247,10 +243,27 @@ class Exporter:
                 lookup_budget=settings.sessions_lookup_budget,
                 sessions_limit=settings.sessions_limit,
                 detail_limit=settings.sessions_detail_limit,
-                polls=self.state.recent_polls,
-                snapshot=self.state.snapshot,
-                reaper=self.reaper.view() if self.reaper is not None else None,
+                polls=first.state.recent_polls,
+                snapshot=first.state.snapshot,
+                reaper=first.reaper.view() if first.reaper is not None else None,
+                accounts=tuple(self._account_view(p) for p in pipelines) if self.multi else (),
             )
+        )
+
+    def _account_view(self, pipeline: Pipeline) -> statuspage.AccountView:
+        account = pipeline.account
+        return statuspage.AccountView(
+            name=account.name,
+            api_url=display_url(pipeline.client.base_url),
+            key_source="a throwaway key of the simulator (--demo)"
+            if self.settings.demo
+            else account.key.source,
+            sessions_limit=account.sessions_limit,
+            polls=pipeline.state.recent_polls,
+            snapshot=pipeline.state.snapshot,
+            reaper=pipeline.reaper.view() if pipeline.reaper is not None else None,
+            # The named keys' rows come from the attribution of sessions to keys.
+            keys=(),
         )
 
     def _interruptible_sleep(self, seconds: float) -> None:
@@ -258,76 +271,64 @@ class Exporter:
             raise ShutdownRequested
 
     def poll_once(self) -> PollStatus:
-        """Poll, read usage if it is due, then publish (for --once, tests, the catalogue)."""
-        return self._poll_and_publish(read_usage=True)
+        """Poll every account, read usage if it is due, then publish (for --once, tests, the
+        catalogue); returns the first account's outcome (see ``poll_all``)."""
+        return self.poll_all()[0]
 
-    def _poll_and_publish(self, *, read_usage: bool = False) -> PollStatus:
-        """One poll, then publish; the daemon's loop leaves usage to its own thread.
+    def poll_all(self) -> tuple[PollStatus, ...]:
+        """Poll every account once, one after another; each outcome, in the accounts' order."""
+        return tuple(
+            self._poll_and_publish(pipeline, read_usage=True) for pipeline in self.pipelines
+        )
+
+    def _poll_and_publish(self, pipeline: Pipeline, *, read_usage: bool = False) -> PollStatus:
+        """One poll of ``pipeline``, then publish; the daemon's loop leaves usage to its own
+        thread.
 
         Raises only ShutdownRequested, and what breaks the exporter's own clock: whatever
-        else goes wrong ends this poll as a failure, the poll (``Poller.poll``), recording
+        else goes wrong ends this poll as a failure, the poll (``Pipeline.poll``), recording
         its outcome and publishing alike.
         """
-        try:
-            status = self.poller.poll()
-        except ShutdownRequested:
-            raise
-        except Exception as exc:  # past the poll's own handling: recording its outcome broke
-            status = self._poll_broke(exc)
-        if read_usage and self.usage is not None:
-            self.usage.poll_if_due()
-        status = self._publish(status)
-        self.state.poll_published()
+        status = pipeline.poll()
+        if read_usage and pipeline.usage is not None:
+            pipeline.usage.poll_if_due()
+        with self._publish_lock:
+            status = self._publish(pipeline, status)
+        pipeline.state.poll_published()
         return status
 
-    def _poll_broke(self, exc: Exception) -> PollStatus:
-        """The poll raised: it fails, counted once under ``other``, and says so once."""
-        error = unexpected(exc)
-        status = PollStatus(
-            ok=False,
-            finished_at=self._clock(),
-            duration_seconds=0.0,
-            reason=error.reason,
-            message=error.message,
-            advice=error.advice,
-        )
-        self.metrics.poll_failures.labels(reason=error.reason.value).inc()
-        self.state.record_failure(status)
-        log.debug("the poll failed unexpectedly", exc_info=exc)
-        log.error(
-            "poll failed: %s: %s; %s",
-            error.reason.value,
-            error.message,
-            error.advice,
-            extra={"fields": {"outcome": "failure", "reason": error.reason.value}},
-        )
-        return status
+    def _render(self, pipeline: Pipeline) -> None:
+        """Render ``/metrics`` with ``pipeline``'s latest poll (and every other account's)."""
+        if self._union is not None:
+            self._union.read(pipeline.name)
+        self.published.publish()
 
-    def _publish(self, status: PollStatus) -> PollStatus:
+    def _publish(self, pipeline: Pipeline, status: PollStatus) -> PollStatus:
         """Render ``/metrics`` for the poll that ended as ``status``; what it counts as then.
 
         A publish that raises changes nothing a scrape gets (``PublishedExposition.publish``
-        is all or nothing). A poll that succeeded then fails after all (reason ``other``,
-        counted once) and is published again, so that scrapes see it: ``notte_up`` 0 and
-        the failure counted. If that render fails too, ``/metrics`` keeps the last poll it
-        could render, whose success timestamp then ages (``NotteExporterStale``).
+        and ``AccountsCollector.read`` are all or nothing). A poll that succeeded then fails
+        after all (reason ``other``, counted once) and is published again, so that scrapes
+        see it: ``notte_up`` 0 and the failure counted. If that render fails too,
+        ``/metrics`` keeps the last poll it could render, whose success timestamp then ages
+        (``NotteExporterStale``).
         """
         try:
-            self.published.publish()
+            self._render(pipeline)
         except Exception as exc:
-            failed = self._render_failed(status, exc)
+            failed = self._render_failed(pipeline, status, exc)
         else:
             if self._render_failure is not None:
                 log.info("rendering /metrics works again", extra={"fields": {"outcome": "success"}})
                 self._render_failure = None
             return status
         try:
-            self.published.publish()
+            self._render(pipeline)
         except Exception:
             log.debug("the failed poll could not be published either", exc_info=True)
         return failed
 
-    def _render_failed(self, status: PollStatus, exc: Exception) -> PollStatus:
+    def _render_failed(self, pipeline: Pipeline, status: PollStatus, exc: Exception) -> PollStatus:
         error = describe(exc)
         failed = status
         if status.ok:
@@ -338,10 +339,10 @@ class Exporter:
                 message=f"rendering /metrics failed: {error}",
                 advice=UNEXPECTED_ADVICE,
             )
-            self.metrics.poll_failures.labels(reason=FailureReason.OTHER.value).inc()
-            self.state.replace_last_poll(failed)
+            pipeline.metrics.poll_failures.labels(reason=FailureReason.OTHER.value).inc()
+            pipeline.state.replace_last_poll(failed)
         log.debug("rendering /metrics failed", exc_info=exc)
-        fields = {"outcome": "failure", "reason": FailureReason.OTHER.value}
+        fields = pipeline.fields(outcome="failure", reason=FailureReason.OTHER.value)
         if error == self._render_failure:
             log.debug("rendering /metrics still fails: %s", error, extra={"fields": fields})
         else:
@@ -362,7 +363,7 @@ class Exporter:
         """Start serving and polling in the background; returns the metrics URL."""
         routes: Handler = Routes(
             self.published,
-            self.state,
+            self.health,
             self.settings.web_telemetry_path,
             self.redact,
             self.status_page,
@@ -380,32 +381,47 @@ class Exporter:
             idle_timeout=self._idle_timeout,
         )
         self._server.start()
-        self._poll_thread = threading.Thread(
-            target=self._run_loop, args=("poll", self._poll_loop), name="poll", daemon=True
-        )
-        self._poll_thread.start()
-        if self.usage is not None:
-            usage = self.usage
-            self._usage_thread = threading.Thread(
-                target=self._run_loop,
-                args=("usage", lambda: self._usage_loop(usage)),
-                name="usage",
-                daemon=True,
-            )
-            self._usage_thread.start()
+        for pipeline in self.pipelines:
+            self._start_loops(pipeline)
         if web_config is not None:
             # Looks at the web config's files once a second, so that requests never do.
             self._web_config_thread = threading.Thread(
                 target=web_config.watch, args=(self._stop,), name="web-config", daemon=True
             )
             self._web_config_thread.start()
-        if self.reaper is not None:
-            # Looks at the policy file once a second: an edit applies from the next poll.
-            self._reaper_thread = threading.Thread(
-                target=self.reaper.watch, args=(self._stop,), name="reaper-config", daemon=True
-            )
-            self._reaper_thread.start()
         return f"{self._server.url}{self.settings.web_telemetry_path}"
+
+    def _start_loops(self, pipeline: Pipeline) -> None:
+        """The account's poll loop, usage loop and reaper policy watch, each on its thread,
+        so that one account's slowness or failure never delays another's."""
+
+        def thread_name(loop: str) -> str:
+            return f"{loop}-{pipeline.name}" if self.multi else loop
+
+        def start(name: str, target: Callable[[], None]) -> None:
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            self._loop_threads.append(thread)
+            thread.start()
+
+        start(
+            thread_name("poll"),
+            lambda: self._run_loop(pipeline, "poll", lambda: self._poll_loop(pipeline)),
+        )
+        usage = pipeline.usage
+        if usage is not None:
+            start(
+                thread_name("usage"),
+                lambda: self._run_loop(pipeline, "usage", lambda: self._usage_loop(usage)),
+            )
+        reaper = pipeline.reaper
+        if reaper is not None:
+            # Looks at the policy file once a second: an edit applies from the next poll.
+            start(thread_name("reaper-config"), lambda: reaper.watch(self._stop))
+
+    @property
+    def _poll_thread(self) -> threading.Thread | None:
+        """The first account's poll thread, once started."""
+        return next((t for t in self._loop_threads if t.name.startswith("poll")), None)
 
     @property
     def port(self) -> int:
@@ -418,38 +434,39 @@ class Exporter:
         assert self._server is not None, "start() first"
         return self._server.urls
 
-    def _run_loop(self, name: str, loop: Callable[[], None]) -> None:
+    def _run_loop(self, pipeline: Pipeline, kind: str, loop: Callable[[], None]) -> None:
         """Run ``loop`` on this thread until shutdown; if it ends before, fail ``/healthz``.
 
         Whatever ends it is caught here, BaseException included, and said in one log line:
         threading's default hook would print a raw traceback to stderr instead, and the
         exporter would go on serving its last poll as if nothing had happened.
         """
+        name = f"{kind} loop of account {pipeline.name}" if self.multi else f"{kind} loop"
         try:
             loop()
         except BaseException as exc:
             if self._stop.is_set():
-                log.debug("the %s loop ended while stopping", name, exc_info=exc)
+                log.debug("the %s ended while stopping", name, exc_info=exc)
                 return
-            log.debug("the %s loop stopped", name, exc_info=exc)
-            reason = f"the {name} loop stopped: {describe(exc)}"
+            log.debug("the %s stopped", name, exc_info=exc)
+            reason = f"the {name} stopped: {describe(exc)}"
         else:
             if self._stop.is_set():
                 return
-            reason = f"the {name} loop stopped"
+            reason = f"the {name} stopped"
         log.error(
             "%s; /healthz fails from now on, so that the exporter is restarted",
             reason,
-            extra={"fields": {"loop": name}},
+            extra={"fields": pipeline.fields(loop=kind)},
         )
-        self.state.loop_stopped(reason)
+        pipeline.state.loop_stopped(reason)
 
-    def _poll_loop(self) -> None:
+    def _poll_loop(self, pipeline: Pipeline) -> None:
         interval = self.settings.poll_interval
         next_start = time.monotonic()
         while not self._stop.is_set():
             try:
-                self._poll_and_publish()
+                self._poll_and_publish(pipeline)
             except ShutdownRequested:
                 break
             next_start += interval
@@ -468,13 +485,13 @@ class Exporter:
                 break
 
     def reload(self) -> list[str]:
-        """Re-read the files the exporter runs on (SIGHUP); returns what changed."""
-        reloaded = [self.api_key.reload()]
+        """Re-read the files the exporter runs on (SIGHUP): every account's key files and
+        reaper policy, and the web config; returns what changed."""
+        changes = [change for pipeline in self.pipelines for change in pipeline.reload()]
         if self.web_config is not None:
-            reloaded.append(self.web_config.reload())
-        if self.reaper is not None:
-            reloaded.append(self.reaper.reload())
-        changes = [change for change in reloaded if change is not None]
+            change = self.web_config.reload()
+            if change is not None:
+                changes.append(change)
         if not changes:
             log.info("reload: nothing changed")
         return changes
@@ -488,26 +505,46 @@ class Exporter:
         return self._stop.wait(timeout)
 
     def close(self) -> None:
-        """Release the API connections and the poll's fetching threads (no poll under way)."""
-        self.poller.close()
-        self.client.close()
+        """Release the API connections and the polls' fetching threads (no poll under way)."""
+        for pipeline in self.pipelines:
+            pipeline.close()
 
     def stop(self, grace: float = 3.0) -> None:
         """Stop polling and serving; an in-flight request gets ``grace`` seconds."""
         self._stop.set()
-        threads = [
-            t
-            for t in (
-                self._poll_thread,
-                self._usage_thread,
-                self._web_config_thread,
-                self._reaper_thread,
-            )
-            if t is not None
-        ]
+        threads = [*self._loop_threads]
+        if self._web_config_thread is not None:
+            threads.append(self._web_config_thread)
         for thread in threads:
             thread.join(timeout=grace)
         if self._server is not None:
             self._server.stop()
         if not any(thread.is_alive() for thread in threads):
             self.close()
+
+
+class AccountsHealth:
+    """What ``/healthz`` and ``/readyz`` say, over every account's state.
+
+    Unhealthy as soon as any account's loop has stopped. Ready, with one account, once a
+    poll has succeeded, as always; with several (``--config.file``), once every account
+    has finished a poll, successful or not, so that one failing account does not hide the
+    others from Prometheus (``notte_up{account}`` says which failed).
+    """
+
+    def __init__(self, states: tuple[ExporterState, ...]) -> None:
+        self._states = states
+
+    @property
+    def unhealthy(self) -> str | None:
+        reasons = [reason for state in self._states if (reason := state.unhealthy) is not None]
+        return "; ".join(reasons) or None
+
+    @property
+    def unready(self) -> str | None:
+        if len(self._states) == 1:
+            return self._states[0].unready
+        waiting = sum(1 for state in self._states if state.last_poll is None)
+        if waiting:
+            return f"{waiting} of {len(self._states)} accounts have not finished a poll yet"
+        return None

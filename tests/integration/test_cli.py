@@ -123,18 +123,27 @@ def test_once_exits_1_with_the_reason_on_stderr(api) -> None:
 def test_once_on_demo_data_needs_no_key() -> None:
     result = run("--demo", "--once")
     assert result.returncode == 0, result.stderr
-    assert "notte_up 1.0" in result.stdout
+    assert 'notte_up{account="demo-a"} 1.0' in result.stdout
+
+
+def test_the_demo_watches_two_accounts_and_once_says_how_each_went() -> None:
+    result = run("--demo", "--once")
+    assert result.returncode == 0, result.stderr
+    assert 'notte_up{account="demo-b"} 1.0' in result.stdout
+    for name in ("demo-a", "demo-b"):
+        assert re.search(rf"notte-exporter: account {name}: \d+ live sessions", result.stderr)
 
 
 def test_the_demo_shows_the_cost_metrics() -> None:
     result = run("--demo", "--demo.profile", "leak", "--once")
     assert result.returncode == 0, result.stderr
     for name in (
-        "notte_usage_up 1.0",
-        "notte_usage_total_cost_dollars ",
-        'notte_usage_cost_dollars{category="browser"} ',
-        'notte_sessions_browser_seconds_total{browser_type="chromium"} ',
-        'notte_sessions_idle_seconds_total{browser_type="chromium",close_reason="idle_timeout"}',
+        'notte_usage_up{account="demo-a"} 1.0',
+        'notte_usage_total_cost_dollars{account="demo-a"} ',
+        'notte_usage_cost_dollars{account="demo-a",category="browser"} ',
+        'notte_sessions_browser_seconds_total{account="demo-a",browser_type="chromium"} ',
+        'notte_sessions_idle_seconds_total{account="demo-a",browser_type="chromium",'
+        'close_reason="idle_timeout"}',
     ):
         assert name in result.stdout
 
@@ -263,7 +272,7 @@ def test_disable_exporter_metrics_drops_process_platform_and_gc() -> None:
     assert result.returncode == 0, result.stderr
     for prefix in ("process_", "python_info", "python_gc_"):
         assert prefix not in result.stdout
-    assert "notte_up 1.0" in result.stdout
+    assert 'notte_up{account="demo-a"} 1.0' in result.stdout
 
 
 def test_build_info_says_whether_the_data_is_simulated(api) -> None:

@@ -24,7 +24,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("metrics",),
     ("web",),
     ("reaper",),
-    ("daemon", "simulator"),
+    ("daemon", "pipeline", "simulator"),
     ("cli", "__main__", "healthcheck"),
 )  # fmt: skip
 

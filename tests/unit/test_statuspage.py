@@ -14,6 +14,8 @@ from notte_exporter.polling.snapshot import SessionDetail, Snapshot
 from notte_exporter.polling.state import RECENT_POLLS, ExporterState, PollStatus
 from notte_exporter.web.statuspage import (
     CONTENT_SECURITY_POLICY,
+    AccountView,
+    KeyRow,
     ReaperAction,
     ReaperView,
     StatusView,
@@ -308,3 +310,39 @@ def test_values_from_the_api_and_the_file_are_shown_not_run() -> None:
 
 def test_without_a_reaper_the_page_has_no_reaper_section() -> None:
     assert "Reaper" not in text_of(render(view()))
+
+
+def accounts_view() -> StatusView:
+    keys = (
+        KeyRow("checkout-agent", live_sessions=3, up=True, last_poll=TAKEN),
+        KeyRow("crawler", live_sessions=None, up=False, last_poll=TAKEN),
+        KeyRow("new-key", live_sessions=None, up=None, last_poll=None),
+    )
+    return view(
+        accounts=(
+            AccountView("prod", "https://api.notte.cc", "/etc/notte/prod/key", 100,
+                        polls=[ok_poll()], snapshot=snapshot(), keys=keys),
+            AccountView("staging", HOSTILE_URL, "/etc/notte/staging/key", None,
+                        polls=[failed_poll()]),
+        ),
+    )  # fmt: skip
+
+
+def test_each_account_has_a_section_with_its_keys() -> None:
+    page = render(accounts_view())
+    prod, staging = page.split("<h2>Account prod</h2>")[1].split("<h2>Account staging</h2>")
+    assert "checkout-agent" in prod
+    assert "crawler" in prod
+    assert "not listed yet" in prod
+    assert "checkout-agent" not in staging
+    assert "No named keys" in staging
+    assert "1 of 2 accounts up" in page
+    # The one account's sections give way to the accounts'.
+    assert "<h2>Live sessions</h2>" not in page
+    assert "<h2>Recent polls</h2>" not in page
+
+
+def test_the_page_with_accounts_is_valid_html_and_escapes_their_values() -> None:
+    page = render(accounts_view())
+    assert_valid_html(page)
+    assert "<b>x</b>" not in page

@@ -132,3 +132,8 @@ class ExporterState:
     def ready(self) -> bool:
         with self._lock:
             return self._last_success is not None
+
+    @property
+    def unready(self) -> str | None:
+        """Why ``/readyz`` fails, or None once a poll has succeeded."""
+        return None if self.ready else "no successful poll yet"

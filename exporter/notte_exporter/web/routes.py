@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Protocol
 
 from notte_exporter.errors import describe
 from notte_exporter.metrics.exposition import PublishedExposition, Reply
-from notte_exporter.polling.state import ExporterState
 from notte_exporter.web.messages import Request, Response
 from notte_exporter.web.statuspage import CONTENT_SECURITY_POLICY
 
@@ -39,13 +39,25 @@ _STATUS_PAGE_HEADERS = (
 )
 
 
+class Health(Protocol):
+    """What the probes answer: ``polling.state.ExporterState``, or every account's."""
+
+    @property
+    def unhealthy(self) -> str | None:
+        """Why the exporter must be restarted, or None."""
+
+    @property
+    def unready(self) -> str | None:
+        """Why the exporter is not ready to be scraped yet, or None."""
+
+
 class Routes:
     """The exporter's pages; ``status_page`` renders ``/`` (web/statuspage.py), 404 without it."""
 
     def __init__(
         self,
         exposition: PublishedExposition,
-        state: ExporterState,
+        state: Health,
         telemetry_path: str = "/metrics",
         redact: Callable[[str], str] = str,
         status_page: Callable[[], str] | None = None,
@@ -76,9 +88,10 @@ class Routes:
                 return _plain(200, "ok\n")
             return _plain(503, f"unhealthy: {self._redact(unhealthy)}\n")
         if path == "/readyz":
-            if self._state.ready:
+            unready = self._state.unready
+            if unready is None:
                 return _plain(200, "ready\n")
-            return _plain(503, "not ready: no successful poll yet\n")
+            return _plain(503, f"not ready: {self._redact(unready)}\n")
         if path == "/" and self._status_page is not None:
             if now:
                 return None

@@ -113,6 +113,30 @@ class ReaperView:
 
 
 @dataclass(frozen=True)
+class KeyRow:
+    """One named key of an account: the sessions it holds, whether its listing works."""
+
+    name: str
+    live_sessions: int | None  # None until a listing of the key has worked
+    up: bool | None  # None until the key was listed
+    last_poll: datetime | None
+
+
+@dataclass(frozen=True)
+class AccountView:
+    """One account's section (``--config.file``): its API, polls, sessions, keys and reaper."""
+
+    name: str
+    api_url: str
+    key_source: str
+    sessions_limit: int | None
+    polls: Sequence[PollStatus] = field(default=())
+    snapshot: Snapshot | None = None
+    reaper: ReaperView | None = None
+    keys: tuple[KeyRow, ...] = ()
+
+
+@dataclass(frozen=True)
 class StatusView:
     """Everything the page shows, gathered at one moment."""
 
@@ -134,16 +158,25 @@ class StatusView:
     snapshot: Snapshot | None = None
     # None: no reaper configured (--reaper.config.file), and no section.
     reaper: ReaperView | None = None
+    # With --config.file, one per account, each shown in a section of its own, in place of
+    # the one account's sessions, polls and reaper above; empty without it.
+    accounts: tuple[AccountView, ...] = ()
 
 
 def render(view: StatusView) -> str:
     """The whole page as HTML text."""
+    if view.accounts:
+        watched = [_account(view, account) for account in view.accounts]
+    else:
+        watched = [
+            _section("Live sessions", _sessions(view.snapshot, view.detail_limit)),
+            _section("Recent polls", _polls(view.polls)),
+            *([_section("Reaper", _reaper(view.reaper))] if view.reaper is not None else []),
+        ]
     body = "\n".join(
         [
             _header(view),
-            _section("Live sessions", _sessions(view)),
-            _section("Recent polls", _polls(view)),
-            *([_section("Reaper", _reaper(view.reaper))] if view.reaper is not None else []),
+            *watched,
             _section("Settings", _settings(view)),
             _section("This exporter", _about(view)),
             _section("Endpoints", _links(view)),
@@ -197,16 +230,7 @@ def _poll_duration(seconds: float) -> str:
 
 
 def _header(view: StatusView) -> str:
-    last = view.polls[0] if view.polls else None
-    if last is None:
-        state = '<span class="muted">waiting for the first poll</span>'
-    elif last.ok:
-        state = f'<span class="ok">up</span>: the last poll succeeded {_ago(view, last)}'
-    else:
-        reason = last.reason.value if last.reason else "failed"
-        state = (
-            f'<span class="bad">down</span>: the last poll failed {_ago(view, last)} ({_e(reason)})'
-        )
+    state = _accounts_state(view.accounts) if view.accounts else _state(view, view.polls)
     banner = ""
     if view.demo:
         banner = (
@@ -222,12 +246,76 @@ def _header(view: StatusView) -> str:
     )
 
 
+def _state(view: StatusView, polls: Sequence[PollStatus]) -> str:
+    """How the last of ``polls`` went, in words (already escaped)."""
+    last = polls[0] if polls else None
+    if last is None:
+        return '<span class="muted">waiting for the first poll</span>'
+    if last.ok:
+        return f'<span class="ok">up</span>: the last poll succeeded {_ago(view, last)}'
+    reason = last.reason.value if last.reason else "failed"
+    return f'<span class="bad">down</span>: the last poll failed {_ago(view, last)} ({_e(reason)})'
+
+
+def _accounts_state(accounts: Sequence[AccountView]) -> str:
+    up = sum(1 for account in accounts if account.polls and account.polls[0].ok)
+    css = "ok" if up == len(accounts) else "bad"
+    return f'<span class="{css}">{up} of {len(accounts)} accounts up</span>'
+
+
+def _account(view: StatusView, account: AccountView) -> str:
+    """One account's section: its settings, keys, live sessions, polls and reaper."""
+    limit = "not set" if account.sessions_limit is None else str(account.sessions_limit)
+    facts = _definitions(
+        [
+            ("Status", _state(view, account.polls)),
+            ("Notte API", f"<code>{_e(account.api_url)}</code>"),
+            ("API key from", _e(account.key_source)),
+            ("Plan limit", _e(limit)),
+        ]
+    )
+    parts = [
+        facts,
+        _keys(account.keys),
+        "<h3>Live sessions</h3>",
+        _sessions(account.snapshot, view.detail_limit),
+        "<h3>Recent polls</h3>",
+        _polls(account.polls),
+    ]
+    if account.reaper is not None:
+        parts += ["<h3>Reaper</h3>", _reaper(account.reaper)]
+    return _section(f"Account {account.name}", "\n".join(parts))
+
+
+def _keys(keys: Sequence[KeyRow]) -> str:
+    if not keys:
+        return '<p class="muted">No named keys: every session counts as key "other".</p>'
+    rows = []
+    for key in keys:
+        if key.up is None:
+            up = '<span class="muted">not listed yet</span>'
+        else:
+            up = '<span class="ok">up</span>' if key.up else '<span class="bad">down</span>'
+        live = "" if key.live_sessions is None else str(key.live_sessions)
+        last = "" if key.last_poll is None else _utc(key.last_poll)
+        rows.append(
+            f"<tr><td><code>{_e(key.name)}</code></td><td>{up}</td>"
+            f'<td class="num">{live}</td><td>{last}</td></tr>'
+        )
+    body = "\n".join(rows)
+    return (
+        '<div class="scroll"><table>\n<caption class="muted">Named keys</caption>\n'
+        '<thead><tr><th scope="col">Key</th><th scope="col">Listing</th>'
+        '<th scope="col" class="num">Live sessions</th><th scope="col">Last poll</th></tr>'
+        f"</thead>\n<tbody>\n{body}\n</tbody>\n</table></div>"
+    )
+
+
 def _ago(view: StatusView, poll: PollStatus) -> str:
     return f"{_age((view.now - poll.finished_at).total_seconds())} ago"
 
 
-def _sessions(view: StatusView) -> str:
-    snapshot = view.snapshot
+def _sessions(snapshot: Snapshot | None, detail_limit: int) -> str:
     if snapshot is None:
         return "<p>No successful poll yet, so nothing is known about live sessions.</p>"
     lines = [
@@ -267,18 +355,18 @@ def _sessions(view: StatusView) -> str:
             '<th scope="col" class="num">Idle for</th></tr></thead>\n'
             f"<tbody>\n{rows}\n</tbody>\n</table></div>"
         )
-    elif view.detail_limit == 0:
+    elif detail_limit == 0:
         lines.append(
             '<p class="muted">Sessions are not shown one by one: --sessions.detail-limit is 0.</p>'
         )
     return "\n".join(lines)
 
 
-def _polls(view: StatusView) -> str:
-    if not view.polls:
+def _polls(polls: Sequence[PollStatus]) -> str:
+    if not polls:
         return "<p>No poll has finished yet.</p>"
     rows = []
-    for poll in view.polls:
+    for poll in polls:
         if poll.ok:
             outcome = '<span class="ok">ok</span>'
         else:
@@ -297,7 +385,7 @@ def _polls(view: StatusView) -> str:
     body = "\n".join(rows)
     return (
         '<div class="scroll"><table>\n'
-        f'<caption class="muted">The last {len(view.polls)}, newest first</caption>\n'
+        f'<caption class="muted">The last {len(polls)}, newest first</caption>\n'
         '<thead><tr><th scope="col">Finished</th><th scope="col" class="num">Took</th>'
         '<th scope="col">Outcome</th><th scope="col" class="num">Requests</th>'
         '<th scope="col" class="num">Live sessions</th></tr></thead>\n'
@@ -370,17 +458,20 @@ def _definitions(pairs: Sequence[tuple[str, str]]) -> str:
 
 def _settings(view: StatusView) -> str:
     limit = "not set" if view.sessions_limit is None else str(view.sessions_limit)
-    return _definitions(
-        [
-            ("Notte API", f"<code>{_e(view.api_url)}</code>"),
-            ("API key from", _e(view.key_source)),
-            ("Poll interval", _e(format_duration(view.poll_interval))),
-            ("Poll timeout", _e(format_duration(view.poll_timeout))),
-            ("Page size", _e(view.page_size)),
-            ("Lookup budget", f"{_e(view.lookup_budget)} requests per poll"),
-            ("Plan limit", _e(limit)),
-        ]
-    )
+    # With accounts, each one's section says its API, key source and plan limit.
+    account = [
+        ("Notte API", f"<code>{_e(view.api_url)}</code>"),
+        ("API key from", _e(view.key_source)),
+    ]
+    polls = [
+        ("Poll interval", _e(format_duration(view.poll_interval))),
+        ("Poll timeout", _e(format_duration(view.poll_timeout))),
+        ("Page size", _e(view.page_size)),
+        ("Lookup budget", f"{_e(view.lookup_budget)} requests per poll"),
+    ]
+    if view.accounts:
+        return _definitions(polls)
+    return _definitions([*account, *polls, ("Plan limit", _e(limit))])
 
 
 def _about(view: StatusView) -> str:
