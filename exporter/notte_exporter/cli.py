@@ -45,6 +45,7 @@ from notte_exporter.options import (
 from notte_exporter.polling.state import PollStatus
 from notte_exporter.redaction import Secrets
 from notte_exporter.settings import (
+    AccountsConfigError,
     ReaperConfigError,
     Settings,
     SettingsError,
@@ -207,10 +208,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  {known_keys.redact(problem)}", file=sys.stderr)
         return EXIT_USAGE
     configure(settings.log_level, settings.log_format, known_keys.redact)
-    # Set by --config.file (settings.py), which replaces the URL and key flags.
-    config_file: Path | None = getattr(settings, "config_file", None)
-    if config_file is not None:
-        accounts = _load_accounts(config_file, settings, known_keys)
+    # --config.file replaces the URL and key flags (settings.py refuses both at once).
+    if settings.config_file is not None:
+        accounts = _load_accounts(settings.config_file, settings, known_keys)
         if accounts is None:
             return EXIT_USAGE
         return _run(settings, known_keys, once, accounts=accounts)
@@ -258,13 +258,10 @@ def _run(
 def _load_accounts(path: Path, settings: Settings, secrets: Secrets) -> tuple[Account, ...] | None:
     """The accounts of the config file, or None once every problem with it is printed."""
     # Imported here: only a config file needs the loader, and with it YAML.
-    from notte_exporter.accounts import load_accounts  # type: ignore[attr-defined]  # noqa: PLC0415
-    from notte_exporter.settings import AccountsConfigError  # type: ignore[attr-defined]  # noqa: PLC0415
+    from notte_exporter.accounts import load_accounts  # noqa: PLC0415
 
     try:
-        accounts: tuple[Account, ...] = load_accounts(
-            path, default_api_url=settings.notte_api_url, secrets=secrets
-        )
+        accounts = load_accounts(path, default_api_url=settings.notte_api_url, secrets=secrets)
     except AccountsConfigError as exc:
         print(
             secrets.redact(f"notte-exporter: invalid config file {str(exc.path)!r}:"),

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import httpx
 from prometheus_client import CollectorRegistry
 
-from notte_exporter.accounts import Account
+from notte_exporter.accounts import Account, reload_keys
 from notte_exporter.api.client import NotteClient
 from notte_exporter.errors import ShutdownRequested, unexpected
 from notte_exporter.instrumentation import ExporterMetrics
@@ -223,11 +223,12 @@ class Pipeline:
 
     def reload(self) -> list[str]:
         """Re-read the account's key files and reaper policy (SIGHUP); returns what changed."""
-        keys = (self.account.key, *(named.key for named in self.account.keys))
-        reloaded = [key.reload() for key in keys]
+        changes = reload_keys((self.account,))
         if self.reaper is not None:
-            reloaded.append(self.reaper.reload())
-        return [change for change in reloaded if change is not None]
+            change = self.reaper.reload()
+            if change is not None:
+                changes.append(change)
+        return changes
 
     def close(self) -> None:
         """Release the API connections and the poll's fetching threads (no poll under way)."""
