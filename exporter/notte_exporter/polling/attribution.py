@@ -207,13 +207,14 @@ class Attribution:
         state.up, state.listed = False, True
         now = self._monotonic()
         failure = (error.reason.value, error.status)
-        text = self._redact(f"{error.reason.value}: {error.message}; {error.advice}")
+        # Not the error's own advice, which is about the account key.
+        text = self._redact(f"{error.reason.value}: {error.message}")
         fields = {"key": name, "reason": error.reason.value}
         if failure != state.failure:
             state.failure, state.logged_at, state.unlogged = failure, now, 0
             log.warning(
                 "named key %s could not list its sessions, which count as key=%s until it "
-                "works again: %s",
+                "works again (check its key_file in --config.file): %s",
                 name,
                 OTHER_KEY,
                 text,
@@ -256,4 +257,5 @@ class KeyCollector(Collector):
         )
         for name, up in self._key_up().items():
             family.add_metric([name], 1.0 if up else 0.0)
-        yield family
+        if family.samples:
+            yield family

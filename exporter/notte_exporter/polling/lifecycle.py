@@ -511,8 +511,8 @@ class LiveListing:
 
     def move(self, keys: Mapping[str, str]) -> None:
         """Attribute sessions of this listing to another key from now on: what was counted
-        stays under the key it had, what this listing adds and later ones count under the
-        new key."""
+        up to this listing, this listing's own amounts included, stays under the key it had;
+        what later ones add counts under the new key."""
         if not self._tracker._keyed:
             return
         with self._tracker._lock:
