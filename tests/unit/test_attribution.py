@@ -593,3 +593,56 @@ def test_a_keys_value_reaches_no_log_line_and_no_series(
     assert "named key crawler could not list its sessions" in caplog.text
     assert value not in caplog.text
     assert value not in generate_latest(exporter.registry).decode()
+
+
+def test_the_first_poll_attributes_the_sessions_already_running_and_counts_no_old_traffic(
+    api: SimulatorServer, account: SimulatedAccount, clock: ManualClock
+) -> None:
+    crawler = ApiKey(SecretStr(account.issue_key("crawler")))
+    before = account.start_session(key="crawler", network_request_bytes=5_000)
+    mine = account.start_session(network_request_bytes=7)
+    clock.advance(60)
+    exporter = pipeline(api, clock, {"crawler": crawler})
+    account.access(before, request_bytes=100)
+    account.access(mine, request_bytes=1)
+    clock.advance(30)
+    assert exporter.poll().ok
+    assert exporter.value("notte_sessions_active", key="crawler") == 1
+    assert exporter.value("notte_sessions_active", key=OTHER_KEY) == 1
+    # Running before the exporter started: no start, no old bytes, under the right key.
+    assert exporter.value("notte_sessions_started_total") == 0
+    assert exporter.value("notte_network_request_bytes_total") == 0
+    account.access(before, request_bytes=40)
+    clock.advance(30)
+    assert exporter.poll().ok
+    assert exporter.value("notte_network_request_bytes_total", key="crawler") == 40
+    assert exporter.value("notte_sessions_browser_seconds_total", key="crawler") == 60
+
+
+def test_keyed_series_carry_key_after_their_own_labels(
+    api: SimulatorServer, account: SimulatedAccount, clock: ManualClock
+) -> None:
+    exporter = pipeline(api, clock, named_keys(account, "crawler", secrets=Secrets()))
+    account.start_session(key="crawler")
+    clock.advance(30)
+    assert exporter.poll().ok
+    labels = {
+        sample.name: tuple(sample.labels)
+        for family in exporter.registry.collect()
+        for sample in family.samples
+    }
+    assert labels["notte_sessions_active"] == ("browser_type", "key")
+    assert labels["notte_sessions_started_total"] == ("browser_type", "key")
+    assert labels["notte_sessions_closed_total"] == (
+        "browser_type",
+        "status",
+        "close_reason",
+        "key",
+    )
+    assert labels["notte_network_request_bytes_total"] == ("browser_type", "proxy", "key")
+    assert labels["notte_sessions_idle_seconds_total"] == ("browser_type", "close_reason", "key")
+    assert labels["notte_session_duration_seconds_count"] == ("browser_type",)
+    assert labels["notte_sessions_active_idle"] == ("browser_type",)
+    assert labels["notte_key_up"] == ("key",)
+    # Every key's label sets exist from the start, at 0.
+    assert exporter.keys_of("notte_sessions_closed_total") == {"crawler", OTHER_KEY}
