@@ -246,6 +246,35 @@ of $30 whose balance is gone within hours.
 """
 
 
+ACCOUNTS_AND_KEYS = """\
+## Accounts and keys (`--config.file`)
+
+The tables above show a single account (no `--config.file`): no series carries `account` or
+`key`. With `--config.file`, every Notte series carries `account`, the `name` of its account
+in the file. `notte_sessions_active` and the counters of starts, ends, request and response
+bytes, browser seconds and idle seconds also carry `key`: the `name` of the named key whose
+`GET /sessions?only_current_token=true` listing holds the session, or `other` when none does
+(always `other` for an account without `keys`). A session keeps its key for life, so the sum
+over `key` of each of these families is exactly the account's total; the duration histogram
+and the other gauges carry no `key`. `notte_key_up{account, key}` is 1 while a named key's
+last listing worked and 0 when it failed (a revoked key answers 401): the account's poll
+still succeeds, and the sessions that key would have claimed count as `other` until it works
+again. Then the live ones move to it; what was counted under `other` stays there.
+
+What a poll of an account costs, in requests: its listing and history as without keys (with
+the account key), plus one listing of each named key's live sessions (one request per 100 of
+them) when the account's listing holds a session never seen before, or one that waits for a
+failed key (then only the failed keys are listed). A poll with nothing new makes no request
+more than a single account does; each named key is also listed once at start-up, so
+`notte_key_up` is known from the first poll. `GET /usage` is read once per account, with the
+account key.
+
+Limits: a session that starts and ends between two polls is never listed live, so it counts
+as `key="other"`. The first poll holds every live session until the keys are listed (later
+polls only the new ones), which a single account never does.
+"""
+
+
 def cost_story() -> str:
     rows = [f"| {question} | {query} |" for question, query in COST_QUESTIONS]
     return "\n".join([COST_INTRO, "| Question | Metric and query |", "|---|---|", *rows, ""]) + (
@@ -276,7 +305,7 @@ def render_markdown() -> str:
                 f"| `{metric.name}` | {metric.type} | {labels} | {metric.help} | {entry.advice} |"
             )
         lines.append("")
-    return "\n".join(lines) + "\n" + cost_story()
+    return "\n".join(lines) + "\n" + ACCOUNTS_AND_KEYS + "\n" + cost_story()
 
 
 if __name__ == "__main__":

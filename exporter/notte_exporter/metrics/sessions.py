@@ -73,8 +73,11 @@ class SessionCollector(Collector):
         *,
         sessions_limit: int | None = None,
         mode: str = "live",
+        keyed: bool = False,
     ) -> None:
         self._mode = mode
+        # notte_sessions_active by browser type and key (an account of --config.file).
+        self._keyed = keyed
         self._state = state
         self._browser_types = browser_types
         self._rate_limit = rate_limit
@@ -146,13 +149,16 @@ class SessionCollector(Collector):
 
     def _snapshot_families(self, snapshot: Snapshot) -> Iterator[Metric]:
         browsers = _ordered(self._browser_types(), snapshot.active)
-        yield _by_label(
-            "notte_sessions_active",
-            f"Live sessions {_AT_LAST_POLL}, by browser type.",
-            "browser_type",
-            browsers,
-            snapshot.active,
-        )
+        if self._keyed:
+            yield _active_by_key(browsers, snapshot)
+        else:
+            yield _by_label(
+                "notte_sessions_active",
+                f"Live sessions {_AT_LAST_POLL}, by browser type.",
+                "browser_type",
+                browsers,
+                snapshot.active,
+            )
         yield _by_label(
             "notte_sessions_active_with_feature",
             f"Live sessions using a feature {_AT_LAST_POLL} "
@@ -253,6 +259,23 @@ def _by_label(
     family = GaugeMetricFamily(name, help_text, labels=[label])
     for value in values:
         family.add_metric([value], float(counts.get(value, 0)))
+    return family
+
+
+def _active_by_key(browsers: tuple[str, ...], snapshot: Snapshot) -> GaugeMetricFamily:
+    """Every browser type times every key the snapshot knows, and any pair it has beyond."""
+    counts = snapshot.active_by_key or {}
+    keys = snapshot.keys + tuple(
+        dict.fromkeys(key for _, key in counts if key not in snapshot.keys)
+    )
+    family = GaugeMetricFamily(
+        "notte_sessions_active",
+        f"Live sessions {_AT_LAST_POLL}, by browser type and the key they are attributed to.",
+        labels=["browser_type", "key"],
+    )
+    for browser in browsers:
+        for key in keys:
+            family.add_metric([browser, key], float(counts.get((browser, key), 0)))
     return family
 
 

@@ -32,18 +32,28 @@ part of its life so that it never exceeds the browser time counted for it.
 Memory is bounded: live entries by the live listing itself, pending entries by
 ``max_pending``, and the ids of counted ends (kept so nothing is counted twice) by age
 (``horizon``, longer than any session may live) and by ``max_ended``.
+
+Keyed (``LifecycleMetrics(keyed=True)``, an account of ``--config.file``): every session also
+carries the name of the key it is attributed to (``accounts.OTHER_KEY`` when no named key
+claims it), and the counters of starts, ends, traffic, browser and idle time carry it as the
+label ``key``, so that their sums over ``key`` are the account's totals exactly. A listing
+may then *defer* the sessions the tracker has never seen (``LiveListing(defer=True)``):
+nothing of them is counted until ``release`` gives each its key, so even a session's start
+counts under the key it was attributed to. A session's key may change later (``move``); what
+was counted stays where it was, and what comes after counts under the new key.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from notte_exporter.accounts import OTHER_KEY
 from notte_exporter.api.models import (
     END_STATUSES,
     LiveSession,
@@ -72,13 +82,23 @@ PROXY_LABELS = ("true", "false")
 
 
 class LifecycleMetrics:
-    """The lifecycle counters, with every known label set present from start-up."""
+    """The lifecycle counters, with every known label set present from start-up.
 
-    def __init__(self, registry: CollectorRegistry, browser_types: Iterable[str]) -> None:
+    ``keyed`` adds the label ``key`` (after the others) to every counter but the duration
+    histogram, whose buckets would multiply by the keys; ``add_key`` creates a key's label
+    sets, and ``OTHER_KEY``'s exist from the start.
+    """
+
+    def __init__(
+        self, registry: CollectorRegistry, browser_types: Iterable[str], *, keyed: bool = False
+    ) -> None:
+        self.keyed = keyed
+        self._browser_types = tuple(browser_types)
+        key = ["key"] if keyed else []
         self.started = Counter(
             "notte_sessions_started",
             "Sessions that began while the exporter was watching, by browser type.",
-            ["browser_type"],
+            ["browser_type", *key],
             registry=registry,
         )
         self.closed = Counter(
@@ -86,7 +106,7 @@ class LifecycleMetrics:
             "Sessions that ended while the exporter was watching, by browser type, final "
             'status and close reason; close_reason="idle_timeout" means the client never '
             "stopped the session (a leak).",
-            ["browser_type", "status", "close_reason"],
+            ["browser_type", "status", "close_reason", *key],
             registry=registry,
         )
         self.duration = Histogram(
@@ -100,21 +120,21 @@ class LifecycleMetrics:
             "notte_network_request_bytes",
             "Bytes of network requests the sessions made while the exporter was watching; "
             'proxy="true" is traffic through built-in proxies, billed per GB.',
-            ["browser_type", "proxy"],
+            ["browser_type", "proxy", *key],
             registry=registry,
         )
         self.response_bytes = Counter(
             "notte_network_response_bytes",
             "Bytes of network responses the sessions received while the exporter was watching; "
             'proxy="true" is traffic through built-in proxies, billed per GB.',
-            ["browser_type", "proxy"],
+            ["browser_type", "proxy", *key],
             registry=registry,
         )
         self.browser_seconds = Counter(
             "notte_sessions_browser_seconds",
             "Browser time of the sessions while the exporter was watching (what Notte bills "
             "by): rate() is the number of open browsers.",
-            ["browser_type"],
+            ["browser_type", *key],
             registry=registry,
         )
         self.idle_seconds = Counter(
@@ -122,21 +142,40 @@ class LifecycleMetrics:
             "Time ended sessions stayed open after their last access (closed_at - "
             'last_accessed_at), billed with nobody using it; close_reason="idle_timeout" is '
             "the waste of leaked sessions.",
-            ["browser_type", "close_reason"],
+            ["browser_type", "close_reason", *key],
             registry=registry,
         )
-        for browser in browser_types:
-            self.started.labels(browser_type=browser)
-            self.duration.labels(browser_type=browser)
-            self.browser_seconds.labels(browser_type=browser)
+        for browser in self._browser_types:
+            self.duration.labels(browser)
+        self.add_key(OTHER_KEY)
+
+    def add_key(self, name: str) -> None:
+        """Create every known label set of key ``name`` (of no key, when not keyed)."""
+        extra = (name,) if self.keyed else ()
+        for browser in self._browser_types:
+            self.started.labels(browser, *extra)
+            self.browser_seconds.labels(browser, *extra)
             for proxy in PROXY_LABELS:
-                self.request_bytes.labels(browser_type=browser, proxy=proxy)
-                self.response_bytes.labels(browser_type=browser, proxy=proxy)
+                self.request_bytes.labels(browser, proxy, *extra)
+                self.response_bytes.labels(browser, proxy, *extra)
             for reason in CLOSE_REASONS:
-                self.idle_seconds.labels(browser_type=browser, close_reason=reason)
+                self.idle_seconds.labels(browser, reason, *extra)
             for status in CLOSED_STATUSES:
                 for reason in CLOSE_REASONS:
-                    self.closed.labels(browser_type=browser, status=status, close_reason=reason)
+                    self.closed.labels(browser, status, reason, *extra)
+
+
+# What a session's amounts are summed by: its browser type's label, or (keyed) that label
+# and its key. A plain string when not keyed, so that the per-session work of a listing
+# hashes the same string it always did.
+_Group = str | tuple[str, str]
+
+
+def _split(group: _Group) -> tuple[str, tuple[str, ...]]:
+    """A group's browser type label and the label values that follow the others (its key)."""
+    if isinstance(group, str):
+        return group, ()
+    return group[0], group[1:]
 
 
 @dataclass(slots=True)
@@ -148,6 +187,7 @@ class _Tracked:
     # counted_until; vanished_at is when it left the live listing (pending since then).
     watched_from: datetime
     counted_until: datetime
+    group: _Group
     vanished_at: datetime | None = None
 
 
@@ -173,6 +213,7 @@ class LifecycleTracker:
         pending_timeout: timedelta = DEFAULT_PENDING_TIMEOUT,
     ) -> None:
         self._metrics = metrics
+        self._keyed = metrics.keyed
         self._browser = browser_label
         # In the API's UTC instance: compared with a timestamp of every session first seen.
         self._watch_start = in_api_utc(watch_start)
@@ -192,9 +233,27 @@ class LifecycleTracker:
         listing.add(sessions)
         listing.complete()
 
-    def begin_listing(self, now: datetime) -> LiveListing:
-        """Start reading a live listing taken at ``now``, to be fed page by page."""
-        return LiveListing(self, now)
+    def begin_listing(self, now: datetime, *, defer: bool = False) -> LiveListing:
+        """Start reading a live listing taken at ``now``, to be fed page by page;
+        ``defer``: hold the sessions never seen before until ``LiveListing.release``."""
+        return LiveListing(self, now, defer=defer)
+
+    @property
+    def keyed(self) -> bool:
+        """Whether sessions carry the key they are attributed to (``LifecycleMetrics``)."""
+        return self._keyed
+
+    def add_key(self, name: str) -> None:
+        """A named key sessions may be attributed to: its series exist from now on."""
+        self._metrics.add_key(name)
+
+    def key_of(self, session_id: str) -> str | None:
+        """The key a live or pending session is attributed to (None: unknown, or not keyed)."""
+        with self._lock:
+            tracked = self._live.get(session_id) or self._pending.get(session_id)
+        if tracked is None or isinstance(tracked.group, str):
+            return None
+        return tracked.group[1]
 
     def pending_ids(self) -> list[str]:
         """Sessions whose end is still to be learned, longest-vanished first."""
@@ -234,9 +293,10 @@ class LifecycleTracker:
                 self._count_time(tracked, ended_at)
                 idle_from = max(last_activity(session), tracked.watched_from)
                 if ended_at > idle_from:
-                    self._metrics.idle_seconds.labels(
-                        browser_type=tracked.browser_type, close_reason=reason
-                    ).inc((ended_at - idle_from).total_seconds())
+                    browser, key = _split(tracked.group)
+                    self._metrics.idle_seconds.labels(browser, reason, *key).inc(
+                        (ended_at - idle_from).total_seconds()
+                    )
             self._count_end(
                 sid,
                 tracked,
@@ -260,12 +320,13 @@ class LifecycleTracker:
         with self._lock:
             return LifecycleStats(len(self._live), len(self._pending), len(self._ended))
 
-    def _first_sight(self, session: LiveSession) -> _Tracked:
+    def _first_sight(self, session: LiveSession, key: str = OTHER_KEY) -> _Tracked:
         browser = self._browser(session["browser_type"])
+        group: _Group = (browser, key) if self._keyed else browser
         created_at = session["created_at"]
         if created_at >= self._watch_start:
-            self._metrics.started.labels(browser_type=browser).inc()
-            return _Tracked(browser, 0, 0, created_at, created_at)
+            self._metrics.started.labels(browser, *_split(group)[1]).inc()
+            return _Tracked(browser, 0, 0, created_at, created_at, group)
         # Running before the exporter started: its traffic and time so far were never ours
         # to count.
         return _Tracked(
@@ -274,21 +335,25 @@ class LifecycleTracker:
             session["network_response_bytes"],
             self._watch_start,
             self._watch_start,
+            group,
         )
 
     def _began_while_watched(self, session: Session, now: datetime) -> bool:
         return max(self._watch_start, now - self._horizon) <= session["created_at"] <= now
 
     def _count_traffic(self, sent: _Traffic, received: _Traffic) -> None:
-        for (browser, proxy), amount in sent.items():
-            self._metrics.request_bytes.labels(browser, proxy).inc(amount)
-        for (browser, proxy), amount in received.items():
-            self._metrics.response_bytes.labels(browser, proxy).inc(amount)
+        for (group, proxy), amount in sent.items():
+            browser, key = _split(group)
+            self._metrics.request_bytes.labels(browser, proxy, *key).inc(amount)
+        for (group, proxy), amount in received.items():
+            browser, key = _split(group)
+            self._metrics.response_bytes.labels(browser, proxy, *key).inc(amount)
 
     def _count_time(self, tracked: _Tracked, until: datetime) -> None:
         """Add the browser time up to ``until`` not counted yet; never negative, never twice."""
         if until > tracked.counted_until:
-            self._metrics.browser_seconds.labels(browser_type=tracked.browser_type).inc(
+            browser, key = _split(tracked.group)
+            self._metrics.browser_seconds.labels(browser, *key).inc(
                 (until - tracked.counted_until).total_seconds()
             )
             tracked.counted_until = until
@@ -296,9 +361,8 @@ class LifecycleTracker:
     def _count_end(
         self, sid: str, tracked: _Tracked, *, status: str, reason: str, now: datetime
     ) -> None:
-        self._metrics.closed.labels(
-            browser_type=tracked.browser_type, status=status, close_reason=reason
-        ).inc()
+        browser, key = _split(tracked.group)
+        self._metrics.closed.labels(browser, status, reason, *key).inc()
         self._ended[sid] = now
         while len(self._ended) > self._max_ended:
             self._ended.popitem(last=False)
@@ -343,18 +407,26 @@ class LiveListing:
 
     A session listed twice (the list shifted while it was paged) is one session: its first
     sighting counts, and whatever a later one shows beyond it is counted at the next poll.
+
+    With ``defer``, a session the tracker has never seen is held, not observed, until
+    ``release`` says which key it is attributed to (its first sighting is the one held). A
+    listing that is abandoned drops what it held: the next listing shows those sessions as
+    new again, so nothing of theirs is lost (their traffic and time count from their start).
     """
 
-    def __init__(self, tracker: LifecycleTracker, now: datetime) -> None:
+    def __init__(self, tracker: LifecycleTracker, now: datetime, *, defer: bool = False) -> None:
         self._tracker = tracker
+        # Sessions never seen before, by id, held until release (None: observed at once).
+        self._deferred: dict[str, LiveSession] | None = {} if defer else None
         # In the API's UTC instance, like the sessions' timestamps (cheap to compare).
         self._now = in_api_utc(now)
         # Every session of the listing, by id: the live entries once it is whole.
         self._seen: dict[str, _Tracked] = {}
         # Sessions listed although their end was counted (a stale listing): nothing to
         # learn from them, but the snapshot counts them once like any live session.
-        self._stale: set[str] = set()
-        self._seconds: dict[str, float] = {}
+        # By id, the raw browser type of each: the snapshot counts them under OTHER_KEY.
+        self._stale: dict[str, str] = {}
+        self._seconds: dict[_Group, float] = {}
         self._sent: _Traffic = {}
         self._received: _Traffic = {}
 
@@ -372,6 +444,7 @@ class LiveListing:
         seconds = self._seconds
         sent, received = self._sent, self._received
         ends = END_STATUSES
+        deferred = self._deferred
         fresh: list[LiveSession] = []
         with tracker._lock:
             previous = tracker._live
@@ -384,28 +457,82 @@ class LiveListing:
                     continue
                 if sid in ended:
                     if sid not in self._stale:
-                        self._stale.add(sid)
+                        self._stale[sid] = session["browser_type"]
                         fresh.append(session)
                     continue
-                fresh.append(session)
                 tracked = previous.get(sid) or pending.pop(sid, None)
                 if tracked is None:
+                    if deferred is not None:
+                        deferred.setdefault(sid, session)
+                        continue
                     tracked = tracker._first_sight(session)
                 else:
                     tracked.vanished_at = None
+                fresh.append(session)
                 if (
                     session["network_request_bytes"] > tracked.request_hwm
                     or session["network_response_bytes"] > tracked.response_hwm
                 ):
                     _add_traffic(tracked, session, sent, received)
                 if now > tracked.counted_until:
-                    browser = tracked.browser_type
-                    seconds[browser] = seconds.get(browser, 0.0) + (
+                    group = tracked.group
+                    seconds[group] = seconds.get(group, 0.0) + (
                         (now - tracked.counted_until).total_seconds()
                     )
                     tracked.counted_until = now
                 seen[sid] = tracked
         return fresh
+
+    def deferred_ids(self) -> list[str]:
+        """The sessions held until ``release``, in the order they were first listed."""
+        return list(self._deferred or ())
+
+    def release(self, keys: Mapping[str, str]) -> list[LiveSession]:
+        """Observe the held sessions, each under the key ``keys`` gives it (``OTHER_KEY``
+        when none); returns them, for the snapshot and the reaper to see."""
+        held = self._deferred or {}
+        self._deferred = {} if self._deferred is not None else None
+        tracker = self._tracker
+        with tracker._lock:
+            for sid, session in held.items():
+                tracked = tracker._first_sight(session, keys.get(sid, OTHER_KEY))
+                _add_traffic(tracked, session, self._sent, self._received)
+                if self._now > tracked.counted_until:
+                    self._seconds[tracked.group] = self._seconds.get(tracked.group, 0.0) + (
+                        (self._now - tracked.counted_until).total_seconds()
+                    )
+                    tracked.counted_until = self._now
+                self._seen[sid] = tracked
+        return list(held.values())
+
+    def shows(self, session_id: str) -> bool:
+        """Whether this listing showed the session live (held ones not yet)."""
+        return session_id in self._seen
+
+    def move(self, keys: Mapping[str, str]) -> None:
+        """Attribute sessions of this listing to another key from now on: what was counted
+        up to this listing, this listing's own amounts included, stays under the key it had;
+        what later ones add counts under the new key."""
+        if not self._tracker._keyed:
+            return
+        with self._tracker._lock:
+            for sid, key in keys.items():
+                tracked = self._seen.get(sid)
+                if tracked is not None:
+                    tracked.group = (tracked.browser_type, key)
+
+    def active_by_key(self) -> dict[tuple[str, str], int]:
+        """Live sessions of this listing by (browser type label, key); those listed although
+        their end was counted have no key left: ``OTHER_KEY``."""
+        counts: dict[tuple[str, str], int] = {}
+        for tracked in self._seen.values():
+            group = tracked.group
+            pair = (group, OTHER_KEY) if isinstance(group, str) else group
+            counts[pair] = counts.get(pair, 0) + 1
+        for browser_type in self._stale.values():
+            pair = (self._tracker._browser(browser_type), OTHER_KEY)
+            counts[pair] = counts.get(pair, 0) + 1
+        return counts
 
     def complete(self) -> None:
         """The listing is whole: sessions it did not show have vanished (pending)."""
@@ -431,14 +558,15 @@ class LiveListing:
 
     def _count(self) -> None:
         metrics = self._tracker._metrics
-        for browser, amount in self._seconds.items():
-            metrics.browser_seconds.labels(browser_type=browser).inc(amount)
+        for group, amount in self._seconds.items():
+            browser, key = _split(group)
+            metrics.browser_seconds.labels(browser, *key).inc(amount)
         self._tracker._count_traffic(self._sent, self._received)
         self._seconds, self._sent, self._received = {}, {}, {}
 
 
-# Bytes to add per (browser type, proxy) label set.
-_Traffic = dict[tuple[str, str], int]
+# Bytes to add per (group, proxy) label set.
+_Traffic = dict[tuple[_Group, str], int]
 
 
 def _add_traffic(
@@ -449,12 +577,12 @@ def _add_traffic(
     proxy = _proxy_label(session)
     value = session["network_request_bytes"]
     if value > tracked.request_hwm:
-        key = (tracked.browser_type, proxy)
+        key = (tracked.group, proxy)
         sent[key] = sent.get(key, 0) + value - tracked.request_hwm
         tracked.request_hwm = value
     value = session["network_response_bytes"]
     if value > tracked.response_hwm:
-        key = (tracked.browser_type, proxy)
+        key = (tracked.group, proxy)
         received[key] = received.get(key, 0) + value - tracked.response_hwm
         tracked.response_hwm = value
 

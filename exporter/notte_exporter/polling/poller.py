@@ -8,6 +8,11 @@ within ``lookup_budget`` requests: it never fails a poll, and whatever it cannot
 is tried again on the next poll (see ``lifecycle``). Every end not learned costs the
 counters its last bytes and browser seconds, so lookups by id are retried (within the
 poll's time budget) and one failed lookup does not abandon the others.
+
+With ``attribution`` (an account with named keys, see ``attribution``), the sessions the
+listing shows for the first time are held until it is whole, then attributed to a key and
+only then handed to the tracker, the snapshot and the reaper; a key that fails never fails
+the poll.
 """
 
 from __future__ import annotations
@@ -23,13 +28,15 @@ from datetime import UTC, datetime, timedelta
 from statistics import median
 from typing import Any, ParamSpec, Protocol, TypeVar
 
+from notte_exporter.accounts import OTHER_KEY
 from notte_exporter.api.client import Answer, NotteClient
 from notte_exporter.api.models import InvalidItem, LiveSession, SessionPage, in_api_utc, is_live
 from notte_exporter.api.paging import pages_ahead, read_listing
 from notte_exporter.errors import ApiError, ShutdownRequested, unexpected
 from notte_exporter.instrumentation import ExporterMetrics
 from notte_exporter.labels import BoundedLabel, text_label
-from notte_exporter.polling.lifecycle import LifecycleTracker
+from notte_exporter.polling.attribution import Attribution
+from notte_exporter.polling.lifecycle import LifecycleTracker, LiveListing
 from notte_exporter.polling.poll_log import PollLog
 from notte_exporter.polling.snapshot import SnapshotBuilder
 from notte_exporter.polling.state import ExporterState, PollStatus
@@ -122,6 +129,7 @@ class Poller:
         thread_cpu: Callable[[], float] = time.thread_time,
         redact: Callable[[str], str] = str,
         reaper: ListingWatcher | None = None,
+        attribution: Attribution | None = None,
     ) -> None:
         self._client = client
         self._config = config
@@ -150,6 +158,12 @@ class Poller:
         self._redact = redact
         # Sees each listing's live sessions as they are read, and acts after a whole one.
         self._reaper = reaper
+        # Named keys to attribute new sessions to; without any, nothing is deferred.
+        self._attribution = attribution if attribution is not None and attribution.names else None
+        # The keys of notte_sessions_active when keyed: every named key, then "other".
+        self._keys = (*(attribution.names if attribution is not None else ()), OTHER_KEY)
+        for name in self._keys[:-1]:
+            tracker.add_key(name)
 
     def poll(self) -> PollStatus:
         """Run one poll and record its outcome; a failure is returned, never raised.
@@ -161,7 +175,7 @@ class Poller:
         """
         started = self._monotonic()
         deadline = started + self._config.poll_timeout
-        requests_before = self._client.requests_made
+        requests_before = self._requests_made()
         self._pages = 0
         self._metrics.polls.inc()
         try:
@@ -173,12 +187,14 @@ class Poller:
             # Leaving the pool waits for whatever it still has in flight, so a poll's
             # requests are all its own, even when it fails.
             with self._page_pool() as pool:
-                summary, sessions, history = self._list_live(deadline, pool, now, sighting)
+                summary, sessions, history, by_key = self._list_live(deadline, pool, now, sighting)
                 self._learn_ends(deadline, now, history)
             snapshot = summary.snapshot(
                 browser_label=self._browser_label,
                 status_label=self._status_label,
                 redact=self._redact,
+                active_by_key=by_key,
+                keys=self._keys if by_key is not None else (),
             )
             finished_at = self._clock()
         except ApiError as exc:
@@ -194,7 +210,7 @@ class Poller:
             duration_seconds=self._finish(started),
             sessions=sessions,
             pages=self._pages,
-            requests=self._client.requests_made - requests_before,
+            requests=self._requests_made() - requests_before,
             http_status=200,
         )
         self._state.record_success(snapshot, status)
@@ -216,13 +232,20 @@ class Poller:
             message=error.message,
             advice=error.advice,
             pages=self._pages,
-            requests=self._client.requests_made - requests_before,
+            requests=self._requests_made() - requests_before,
             http_status=error.status,
         )
         self._metrics.poll_failures.labels(reason=error.reason.value).inc()
         self._state.record_failure(status)
         self._reporter.report(status)
         return status
+
+    def _requests_made(self) -> int:
+        """Requests of the account key and of the named keys, since start."""
+        made = self._client.requests_made
+        if self._attribution is not None:
+            made += self._attribution.requests_made
+        return made
 
     def _finish(self, started: float) -> float:
         duration = max(self._monotonic() - started, 0.0)
@@ -292,12 +315,15 @@ class Poller:
 
     def _list_live(
         self, deadline: float, pool: Executor | None, now: datetime, sighting: Sighting | None
-    ) -> tuple[SnapshotBuilder, int, Future[Answer] | None]:
+    ) -> tuple[SnapshotBuilder, int, Future[Answer] | None, dict[tuple[str, str], int] | None]:
         """Every live session, each once, summarised and tracked; or an ApiError.
 
         Each page is handed to the tracker and the summary as it is read, and dropped: a
         poll never holds its whole listing. The summary is only published if the listing
         is whole, and the tracker concludes who vanished only then (``LiveListing``).
+        With named keys, the sessions never seen before are the exception: they are held
+        until the listing is whole and their keys are known (``_attribute``). Also, when
+        keyed, the live sessions by browser type and key.
 
         Also the first page of the history, when ``pool`` could fetch it while the listing
         is read: it is asked for once the listing's page 1 has come back (so a rejected key
@@ -327,7 +353,7 @@ class Poller:
             overdue_grace=config.overdue_grace,
             detail_limit=config.detail_limit,
         )
-        listing = self._tracker.begin_listing(now)
+        listing = self._tracker.begin_listing(now, defer=self._attribution is not None)
         invalid: list[InvalidItem] = []
         sessions = 0
 
@@ -360,6 +386,12 @@ class Poller:
                 max_pages=config.max_pages,
                 page_size=config.page_size,
             )
+            if self._attribution is not None:
+                fresh = self._attribute(self._attribution, listing, deadline)
+                summary.add(fresh)
+                if sighting is not None:
+                    sighting.add(fresh)
+                sessions += len(fresh)
         except BaseException:
             listing.abandon()
             raise
@@ -369,7 +401,23 @@ class Poller:
             self._ahead = pages_ahead(median(waits), read_time, config.concurrency)
         self._report_invalid(invalid)
         self._pages = self._expected_pages = pages
-        return summary, sessions, (history[0] if history else None)
+        by_key = listing.active_by_key() if self._tracker.keyed else None
+        return summary, sessions, (history[0] if history else None), by_key
+
+    def _attribute(
+        self, attribution: Attribution, listing: LiveListing, deadline: float
+    ) -> list[LiveSession]:
+        """Attribute the sessions the whole listing held back, and hand them to the tracker
+        under their keys; returns them. Sessions a key that works again claims move to it."""
+        claims = attribution.claim(
+            listing.deferred_ids(),
+            listing.shows,
+            deadline,
+            page_size=self._config.page_size,
+            max_pages=self._config.max_pages,
+        )
+        listing.move(claims.moved)
+        return listing.release(claims.new)
 
     def _report_invalid(self, invalid: list[InvalidItem]) -> None:
         if not invalid:

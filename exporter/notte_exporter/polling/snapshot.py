@@ -57,6 +57,10 @@ class Snapshot:
     overdue: dict[str, int]
     oldest_created_at: datetime | None
     oldest: tuple[SessionDetail, ...] = field(default=())
+    # Keyed (an account of --config.file): live sessions by (browser type label, key), and
+    # every key known, each to be shown even at 0. None when not keyed.
+    active_by_key: dict[tuple[str, str], int] | None = None
+    keys: tuple[str, ...] = ()
 
     @property
     def total_active(self) -> int:
@@ -151,9 +155,12 @@ class SnapshotBuilder:
         browser_label: Callable[[str], str],
         status_label: Callable[[str], str],
         redact: Callable[[str], str] = str,
+        active_by_key: dict[tuple[str, str], int] | None = None,
+        keys: tuple[str, ...] = (),
     ) -> Snapshot:
         """The snapshot of every session added, with raw values mapped to labels and ids
-        passed through ``redact`` (the one redaction step) and cut."""
+        passed through ``redact`` (the one redaction step) and cut; ``active_by_key`` and
+        ``keys`` are the tracker's, when keyed (sessions carry no key of their own)."""
         oldest = self._oldest
         return Snapshot(
             taken_at=self._taken_at,
@@ -175,6 +182,8 @@ class SnapshotBuilder:
                 )
                 for s in oldest
             ),
+            active_by_key=active_by_key,
+            keys=keys,
         )
 
 

@@ -11,6 +11,12 @@ Nothing runs in the background: every read or control call first brings the acco
 the clock's current time (`tick()`), processing autopilot events and server-side timeouts in
 time order. Sessions are kept as raw JSON-ready field dicts so tests can produce any odd or
 malformed `SessionResponse` the real API might send.
+
+An account may issue named keys besides its own (`SimulatedKey`, `issue_key`): each session
+remembers the key that created it (None: the account key), `only_current_token` listings
+hold only the requesting key's sessions, and `truth()` keeps what each key's sessions really
+did, for tests to compare with what the exporter attributes to them. A key can be revoked,
+reinstated and rotated; its name is public, its value is a secret the account only compares.
 """
 
 from __future__ import annotations
@@ -20,7 +26,8 @@ import heapq
 import random
 import threading
 import uuid
-from collections import OrderedDict
+from collections import Counter, OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
@@ -35,7 +42,9 @@ __all__ = [
     "MISSING",
     "PROFILES",
     "TERMINAL_STATUSES",
+    "KeyTruth",
     "SimulatedAccount",
+    "SimulatedKey",
 ]
 
 #: Statuses after which a session is no longer live (absent from only_active=true lists).
@@ -98,6 +107,15 @@ def _as_minutes(value: object) -> float | None:
     return float(value)
 
 
+def _byte_totals(session: _Session) -> tuple[int, int]:
+    values = session.fields
+    totals = []
+    for name in ("network_request_bytes", "network_response_bytes"):
+        value = values.get(name)
+        totals.append(value if isinstance(value, int) and not isinstance(value, bool) else 0)
+    return totals[0], totals[1]
+
+
 def _render_value(value: object) -> object:
     if isinstance(value, datetime):
         return iso_timestamp(value)
@@ -109,6 +127,37 @@ def _render_value(value: object) -> object:
 
 
 Fate = Literal["manual", "error", "abandon", "max_duration", "stuck"]
+
+
+@dataclass(frozen=True)
+class SimulatedKey:
+    """A named key of the account: `share` of the autopilot's new sessions start with it
+    (the account key starts the rest); a key that `leaks` never stops its sessions, so each
+    waits for its idle timeout. `value` None: one is made from the account's seed."""
+
+    name: str
+    value: str | None = None
+    share: float = 0.0
+    leaks: bool = False
+
+
+@dataclass
+class KeyTruth:
+    """What the sessions one key started really did, for tests to compare with the exporter.
+
+    Browser seconds run from each session's `created_at` to its `closed_at` (or now, while
+    live) in clock seconds (what the exporter counts, whatever the speed); idle seconds are
+    `closed_at - last_accessed_at` of ended sessions; bytes are every session's totals, the
+    live ones as they are now. Ends are counted by (status, close_reason).
+    """
+
+    starts: int = 0
+    ends: Counter[tuple[str, str]] = field(default_factory=Counter)
+    request_bytes: int = 0
+    response_bytes: int = 0
+    browser_seconds: float = 0.0
+    idle_seconds: dict[str, float] = field(default_factory=dict)
+    live: int = 0
 
 
 @dataclass
@@ -126,6 +175,8 @@ class _Plan:
 class _Session:
     key: str
     seq: int
+    # The name of the key that created it; None for the account key.
+    owner: str | None
     created_ref: datetime
     fields: dict[str, Any]
     pinned: set[str] = field(default_factory=set)
@@ -136,6 +187,8 @@ class _Session:
     billed_from: datetime | None = None
     bytes_base: int = 0
     booked: tuple[float, int] | None = None
+    # Whether its end is in the truth already (an end counts once).
+    ended_in_truth: bool = False
 
 
 @dataclass(frozen=True)
@@ -205,6 +258,7 @@ class SimulatedAccount:
         enforce_timeouts: bool = True,
         history_limit: int = 10_000,
         usage_plan: UsagePlan | None = None,
+        keys: Iterable[SimulatedKey] = (),
     ) -> None:
         if speed <= 0:
             raise ValueError("speed must be positive")
@@ -223,6 +277,16 @@ class SimulatedAccount:
         self._ids = random.Random(f"notte-simulator-ids:{seed}")
         self._rng = random.Random(f"notte-simulator:{seed}:{profile}")
         self._sessions: dict[str, _Session] = {}
+        # Named keys by name, the current value of each, and those revoked (401).
+        self._keys: dict[str, SimulatedKey] = {}
+        self._key_values: dict[str, str] = {}
+        self._revoked: set[str] = set()
+        self._rotated_out: set[str] = set()
+        # Apart from _rng, so that an account without keys replays exactly as before.
+        self._key_rng = random.Random(f"notte-simulator-keys:{seed}")
+        self._truth: dict[str | None, KeyTruth] = {None: KeyTruth()}
+        for spec in keys:
+            self._issue(spec)
         self._live: dict[str, None] = {}  # insertion-ordered set
         self._closed: OrderedDict[str, None] = OrderedDict()  # oldest-closed first
         self._seq = 0
@@ -283,19 +347,105 @@ class SimulatedAccount:
             self._last_tick = now
         self._expire_all(now)
 
-    # ------------------------------------------------------- scripted control
+    # ------------------------------------------------------------------ keys
 
-    def start_session(self, *, enforce_timeouts: bool = True, **fields: Any) -> str:
-        """Start a live session; `fields` override the SessionResponse defaults.
+    def issue_key(
+        self, name: str, value: str | None = None, *, share: float = 0.0, leaks: bool = False
+    ) -> str:
+        """Issue a named key (see `SimulatedKey`); returns its value."""
+        with self._lock:
+            return self._issue(SimulatedKey(name, value, share, leaks))
 
-        `enforce_timeouts=False` makes this one session immune to server-side timeouts (the
-        platform fails to close it). Returns the session id (the given `session_id` or a
-        fresh UUID).
-        """
+    def revoke_key(self, name: str) -> None:
+        """The key's value answers 401 from now on; its sessions live on."""
+        with self._lock:
+            self._named(name)
+            self._revoked.add(name)
+
+    def reinstate_key(self, name: str) -> None:
+        """A revoked key works again, with the value it had."""
+        with self._lock:
+            self._named(name)
+            self._revoked.discard(name)
+
+    def rotate_key(self, name: str, value: str | None = None) -> str:
+        """Replace the key's value: the old one answers 401, the new one (returned) works."""
+        with self._lock:
+            self._named(name)
+            self._key_values[name] = value if value is not None else self._new_key_value(name)
+            self._revoked.discard(name)
+            return self._key_values[name]
+
+    def key_named_by(self, token: str) -> str | None:
+        """The name of the named key whose current, unrevoked value is `token`, else None."""
+        with self._lock:
+            for name, value in self._key_values.items():
+                if value == token and name not in self._revoked:
+                    return name
+            return None
+
+    def is_dead_key(self, token: str) -> bool:
+        """Whether `token` is a named key's revoked or rotated-out value (answered 401)."""
+        with self._lock:
+            return token in self._rotated_out or any(
+                value == token for name, value in self._key_values.items() if name in self._revoked
+            )
+
+    @property
+    def key_names(self) -> tuple[str, ...]:
+        with self._lock:
+            return tuple(self._keys)
+
+    def truth(self, key: str | None = None) -> KeyTruth:
+        """The ground truth of the sessions `key` started (None: the account key), now."""
         with self._lock:
             now = self._clock.now()
             self._tick_locked(now)
-            return self._create(fields, enforce_timeouts, now)
+            if key is not None:
+                self._named(key)
+            ended = self._truth.setdefault(key, KeyTruth())
+            result = KeyTruth(
+                starts=ended.starts,
+                ends=Counter(ended.ends),
+                request_bytes=ended.request_bytes,
+                response_bytes=ended.response_bytes,
+                browser_seconds=ended.browser_seconds,
+                idle_seconds=dict(ended.idle_seconds),
+            )
+            for sid in self._live:
+                session = self._sessions[sid]
+                if session.owner != key:
+                    continue
+                result.live += 1
+                sent, received = _byte_totals(session)
+                result.request_bytes += sent
+                result.response_bytes += received
+                created = _as_datetime(session.fields.get("created_at")) or session.created_ref
+                result.browser_seconds += max((now - created).total_seconds(), 0.0)
+            return result
+
+    def owner_of(self, session_id: str) -> str | None:
+        """The name of the key that created a session (None: the account key)."""
+        with self._lock:
+            return self._get(session_id).owner
+
+    # ------------------------------------------------------- scripted control
+
+    def start_session(
+        self, *, enforce_timeouts: bool = True, key: str | None = None, **fields: Any
+    ) -> str:
+        """Start a live session; `fields` override the SessionResponse defaults.
+
+        `enforce_timeouts=False` makes this one session immune to server-side timeouts (the
+        platform fails to close it); `key` names the named key that starts it (None: the
+        account key). Returns the session id (the given `session_id` or a fresh UUID).
+        """
+        with self._lock:
+            if key is not None:
+                self._named(key)
+            now = self._clock.now()
+            self._tick_locked(now)
+            return self._create(fields, enforce_timeouts, now, owner=key)
 
     def access(self, session_id: str, request_bytes: int = 0, response_bytes: int = 0) -> None:
         """Record client activity: add to the byte totals and bump last_accessed_at."""
@@ -390,14 +540,19 @@ class SimulatedAccount:
         *,
         only_active: bool = True,
         include_system: bool = False,
+        only_current_token: bool = False,
+        key: str | None = None,
     ) -> dict[str, Any]:
-        """One page of `GET /sessions` as the API returns it."""
+        """One page of `GET /sessions` as the API returns it to `key` (None: the account
+        key); `only_current_token` keeps only the sessions that key started."""
         if page < 1 or page_size < 1:
             raise ValueError("page and page_size start at 1")
         with self._lock:
             now = self._clock.now()
             self._tick_locked(now)
             ordered = self._ordered(only_active, include_system)
+            if only_current_token:
+                ordered = [s for s in ordered if s.owner == key]
             start = (page - 1) * page_size
             chosen = ordered[start : start + page_size]
             return {
@@ -413,6 +568,62 @@ class SimulatedAccount:
     def _next_seq(self) -> int:
         self._seq += 1
         return self._seq
+
+    def _issue(self, spec: SimulatedKey) -> str:
+        if spec.name in self._keys:
+            raise ValueError(f"key {spec.name!r} is issued already")
+        if spec.share < 0:
+            raise ValueError("a key's share must be >= 0")
+        if sum(k.share for k in self._keys.values()) + spec.share > 1:
+            raise ValueError("the keys' shares add up to more than 1")
+        self._keys[spec.name] = spec
+        self._key_values[spec.name] = (
+            spec.value if spec.value is not None else self._new_key_value(spec.name)
+        )
+        self._truth[spec.name] = KeyTruth()
+        return self._key_values[spec.name]
+
+    def _new_key_value(self, name: str) -> str:
+        old = self._key_values.get(name)
+        if old is not None:
+            self._rotated_out.add(old)
+        return f"sk-sim-{name}-{self._key_rng.getrandbits(64):016x}"
+
+    def _named(self, name: str) -> SimulatedKey:
+        try:
+            return self._keys[name]
+        except KeyError:
+            raise KeyError(f"no key named {name!r} was issued") from None
+
+    def _pick_owner(self) -> str | None:
+        """The key an autopilot session starts with, by the keys' shares."""
+        if not self._keys:
+            return None
+        draw = self._key_rng.random()
+        for spec in self._keys.values():
+            if draw < spec.share:
+                return spec.name
+            draw -= spec.share
+        return None
+
+    def _count_end(self, session: _Session) -> None:
+        """Put an ended session into its key's truth, once."""
+        if session.ended_in_truth:
+            return
+        session.ended_in_truth = True
+        truth = self._truth.setdefault(session.owner, KeyTruth())
+        values = session.fields
+        status, reason = values.get("status"), values.get("close_reason")
+        truth.ends[(str(status), str(reason))] += 1
+        sent, received = _byte_totals(session)
+        truth.request_bytes += sent
+        truth.response_bytes += received
+        created = _as_datetime(values.get("created_at")) or session.created_ref
+        closed = _as_datetime(values.get("closed_at")) or self._last_tick
+        truth.browser_seconds += max((closed - created).total_seconds(), 0.0)
+        accessed = _as_datetime(values.get("last_accessed_at")) or created
+        idle = (closed - max(accessed, created)).total_seconds()
+        truth.idle_seconds[str(reason)] = truth.idle_seconds.get(str(reason), 0.0) + max(idle, 0.0)
 
     def _new_id(self) -> str:
         while True:
@@ -453,7 +664,14 @@ class SimulatedAccount:
             "system_hidden": False,
         }
 
-    def _create(self, fields: dict[str, Any], enforce_timeouts: bool, now: datetime) -> str:
+    def _create(
+        self,
+        fields: dict[str, Any],
+        enforce_timeouts: bool,
+        now: datetime,
+        *,
+        owner: str | None = None,
+    ) -> str:
         key = fields.get("session_id")
         if not isinstance(key, str):
             key = self._new_id()
@@ -466,6 +684,7 @@ class SimulatedAccount:
         session = _Session(
             key=key,
             seq=self._next_seq(),
+            owner=owner,
             created_ref=created,
             fields=values,
             enforce_timeouts=enforce_timeouts,
@@ -473,6 +692,7 @@ class SimulatedAccount:
         )
         self._sessions[key] = session
         self._ledger.sessions += 1
+        self._truth.setdefault(owner, KeyTruth()).starts += 1
         self._apply(session, fields)
         self._refresh(session)
         return key
@@ -506,6 +726,7 @@ class SimulatedAccount:
         if isinstance(status, str) and status in TERMINAL_STATUSES:
             end = _as_datetime(session.fields.get("closed_at")) or self._last_tick
             self._book(session, end)
+            self._count_end(session)
             self._live.pop(session.key, None)
             if session.key not in self._closed:
                 self._closed[session.key] = None
@@ -676,8 +897,11 @@ class SimulatedAccount:
             "viewport_height": 720 if headless else 1080,
         }
         fate = self._choose_fate()
+        owner = self._pick_owner()
+        if owner is not None and self._keys[owner].leaks:
+            fate = "abandon"  # its client never stops a session: the idle timeout will
         plan = _Plan(fate=fate)
-        key = self._create(fields, fate != "stuck", at)
+        key = self._create(fields, fate != "stuck", at, owner=owner)
         session = self._sessions[key]
         session.plan = plan
         if fate in ("manual", "error"):

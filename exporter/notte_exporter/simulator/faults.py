@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http import HTTPStatus
 from typing import Any, Final, Literal
 
@@ -62,16 +62,24 @@ class Fault:
     path: str | None = None
     exact: bool = False
     times: int = 1
+    # Only requests made with the account's named key of this name (None: any request).
+    key: str | None = None
 
     def __post_init__(self) -> None:
         if self.times < 1:
             raise ValueError("a fault must apply to at least one request (times >= 1)")
 
-    def matches(self, path: str) -> bool:
-        """Whether a request for URL `path` suffers this fault."""
+    def matches(self, path: str, key: str | None = None) -> bool:
+        """Whether a request for URL `path`, made with the named key `key`, suffers this fault."""
+        if self.key is not None and self.key != key:
+            return False
         if self.path is None:
             return True
         return path == self.path if self.exact else path.startswith(self.path)
+
+    def for_key(self, name: str) -> Fault:
+        """This fault, for the requests made with the named key `name` only."""
+        return replace(self, key=name)
 
     @classmethod
     def status(
@@ -230,11 +238,12 @@ class FaultQueue:
         with self._lock:
             self._pending.clear()
 
-    def take(self, path: str) -> Fault | None:
-        """The fault the request for `path` must suffer, if any (uses it up once)."""
+    def take(self, path: str, key: str | None = None) -> Fault | None:
+        """The fault the request for `path` with the named key `key` must suffer, if any
+        (uses it up once)."""
         with self._lock:
             for index, entry in enumerate(self._pending):
-                if entry.fault.matches(path):
+                if entry.fault.matches(path, key):
                     entry.remaining -= 1
                     if entry.remaining <= 0:
                         del self._pending[index]

@@ -264,8 +264,8 @@ class MonthFaults(FaultQueue):
         self.served = 0
         self.failed = 0
 
-    def take(self, path: str) -> Fault | None:
-        queued = super().take(path)
+    def take(self, path: str, key: str | None = None) -> Fault | None:
+        queued = super().take(path, key)
         if queued is not None:
             return queued
         self.served += 1

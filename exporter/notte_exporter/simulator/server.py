@@ -6,6 +6,10 @@ Serves `GET /sessions` (and `/sessions/`), `GET /sessions/{session_id}`,
 where it is known: Bearer auth with Notte's 401 body, FastAPI-style 422 bodies for bad query
 parameters, `X-RateLimit-*` headers and Notte's 429 body. Every request is recorded, and
 tests can inject faults per request through `faults`.
+
+Besides the account key (`api_key`), every named key the account issued is accepted, until
+it is revoked or rotated out (then 401); `only_current_token=true` lists only the sessions
+of the key that asks (the account key's own sessions, for the account key).
 """
 
 from __future__ import annotations
@@ -63,6 +67,8 @@ class RecordedRequest:
     #: Account clock time of arrival.
     at: datetime
     query_string: str = ""
+    #: The named key the request was made with (None: the account key, or no valid key).
+    key: str | None = None
 
 
 class _ListQuery(BaseModel):
@@ -192,6 +198,13 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         # Tests assert on recorded requests; the access log would only add noise.
         return
+
+
+def _bearer_token(authorization: str | None) -> str | None:
+    if authorization is None:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None
 
 
 def _stop_target(path: str) -> str:
@@ -338,13 +351,14 @@ class SimulatorServer:
         }
         headers = {name.lower(): value for name, value in handler.headers.items()}
         now = self.account.now()
+        key = self._named_key(headers.get("authorization"))
         with self._lock:
             self._requests.append(
-                RecordedRequest(handler.command, path, query, headers, now, parts.query)
+                RecordedRequest(handler.command, path, query, headers, now, parts.query, key)
             )
         rate_headers, limited = self._count_request(now)
 
-        fault = self.faults.take(path)
+        fault = self.faults.take(path, key)
         if fault is not None and not self._suffer(handler, fault, rate_headers):
             return
         if self._stopping.is_set():
@@ -394,7 +408,8 @@ class SimulatorServer:
             return _json_response(405, {"detail": "Method Not Allowed"})
         if path == "/health":
             return _json_response(200, {"status": "ok"})
-        if not self._authorized(headers.get("authorization")):
+        authorization = headers.get("authorization")
+        if not self._authorized(authorization):
             return _json_response(401, default_error_body(401))
         if stop_id:
             return self._stop_session(stop_id, query)
@@ -403,7 +418,7 @@ class SimulatorServer:
         if path == _USAGE_PATH:
             # `period` is accepted and ignored: the simulator keeps only the current month.
             return _json_response(200, self.account.usage())
-        return self._list_sessions(query)
+        return self._list_sessions(query, self._named_key(authorization))
 
     def _get_session(self, session_id: str) -> _Response:
         try:
@@ -431,7 +446,7 @@ class SimulatorServer:
             # The live API's words, which the SDK takes for "done" (status unconfirmed).
             return _json_response(400, {"detail": f"Session {session_id} is already closed"})
 
-    def _list_sessions(self, query: dict[str, str]) -> _Response:
+    def _list_sessions(self, query: dict[str, str], key: str | None) -> _Response:
         try:
             params = _ListQuery.model_validate(query)
         except ValidationError as error:
@@ -441,16 +456,22 @@ class SimulatorServer:
             params.page_size,
             only_active=params.only_active,
             include_system=params.include_system,
+            only_current_token=params.only_current_token,
+            key=key,
         )
         return _json_response(200, page)
 
     def _authorized(self, authorization: str | None) -> bool:
-        if self.api_key is None:
+        token = _bearer_token(authorization)
+        if token is not None and self.account.key_named_by(token) is not None:
             return True
-        if authorization is None:
-            return False
-        scheme, _, token = authorization.partition(" ")
-        return scheme.lower() == "bearer" and token.strip() == self.api_key
+        if self.api_key is None:
+            return token is None or not self.account.is_dead_key(token)
+        return token == self.api_key
+
+    def _named_key(self, authorization: str | None) -> str | None:
+        token = _bearer_token(authorization)
+        return None if token is None else self.account.key_named_by(token)
 
     def _suffer(self, handler: _Handler, fault: Fault, rate_headers: dict[str, str]) -> bool:
         """Apply a fault; return True when the normal response should still follow."""

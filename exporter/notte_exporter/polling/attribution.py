@@ -1,0 +1,261 @@
+"""Which named key each session of one account belongs to, asking the API only when needed.
+
+A poll reads the account-wide listing (the account key) as before. The sessions in it the
+tracker has never seen are *deferred* (``lifecycle.LiveListing``); once the listing is whole,
+``claim`` lists the live sessions of each named key (``GET /sessions?only_active=true&
+only_current_token=true``, paged, with that key's own client, within the poll's deadline)
+and gives each deferred session the first named key, in the order of the configuration,
+whose listing holds it; a session no named key holds is ``OTHER_KEY``. Then the poll counts
+the deferred sessions under those keys, so a session's every count, its start included,
+carries the key it was attributed to. A session keeps its key for life, with one exception
+below, so the sums over keys are always the account's totals.
+
+Invariants:
+
+- Skip rule: no deferred session, no session waiting for a failed key and no key never
+  listed yet means no request at all. Otherwise each needed key is listed once (as many
+  pages as it has, at most ``max_pages``).
+- A named key whose listing fails (401 for a revoked key, a timeout, 5xx after retries, a
+  listing past ``max_pages``) never fails the poll: ``notte_key_up`` says 0, one log line says
+  so (repeats are reminded at most every ``REMINDER_SECONDS``), and the sessions it might
+  have claimed are ``OTHER_KEY``. They *wait* for it: while any of them is live the key is
+  listed at every poll, and once it works again the live ones it holds move to it; what was
+  counted stays under ``OTHER_KEY``, what follows counts under the key.
+- Only ids are kept, and only the ids asked about (the deferred and the waiting ones): what
+  a key listing holds, however large or strange (another key's sessions, ids that are not
+  live), bounds neither memory nor counts; at worst it misattributes a session.
+- A key's value never reaches a log line or a label: keys are told apart by their names,
+  and every text of an error passes the one redaction step.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Collection, Iterator, Mapping
+from dataclasses import dataclass, field
+
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from notte_exporter.accounts import OTHER_KEY
+from notte_exporter.api.client import Answer, NotteClient
+from notte_exporter.api.models import LiveSession, SessionPage
+from notte_exporter.api.paging import read_listing
+from notte_exporter.errors import ApiError
+from notte_exporter.polling.poll_log import REMINDER_SECONDS
+
+log = logging.getLogger(__name__)
+
+KEY_UP = "notte_key_up"
+
+
+@dataclass(frozen=True)
+class Claims:
+    """What one ``claim`` learned: the key of each deferred session a named key holds (the
+    others are ``OTHER_KEY``), and the waiting sessions that move to a key that works again."""
+
+    new: dict[str, str] = field(default_factory=dict)
+    moved: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class _KeyState:
+    up: bool = True
+    listed: bool = False
+    # The failure last logged (reason, HTTP status), and when: repeats are only reminded.
+    failure: tuple[str, int | None] | None = None
+    logged_at: float = 0.0
+    unlogged: int = 0
+
+
+class Attribution:
+    """The named keys of one account, their listings, and the sessions waiting for a key."""
+
+    def __init__(
+        self,
+        clients: Mapping[str, NotteClient],
+        registry: CollectorRegistry,
+        *,
+        redact: Callable[[str], str] = str,
+        monotonic: Callable[[], float] = time.monotonic,
+        reminder_every: float = REMINDER_SECONDS,
+    ) -> None:
+        # In the order of the configuration: the first key that holds a session claims it.
+        self._clients = dict(clients)
+        self._keys = {name: _KeyState() for name in self._clients}
+        self._redact = redact
+        self._monotonic = monotonic
+        self._reminder_every = reminder_every
+        # Live sessions attributed to OTHER_KEY while keys failed, by id: the keys that may
+        # still claim them.
+        self._waiting: dict[str, frozenset[str]] = {}
+        registry.register(KeyCollector(self.key_up))
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The named keys, in the order of the configuration."""
+        return tuple(self._clients)
+
+    def key_up(self) -> dict[str, bool]:
+        """Whether each named key's last listing worked (True before its first)."""
+        return {name: state.up for name, state in self._keys.items()}
+
+    @property
+    def requests_made(self) -> int:
+        """Requests the named keys' clients sent since start."""
+        return sum(client.requests_made for client in self._clients.values())
+
+    def waiting(self) -> int:
+        """Live sessions attributed to ``OTHER_KEY`` that a failed key may still claim."""
+        return len(self._waiting)
+
+    def claim(
+        self,
+        new: Collection[str],
+        live: Callable[[str], bool],
+        deadline: float,
+        *,
+        page_size: int,
+        max_pages: int,
+    ) -> Claims:
+        """The keys of the ``new`` sessions (deferred by this poll's listing), and the
+        sessions that move to a key that works again; ``live`` says which sessions this
+        poll's listing showed live. Never raises an ApiError: a key that fails is down."""
+        self._waiting = {sid: keys for sid, keys in self._waiting.items() if live(sid)}
+        needed = [
+            name
+            for name, state in self._keys.items()
+            if new or not state.listed or any(name in keys for keys in self._waiting.values())
+        ]
+        if not needed:
+            return Claims()
+        found: dict[str, set[str]] = {}
+        for name in needed:
+            wanted = set(new) | {sid for sid, keys in self._waiting.items() if name in keys}
+            try:
+                found[name] = self._list(name, wanted, deadline, page_size, max_pages)
+            except ApiError as exc:
+                self._failed(name, exc)
+            else:
+                self._worked(name)
+        failed = frozenset(name for name in needed if name not in found)
+        claims = Claims()
+        for sid in new:
+            owner = next((name for name in self._clients if sid in found.get(name, ())), None)
+            if owner is not None:
+                claims.new[sid] = owner
+            elif failed:
+                self._waiting[sid] = failed
+        for sid, keys in list(self._waiting.items()):
+            if sid in claims.new or sid in new:
+                continue
+            owner = next((name for name in self._clients if sid in found.get(name, ())), None)
+            if owner is not None:
+                claims.moved[sid] = owner
+                del self._waiting[sid]
+                continue
+            still = keys - found.keys()
+            if still:
+                self._waiting[sid] = still
+            else:
+                del self._waiting[sid]
+        return claims
+
+    def _list(
+        self, name: str, wanted: set[str], deadline: float, page_size: int, max_pages: int
+    ) -> set[str]:
+        """The ids among ``wanted`` that key ``name``'s live listing holds."""
+        client = self._clients[name]
+        found: set[str] = set()
+
+        def fetch(page: int) -> Answer:
+            return client.fetch_sessions(
+                page=page,
+                page_size=page_size,
+                only_active=True,
+                only_current_token=True,
+                deadline=deadline,
+            )
+
+        def read(answer: Answer, page: int) -> SessionPage[LiveSession]:
+            return client.read_live_sessions(answer, page, page_size)
+
+        def keep(page: SessionPage[LiveSession]) -> None:
+            found.update(s["session_id"] for s in page.sessions if s["session_id"] in wanted)
+
+        read_listing(
+            fetch,
+            read,
+            keep,
+            pool=None,
+            window=1,
+            expected=1,
+            max_pages=max_pages,
+            page_size=page_size,
+        )
+        return found
+
+    def _worked(self, name: str) -> None:
+        state = self._keys[name]
+        if state.failure is not None:
+            log.info("named key %s lists its sessions again", name, extra={"fields": {"key": name}})
+        state.up, state.listed, state.failure, state.unlogged = True, True, None, 0
+
+    def _failed(self, name: str, error: ApiError) -> None:
+        state = self._keys[name]
+        state.up, state.listed = False, True
+        now = self._monotonic()
+        failure = (error.reason.value, error.status)
+        # Not the error's own advice, which is about the account key.
+        text = self._redact(f"{error.reason.value}: {error.message}")
+        fields = {"key": name, "reason": error.reason.value}
+        if failure != state.failure:
+            state.failure, state.logged_at, state.unlogged = failure, now, 0
+            log.warning(
+                "named key %s could not list its sessions, which count as key=%s until it "
+                "works again (check its key_file in --config.file): %s",
+                name,
+                OTHER_KEY,
+                text,
+                extra={"fields": fields},
+            )
+        elif now - state.logged_at >= self._reminder_every:
+            repeats, state.logged_at, state.unlogged = state.unlogged + 1, now, 0
+            log.warning(
+                "named key %s still cannot list its sessions (%d more since the last line): %s",
+                name,
+                repeats,
+                text,
+                extra={"fields": {**fields, "repeated": repeats}},
+            )
+        else:
+            state.unlogged += 1
+            log.debug("named key %s failed again: %s", name, text, extra={"fields": fields})
+
+
+class KeyCollector(Collector):
+    """``notte_key_up``: one series per named key, none for ``OTHER_KEY``::
+
+    # HELP notte_key_up Whether the named key's last listing of its sessions worked ...
+    # TYPE notte_key_up gauge
+    notte_key_up{key="crawler"} 1.0
+    """
+
+    def __init__(self, key_up: Callable[[], Mapping[str, bool]]) -> None:
+        self._key_up = key_up
+
+    def describe(self) -> list[Metric]:
+        return [GaugeMetricFamily(KEY_UP, "")]
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(
+            KEY_UP,
+            "Whether the named key's last listing of its sessions worked (1) or failed (0); "
+            'while it fails, its new sessions count as key="other".',
+            labels=["key"],
+        )
+        for name, up in self._key_up().items():
+            family.add_metric([name], 1.0 if up else 0.0)
+        if family.samples:
+            yield family
