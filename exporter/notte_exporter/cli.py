@@ -27,7 +27,7 @@ from pydantic import SecretStr
 from pydantic.fields import FieldInfo
 
 from notte_exporter import __version__
-from notte_exporter.accounts import Account
+from notte_exporter.accounts import Account, NamedKey
 from notte_exporter.daemon import Exporter
 from notte_exporter.errors import ADVICE
 from notte_exporter.files import KEY_FILE_BYTES, read_regular_file
@@ -292,22 +292,42 @@ def _candidate_keys(flags: dict[str, object]) -> Secrets:
 # The simulated accounts of --demo: the first lives as --demo.profile says, the second
 # steadily, so that the dashboards' account variable has two accounts to tell apart.
 DEMO_ACCOUNTS = ("demo-a", "demo-b")
+# The first account's named keys and their shares of its new sessions (the account key
+# starts the rest): one of them never stops its sessions, so the "Who leaks" row shows it.
+DEMO_KEYS = (("checkout-agent", 0.35, False), ("crawler", 0.25, True), ("reporting", 0.25, False))
 
 
 @contextmanager
 def _demo_accounts(settings: Settings, secrets: Secrets) -> Iterator[tuple[Account, ...]]:
     """--demo: simulated accounts, each on a simulator of its own on loopback."""
     # Imported here: only --demo needs the simulator.
-    from notte_exporter.simulator import SimulatedAccount, SimulatorServer  # noqa: PLC0415
+    from notte_exporter.simulator import (  # noqa: PLC0415
+        SimulatedAccount,
+        SimulatedKey,
+        SimulatorServer,
+    )
 
     with ExitStack() as servers:
         accounts = []
         for index, name in enumerate(DEMO_ACCOUNTS):
             key = ApiKey(SecretStr(f"demo-{token_hex(8)}"), secrets=secrets)
+            simulated_keys = (
+                [
+                    SimulatedKey(key_name, f"demo-{token_hex(8)}", share, leaks)
+                    for key_name, share, leaks in DEMO_KEYS
+                ]
+                if index == 0
+                else []
+            )
             simulated = SimulatedAccount(
                 seed=settings.demo_seed + index,
                 profile=settings.demo_profile if index == 0 else "steady",
                 speed=settings.demo_speed,
+                keys=simulated_keys,
+            )
+            named = tuple(
+                NamedKey(k.name, ApiKey(SecretStr(k.value or ""), secrets=secrets))
+                for k in simulated_keys
             )
             # A generous rate limit: the headers are there to be seen, never a reason to fail.
             server = servers.enter_context(
@@ -325,6 +345,7 @@ def _demo_accounts(settings: Settings, secrets: Secrets) -> Iterator[tuple[Accou
                     name=name,
                     api_url=server.url,
                     key=key,
+                    keys=named,
                     sessions_limit=settings.sessions_limit,
                     reaper_config_file=settings.reaper_config_file,
                 )

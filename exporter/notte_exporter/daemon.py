@@ -262,8 +262,29 @@ class Exporter:
             polls=pipeline.state.recent_polls,
             snapshot=pipeline.state.snapshot,
             reaper=pipeline.reaper.view() if pipeline.reaper is not None else None,
-            # The named keys' rows come from the attribution of sessions to keys.
-            keys=(),
+            keys=self._key_rows(pipeline),
+        )
+
+    @staticmethod
+    def _key_rows(pipeline: Pipeline) -> tuple[statuspage.KeyRow, ...]:
+        """The named keys of an account: their live sessions at the last successful poll,
+        and whether their last listing worked."""
+        if pipeline.attribution is None:
+            return ()
+        snapshot = pipeline.state.snapshot
+        live: dict[str, int] = {}
+        if snapshot is not None and snapshot.active_by_key is not None:
+            for (_, key), count in snapshot.active_by_key.items():
+                live[key] = live.get(key, 0) + count
+        last_poll = pipeline.state.last_success
+        return tuple(
+            statuspage.KeyRow(
+                name=name,
+                live_sessions=live.get(name, 0) if snapshot is not None else None,
+                up=up,
+                last_poll=last_poll,
+            )
+            for name, up in pipeline.attribution.key_status().items()
         )
 
     def _interruptible_sleep(self, seconds: float) -> None:

@@ -8,6 +8,7 @@ alerts work from the first scrape.
 
 from __future__ import annotations
 
+import copy
 import threading
 from dataclasses import dataclass
 
@@ -141,6 +142,18 @@ class ExporterMetrics:
                 # lowest count is the latest, whichever response brought it last.
                 return
             self._rate_limit = rate_limit
+
+    def with_own_rate_limit(self) -> ExporterMetrics:
+        """The same counters, with a rate limit of its own: for the client of a named key.
+
+        Whether each key has a window of its own is unconfirmed (notte-api.md), so a named
+        key's answers neither show in the account's ``notte_api_rate_limit_*`` nor decide
+        whether the account's polls slow down; its own client paces itself by them.
+        """
+        twin = copy.copy(self)
+        twin._lock = threading.Lock()
+        twin._rate_limit = RateLimit(None, None, None)
+        return twin
 
     @property
     def rate_limit(self) -> RateLimit:

@@ -34,6 +34,7 @@ from notte_exporter.keys import ApiKey
 from notte_exporter.labels import BROWSER_TYPES, BoundedLabel
 from notte_exporter.metrics.sessions import SessionCollector
 from notte_exporter.metrics.usage import UsageCollector
+from notte_exporter.polling.attribution import Attribution
 from notte_exporter.polling.lifecycle import LifecycleMetrics, LifecycleTracker
 from notte_exporter.polling.poller import PollConfig, Poller, utc_now
 from notte_exporter.polling.state import ExporterState, PollStatus
@@ -89,17 +90,17 @@ class Pipeline:
         browser_label = BoundedLabel(BROWSER_TYPES, redact=redact)
         status_label = BoundedLabel(LIVE_STATUS_LABELS, redact=redact)
         self.tracker = LifecycleTracker(
-            LifecycleMetrics(self.registry, BROWSER_TYPES),
+            LifecycleMetrics(self.registry, BROWSER_TYPES, keyed=account.keyed),
             browser_label,
             watch_start=clock(),
             pending_timeout=timedelta(seconds=settings.sessions_pending_timeout),
         )
 
-        def client(key: ApiKey) -> NotteClient:
+        def client(key: ApiKey, metrics: ExporterMetrics) -> NotteClient:
             return NotteClient(
                 account.api_url,
                 key,
-                self.metrics,
+                metrics,
                 timeout=settings.notte_timeout,
                 max_response_bytes=settings.notte_max_response_bytes,
                 retries=settings.notte_retries,
@@ -110,10 +111,18 @@ class Pipeline:
                 wall_clock=lambda: clock().timestamp(),
             )
 
-        self.client = client(account.key)
+        self.client = client(account.key, self.metrics)
         # One client per named key, counted in this account's request metrics: what the
         # attribution of sessions to keys lists with (only_current_token=true).
-        self.key_clients = {named.name: client(named.key) for named in account.keys}
+        self.key_clients = {
+            named.name: client(named.key, self.metrics.with_own_rate_limit())
+            for named in account.keys
+        }
+        self.attribution = (
+            Attribution(self.key_clients, self.registry, redact=redact)
+            if self.key_clients
+            else None
+        )
         self.reaper: Reaper | None = None
         if account.reaper_config_file is not None:
             # Imported only here: without a policy file the process never loads the reaper,
@@ -151,6 +160,7 @@ class Pipeline:
             thread_cpu=thread_cpu,
             redact=redact,
             reaper=self.reaper,
+            attribution=self.attribution,
         )
         self.registry.register(
             SessionCollector(
@@ -160,6 +170,7 @@ class Pipeline:
                 self.tracker.stats,
                 sessions_limit=account.sessions_limit,
                 mode=mode,
+                keyed=account.keyed,
             )
         )
         # usage_clock schedules the usage reads (tests inject one to count them exactly).

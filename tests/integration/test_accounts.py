@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,7 +26,7 @@ from test_exposition import check_metrics, promtool  # noqa: F401 - a fixture
 from test_loops import DEADLINE, Rounds, until
 from test_reaper import leaked, policy_file, writes
 
-from notte_exporter.accounts import Account
+from notte_exporter.accounts import Account, NamedKey
 from notte_exporter.daemon import Exporter
 from notte_exporter.keys import ApiKey
 from notte_exporter.logs import LogfmtFormatter, SecretFilter
@@ -78,6 +79,7 @@ def make_accounts(
         keys: dict[str, ApiKey] | None = None,
         reapers: dict[str, Path] | None = None,
         names: dict[str, str] | None = None,
+        named: dict[str, tuple[NamedKey, ...]] | None = None,
         loop_wait: Any = threading.Event.wait,
         **overrides: Any,
     ) -> Exporter:
@@ -92,6 +94,7 @@ def make_accounts(
                 name=(names or {}).get(name, name),
                 api_url=apis[name].url,
                 key=given[name],
+                keys=(named or {}).get(name, ()),
                 reaper_config_file=(reapers or {}).get(name),
             )
             for name in NAMES
@@ -317,6 +320,54 @@ def test_the_status_page_has_one_section_per_account(apis, clock, make_accounts)
     assert "alpha-only" in alpha
     assert "alpha-only" not in beta
     assert "2 of 2 accounts up" in page
+
+
+def test_the_status_page_lists_each_named_key_with_its_live_sessions(apis, make_accounts) -> None:
+    simulated = apis["alpha"].account
+    secrets = Secrets()
+    named = tuple(
+        NamedKey(name, ApiKey(SecretStr(simulated.issue_key(name, value)), secrets=secrets))
+        for name, value in (("checkout", "sk-checkout-value"), ("crawler", "sk-crawler-value"))
+    )
+    simulated.start_session(key="crawler")
+    simulated.start_session(key="crawler")
+    simulated.start_session()
+    exporter = make_accounts(named={"alpha": named})
+    exporter.poll_all()
+    page = exporter.status_page()
+    alpha = page.split("<h2>Account alpha</h2>")[1].split("<h2>Account beta</h2>")[0]
+    row = (
+        r"<tr><td><code>{}</code></td><td><span class=\"ok\">up</span></td>"
+        r"\s*<td class=\"num\">{}</td>"
+    )
+    assert re.search(row.format("crawler", 2), alpha), alpha
+    assert re.search(row.format("checkout", 0), alpha), alpha
+    assert "sk-checkout-value" not in page
+    assert "sk-crawler-value" not in page
+
+
+def test_each_named_key_counts_its_own_sessions_and_keys_sum_to_the_account(
+    apis, make_accounts
+) -> None:
+    simulated = apis["alpha"].account
+    secrets = Secrets()
+    named = (
+        NamedKey("crawler", ApiKey(SecretStr(simulated.issue_key("crawler")), secrets=secrets)),
+    )
+    for key in ("crawler", "crawler", None):
+        simulated.start_session(key=key)
+    exporter = make_accounts(named={"alpha": named})
+    exporter.poll_all()
+    samples = {
+        (s.labels["account"], s.labels.get("key")): s.value
+        for family in text_string_to_metric_families(exporter.exposition().decode())
+        if family.name == "notte_sessions_active"
+        for s in family.samples
+        if s.labels["browser_type"] == "chromium"
+    }
+    assert samples[("alpha", "crawler")] == 2
+    assert samples[("alpha", "other")] == 1
+    assert ("beta", "crawler") not in samples
 
 
 def test_a_key_equal_to_an_account_name_never_shows_on_the_page_the_metrics_or_the_log(

@@ -120,6 +120,33 @@ def test_once_exits_1_with_the_reason_on_stderr(api) -> None:
     assert "sk-wrong" not in result.stderr
 
 
+def test_once_with_a_config_file_labels_the_account(api, account, tmp_path: Path) -> None:
+    account.start_session(browser_type="firefox")
+    (tmp_path / "key").write_text(API_KEY + "\n")
+    config = tmp_path / "accounts.yaml"
+    config.write_text(f"accounts:\n  - name: prod\n    api_url: {api.url}\n    key_file: key\n")
+    result = run("--once", "--config.file", str(config))
+    assert result.returncode == 0, result.stderr
+    assert 'notte_up{account="prod"} 1.0' in result.stdout
+    assert (
+        'notte_sessions_active{account="prod",browser_type="firefox",key="other"} 1.0'
+        in result.stdout
+    )
+    assert API_KEY not in result.stdout + result.stderr
+
+
+def test_a_broken_config_file_lists_its_problems_and_exits_2(tmp_path: Path) -> None:
+    (tmp_path / "key").write_text("sk-secret-value two-words\n")
+    config = tmp_path / "accounts.yaml"
+    config.write_text("accounts:\n  - name: Prod\n    key_file: key\n    colour: blue\n")
+    result = run("--once", "--config.file", str(config))
+    assert result.returncode == 2
+    assert f"invalid config file {str(config)!r}" in result.stderr
+    assert "Prod" in result.stderr
+    assert "colour" in result.stderr
+    assert "sk-secret-value" not in result.stderr
+
+
 def test_once_on_demo_data_needs_no_key() -> None:
     result = run("--demo", "--once")
     assert result.returncode == 0, result.stderr
@@ -141,9 +168,10 @@ def test_the_demo_shows_the_cost_metrics() -> None:
         'notte_usage_up{account="demo-a"} 1.0',
         'notte_usage_total_cost_dollars{account="demo-a"} ',
         'notte_usage_cost_dollars{account="demo-a",category="browser"} ',
-        'notte_sessions_browser_seconds_total{account="demo-a",browser_type="chromium"} ',
+        'notte_sessions_browser_seconds_total{account="demo-a",browser_type="chromium",'
+        'key="crawler"} ',
         'notte_sessions_idle_seconds_total{account="demo-a",browser_type="chromium",'
-        'close_reason="idle_timeout"}',
+        'close_reason="idle_timeout",key="crawler"}',
     ):
         assert name in result.stdout
 

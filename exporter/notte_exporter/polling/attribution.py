@@ -101,6 +101,10 @@ class Attribution:
         """Whether each named key's last listing worked (True before its first)."""
         return {name: state.up for name, state in self._keys.items()}
 
+    def key_status(self) -> dict[str, bool | None]:
+        """Each named key's last listing: worked, failed, or None before its first."""
+        return {name: state.up if state.listed else None for name, state in self._keys.items()}
+
     @property
     def requests_made(self) -> int:
         """Requests the named keys' clients sent since start."""
