@@ -531,6 +531,14 @@ def cross_check(settings: Settings) -> list[Problem]:
 
 # What --config.file replaces: the one account of single mode.
 _SINGLE_ACCOUNT = ("notte_api_url", "notte_api_key", "notte_api_key_file")
+# Settings of the one account that the config file sets per account, and where.
+_PER_ACCOUNT = {
+    "sessions_limit": "set sessions_limit on each account in the file",
+    "reaper_config_file": "set reaper_config_file on each account in the file",
+    "notte_only_current_token": (
+        "each account's key lists all of its sessions, and named keys attribute them"
+    ),
+}
 
 
 def _config_file_conflicts(settings: Settings) -> list[Problem]:
@@ -555,6 +563,15 @@ def _config_file_conflicts(settings: Settings) -> list[Problem]:
                 frozenset(given),
             )
         )
+    for field, instead in _PER_ACCOUNT.items():
+        if field in settings.model_fields_set and getattr(settings, field) not in (None, False):
+            problems.append(
+                Problem(
+                    "config_file",
+                    f"cannot be used with {names(field)}: {instead}; leave it out",
+                    frozenset({field}),
+                )
+            )
     if settings.demo:
         problems.append(
             Problem(

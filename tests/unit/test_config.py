@@ -362,3 +362,35 @@ def test_a_config_file_with_an_invalid_url_reports_the_url_alone() -> None:
         load_settings({"config_file": "/etc/accounts.yaml", "notte_api_url": "ftp://h"})
     [problem] = caught.value.problems
     assert problem.startswith("--notte.api-url (NOTTE_API_URL): ")
+
+
+@pytest.mark.parametrize(
+    ("override", "given", "instead"),
+    [
+        (
+            {"sessions_limit": 50},
+            "--sessions.limit (NOTTE_EXPORTER_SESSIONS_LIMIT)",
+            "set sessions_limit on each account in the file",
+        ),
+        (
+            {"reaper_config_file": "/etc/reaper.yaml"},
+            "--reaper.config.file (NOTTE_EXPORTER_REAPER_CONFIG_FILE)",
+            "set reaper_config_file on each account in the file",
+        ),
+        (
+            {"notte_only_current_token": True},
+            "--notte.only-current-token (NOTTE_EXPORTER_NOTTE_ONLY_CURRENT_TOKEN)",
+            "each account's key lists all of its sessions, and named keys attribute them",
+        ),
+    ],
+    ids=["sessions-limit", "reaper", "only-current-token"],
+)
+def test_a_config_file_refuses_what_it_sets_per_account(
+    override: dict, given: str, instead: str
+) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"config_file": "/etc/accounts.yaml", **override})
+    assert caught.value.problems == [
+        f"--config.file (NOTTE_EXPORTER_CONFIG_FILE): cannot be used with {given}: {instead}; "
+        "leave it out"
+    ]
