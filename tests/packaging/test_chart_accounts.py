@@ -176,6 +176,11 @@ def test_the_schema_refuses_what_the_exporter_refuses(
             r"accounts\[\]\.reaperPolicy",
             id="reaper",
         ),
+        pytest.param(
+            {"notte": {"onlyCurrentToken": True}},
+            "accounts and notte.onlyCurrentToken are both set",
+            id="only-current-token",
+        ),
     ],
 )
 def test_accounts_refuse_the_single_accounts_values(

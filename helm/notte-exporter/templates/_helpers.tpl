@@ -246,6 +246,9 @@ Values the schema cannot express clearly: refuse them with a message that says w
 {{- if .Values.reaper.enabled }}
 {{- fail "accounts and reaper.enabled are both set: with accounts, give each account its own policy in accounts[].reaperPolicy; leave reaper.enabled false" }}
 {{- end }}
+{{- if .Values.notte.onlyCurrentToken }}
+{{- fail "accounts and notte.onlyCurrentToken are both set: with accounts, each account's key lists all of its sessions and accounts[].keys attribute them; leave notte.onlyCurrentToken false" }}
+{{- end }}
 {{- $seen := dict }}
 {{- range .Values.accounts }}
 {{- if hasKey $seen .name }}
@@ -295,6 +298,8 @@ The exporter's command-line flags, one per line, from the values.
 {{- end }}
 - {{ printf "--notte.timeout=%v" .Values.notte.timeout | quote }}
 - {{ printf "--notte.retries=%d" (int .Values.notte.retries) | quote }}
+- {{ printf "--notte.concurrency=%d" (int .Values.notte.concurrency) | quote }}
+- {{ printf "--notte.max-response-bytes=%v" .Values.notte.maxResponseBytes | quote }}
 - {{ printf "--poll.interval=%v" .Values.poll.interval | quote }}
 {{- if and (not (kindIs "invalid" .Values.poll.timeout)) (ne (toString .Values.poll.timeout) "") }}
 - {{ printf "--poll.timeout=%v" .Values.poll.timeout | quote }}
