@@ -17,6 +17,10 @@ BENCH_FLAGS ?=
 # test module goes whole to one worker, so a module's fixture (a Prometheus stack, the
 # image's venv) starts once.
 TEST_WORKERS ?= 4
+# Tests run with bytecode caching on, even where the environment turns it off
+# (PYTHONDONTWRITEBYTECODE): otherwise every pytest worker of every run compiles the package
+# and assertion-rewrites each test module anew. The caches are __pycache__/, ignored by git.
+PYTEST := env -u PYTHONDONTWRITEBYTECODE $(BIN)/pytest
 
 .PHONY: demo test test-fast lint generate check-generated bench soak image clean
 
@@ -37,12 +41,12 @@ demo: $(RUNTIME)
 ## it needs: prometheus, chromium, curl, openssl (scripts/install-system-deps.sh)
 test: $(STAMP)
 	scripts/install-system-deps.sh test
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadscope
+	$(PYTEST) -n $(TEST_WORKERS) --dist loadscope
 
 ## test-fast: the fast tier, for every edit: the unit tests and the exporter against its
 ## simulated API, without Debian packages, Helm or the image (tests/tiers.py)
 test-fast: $(STAMP)
-	$(BIN)/pytest -n 2 --fast
+	$(PYTEST) -n 2 --fast
 
 ## lint: ruff, mypy (strict) and hadolint
 lint: $(STAMP)

@@ -16,10 +16,12 @@ disagreement and says which side the exporter follows.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, Literal, get_args, get_origin
 
@@ -44,17 +46,40 @@ from support import API_KEY
 # read once when notte-core is imported.
 os.environ["DISABLE_TELEMETRY"] = "true"
 
-# notte-core declares a class-based pydantic config, deprecated in pydantic 2: a warning at
-# import (the suite turns warnings into errors), nothing wrong with what it validates.
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    # What the SDK validates every session response with (list items, status, stop).
-    from notte_core.types import SessionResponse
 
-    # /usage and the listing's envelope exist only as the SDK's generated OpenAPI models.
-    from notte_sdk._generated.models import (
-        PaginatedResponseSessionResponse,
-        UsageResponse,
+@dataclass(frozen=True)
+class Sdk:
+    """The SDK's models these tests use, and the values of its closed types."""
+
+    session: Any  # notte_core.types.SessionResponse: what every session response is read with
+    listing: Any  # the listing's envelope, only in the SDK's generated OpenAPI models
+    usage: Any  # /usage, likewise
+    statuses: tuple[str, ...]
+    close_reasons: tuple[str, ...]
+    browser_types: tuple[str, ...]
+    optional_fields: tuple[str, ...]  # filled with a default when the API leaves them out
+
+
+@functools.cache
+def sdk() -> Sdk:
+    """The SDK, imported when a test first needs it rather than when the module is collected:
+    building its generated models is the largest import of the suite, and every pytest worker
+    collects this module, whether or not it runs a test of it."""
+    # notte-core declares a class-based pydantic config, deprecated in pydantic 2: a warning
+    # at import (the suite turns warnings into errors), nothing wrong with what it validates.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from notte_core.types import SessionResponse
+        from notte_sdk._generated.models import PaginatedResponseSessionResponse, UsageResponse
+    fields = SessionResponse.model_fields
+    return Sdk(
+        session=SessionResponse,
+        listing=PaginatedResponseSessionResponse,
+        usage=UsageResponse,
+        statuses=_literals(fields["status"].annotation),
+        close_reasons=_literals(fields["close_reason"].annotation),
+        browser_types=_literals(fields["browser_type"].annotation),
+        optional_fields=tuple(name for name, info in fields.items() if not info.is_required()),
     )
 
 
@@ -65,16 +90,7 @@ def _literals(annotation: Any) -> tuple[str, ...]:
     return tuple(value for arg in get_args(annotation) for value in _literals(arg))
 
 
-SDK_STATUSES = _literals(SessionResponse.model_fields["status"].annotation)
-SDK_CLOSE_REASONS = _literals(SessionResponse.model_fields["close_reason"].annotation)
-SDK_BROWSER_TYPES = _literals(SessionResponse.model_fields["browser_type"].annotation)
-# Fields the SDK fills with a default when the API leaves them out.
-SDK_OPTIONAL_FIELDS = tuple(
-    name for name, info in SessionResponse.model_fields.items() if not info.is_required()
-)
-
-
-def sdk_json(model: SessionResponse) -> dict[str, Any]:
+def sdk_json(model: Any) -> dict[str, Any]:
     """A session as the SDK (and the API, a pydantic server) serialises it."""
     # Serialising includes the deprecated computed ``timeout_minutes``, which warns.
     with warnings.catch_warnings():
@@ -122,9 +138,9 @@ def test_every_session_listing_page_validates_against_the_sdk_models(served) -> 
     statuses = {item["status"] for item in items}
     assert {"active", "closed", "error", "timed_out"} <= statuses  # the check covers them all
     for page in pages:
-        PaginatedResponseSessionResponse.model_validate(page)
+        sdk().listing.model_validate(page)
         for item in page["items"]:
-            SessionResponse.model_validate(item)
+            sdk().session.model_validate(item)
 
 
 def test_every_session_by_id_validates_against_the_sdk_model(served) -> None:
@@ -137,14 +153,14 @@ def test_every_session_by_id_validates_against_the_sdk_model(served) -> None:
     for session_id in ids:
         response = client.get(f"/sessions/{session_id}")
         assert response.status_code == 200
-        SessionResponse.model_validate(response.json())
+        sdk().session.model_validate(response.json())
 
 
 def test_usage_validates_against_the_sdk_model(served) -> None:
     _, client = served
     response = client.get("/usage")
     assert response.status_code == 200
-    UsageResponse.model_validate(response.json())
+    sdk().usage.model_validate(response.json())
 
 
 def test_stop_answers_a_closed_session_the_sdk_accepts(served) -> None:
@@ -152,7 +168,7 @@ def test_stop_answers_a_closed_session_the_sdk_accepts(served) -> None:
     live = _all_pages(client, only_active=True)[0]["items"][0]["session_id"]
     response = client.delete(f"/sessions/{live}/stop")
     assert response.status_code == 200
-    stopped = SessionResponse.model_validate(response.json())
+    stopped = sdk().session.model_validate(response.json())
     # The SDK takes any other status for a failed stop.
     assert (stopped.status, stopped.close_reason) == ("closed", "manual")
 
@@ -164,7 +180,7 @@ def test_sdk_statuses_add_authenticating_to_the_seed_and_the_exporter_keeps_any_
     # notte-api.md: the seed lists active|closed|error|timed_out and "expect further values";
     # the SDK's model is a closed Literal that would reject a future status. The exporter
     # follows notte-api.md: a status it does not know is kept (taken for live).
-    assert set(SDK_STATUSES) == {"active", "authenticating", "closed", "error", "timed_out"}
+    assert set(sdk().statuses) == {"active", "authenticating", "closed", "error", "timed_out"}
     page = parse_page(_page([{**_minimal(), "status": "paused"}]))
     assert [s["status"] for s in page.sessions] == ["paused"]
 
@@ -173,7 +189,7 @@ def test_sdk_requires_last_accessed_at_and_idle_timeout_the_exporter_defaults_th
     # notte-api.md: optional fields may be missing or null, idle_timeout_minutes defaults to
     # 3. The SDK's model requires both last_accessed_at and idle_timeout_minutes (or its
     # deprecated alias timeout_minutes). The exporter follows notte-api.md.
-    required = {n for n, f in SessionResponse.model_fields.items() if f.is_required()}
+    required = {n for n, f in sdk().session.model_fields.items() if f.is_required()}
     assert required == {
         "session_id",
         "idle_timeout_minutes",
@@ -197,20 +213,26 @@ def test_sdk_computes_a_missing_duration_the_exporter_takes_the_timestamps() -> 
 
 
 def test_sdk_browser_types_and_close_reasons_match_notte_api_md() -> None:
-    assert set(SDK_BROWSER_TYPES) == {
+    assert set(sdk().browser_types) == {
         "chromium",
         "chrome",
         "firefox",
         "chrome-nightly",
         "chrome-turbo",
     }
-    assert set(SDK_CLOSE_REASONS) == {"manual", "idle_timeout", "max_duration", "error", "unknown"}
+    assert set(sdk().close_reasons) == {
+        "manual",
+        "idle_timeout",
+        "max_duration",
+        "error",
+        "unknown",
+    }
 
 
 def test_sdk_has_no_headless_field_the_exporter_reads_it_as_an_extra() -> None:
     # The SDK dropped ``headless`` from its schema (kept only as an extra); the exporter still
     # reads it, defaulting to true as the SDK's legacy property does.
-    assert "headless" not in SessionResponse.model_fields
+    assert "headless" not in sdk().session.model_fields
     assert parse_page(_page([_minimal()])).sessions[0]["headless"] is True
 
 
@@ -244,7 +266,7 @@ def sdk_sessions(draw: st.DrawFn) -> tuple[dict[str, Any], bool]:
     minutes, an empty id, a byte total past any 64-bit counter) are drawn now and then: the
     exporter must skip exactly those.
     """
-    status = draw(st.sampled_from(SDK_STATUSES))
+    status = draw(st.sampled_from(sdk().statuses))
     created = draw(_timestamps())
     closed = draw(_timestamps()) if status == "closed" else draw(st.none() | _timestamps())
     fields: dict[str, Any] = {
@@ -256,18 +278,18 @@ def sdk_sessions(draw: st.DrawFn) -> tuple[dict[str, Any], bool]:
         "last_accessed_at": draw(_timestamps()),
         "duration": draw(st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=400))),
         "status": status,
-        "close_reason": draw(st.none() | st.sampled_from(SDK_CLOSE_REASONS)),
+        "close_reason": draw(st.none() | st.sampled_from(sdk().close_reasons)),
         "error": draw(st.none() | st.text(max_size=20)),
         "proxies": draw(st.booleans()),
-        "browser_type": draw(st.sampled_from(SDK_BROWSER_TYPES)),
+        "browser_type": draw(st.sampled_from(sdk().browser_types)),
         "network_request_bytes": draw(st.integers(0, 2**63)),
         "network_response_bytes": draw(st.integers(0, 2**63)),
         "solve_captchas": draw(st.none() | st.booleans()),
         "web_bot_auth": draw(st.booleans()),
     }
-    body = sdk_json(SessionResponse.model_validate(fields))
+    body = sdk_json(sdk().session.model_validate(fields))
     # The SDK insists on a closed_at for a closed session; everything else optional may go.
-    droppable = [n for n in SDK_OPTIONAL_FIELDS if not (n == "closed_at" and status == "closed")]
+    droppable = [n for n in sdk().optional_fields if not (n == "closed_at" and status == "closed")]
     for name in draw(st.sets(st.sampled_from(droppable))):
         body.pop(name, None)  # left out: the SDK's default stands for it
     for name in draw(st.sets(st.sampled_from(("close_reason", "error", "solve_captchas")))):
@@ -305,13 +327,13 @@ def test_parser_keeps_every_sdk_session_within_the_api_limits_and_skips_only_the
         assert len(page.invalid) == len(expected) - sum(expected)
     sessions = parse_page(content).sessions
     for body, session in zip([b for b, ok in generated if ok], sessions, strict=True):
-        sdk = SessionResponse.model_validate(body)
-        assert session["session_id"] == sdk.session_id
-        assert session["status"] == sdk.status
-        assert session["browser_type"] == sdk.browser_type
-        assert session["close_reason"] == sdk.close_reason
-        assert session["created_at"] == _utc(sdk.created_at)
-        assert session["network_request_bytes"] == sdk.network_request_bytes
-        assert session["network_response_bytes"] == sdk.network_response_bytes
-        if not is_live(session) and "duration" in body and sdk.duration <= LONGEST_LIFETIME:
-            assert lifetime(session) == sdk.duration
+        read = sdk().session.model_validate(body)
+        assert session["session_id"] == read.session_id
+        assert session["status"] == read.status
+        assert session["browser_type"] == read.browser_type
+        assert session["close_reason"] == read.close_reason
+        assert session["created_at"] == _utc(read.created_at)
+        assert session["network_request_bytes"] == read.network_request_bytes
+        assert session["network_response_bytes"] == read.network_response_bytes
+        if not is_live(session) and "duration" in body and read.duration <= LONGEST_LIFETIME:
+            assert lifetime(session) == read.duration

@@ -36,6 +36,9 @@ LISTING = "/sessions?page=1&page_size=100&only_active=true&only_current_token=fa
 HISTORY = "/sessions?page=1&page_size=100&only_active=false&only_current_token=false"
 # What a poll may take past its budget: the poll's own work around the request that timed out.
 MARGIN_SECONDS = 0.5
+# The poll budget of the trickle tests, which wait it out: short, yet enough for a good poll
+# on a loaded machine. Their trickles send a byte every fifth of it.
+TRICKLE_BUDGET = 0.4
 # A poll of the exporter that reads one answer at the cap stays far below this.
 PEAK_RSS_BYTES = 200 * MIB
 TOO_LARGE = "GET /sessions answered 200 with more than 8.0MiB (--notte.max-response-bytes)"
@@ -106,13 +109,14 @@ def failed(status: Any, reason: FailureReason) -> bool:
 def test_a_trickling_answer_fails_the_poll_as_timeout_within_its_budget(
     api, make_exporter, part: str
 ) -> None:
-    exporter = make_exporter(poll_timeout=1.0, sessions_lookup_budget=0)
+    exporter = make_exporter(poll_timeout=TRICKLE_BUDGET, sessions_lookup_budget=0)
     assert exporter.poll_once().ok
-    # One byte every 0.2 s: each read is answered well within --notte.timeout (5 s).
-    api.faults.push(Fault.trickle(0.2, part=part, path="/sessions", exact=True, times=3))
+    # Each read is answered well within --notte.timeout (5 s).
+    trickle = Fault.trickle(TRICKLE_BUDGET / 5, part=part, path="/sessions", exact=True, times=3)
+    api.faults.push(trickle)
     status = exporter.poll_once()
     assert failed(status, FailureReason.TIMEOUT), status
-    assert status.duration_seconds < 1.0 + MARGIN_SECONDS
+    assert status.duration_seconds < TRICKLE_BUDGET + MARGIN_SECONDS
     assert sample(exporter, "notte_up") == 0
     assert sample(exporter, "notte_exporter_poll_failures_total", reason="timeout") == 1
 
@@ -121,13 +125,13 @@ def test_a_trickle_is_cut_at_the_request_timeout_when_the_poll_has_time_left(
     api, make_exporter
 ) -> None:
     exporter = make_exporter(
-        notte_timeout=0.4, notte_retries=0, poll_timeout=20.0, sessions_lookup_budget=0
+        notte_timeout=0.2, notte_retries=0, poll_timeout=20.0, sessions_lookup_budget=0
     )
-    api.faults.push(Fault.trickle(0.1, part="headers", path="/sessions", exact=True))
+    api.faults.push(Fault.trickle(0.04, part="headers", path="/sessions", exact=True))
     status = exporter.poll_once()
     assert failed(status, FailureReason.TIMEOUT), status
-    assert status.message == "GET /sessions did not finish within 0.4s"
-    assert status.duration_seconds < 0.4 + MARGIN_SECONDS
+    assert status.message == "GET /sessions did not finish within 0.2s"
+    assert status.duration_seconds < 0.2 + MARGIN_SECONDS
 
 
 @pytest.fixture
@@ -149,13 +153,14 @@ def test_the_api_is_read_over_https(https_api, account, make_exporter) -> None:
 
 
 def test_a_trickle_over_https_fails_as_timeout_within_the_budget(https_api, make_exporter) -> None:
-    https_api.faults.push(Fault.trickle(0.2, part="headers", path="/sessions", exact=True))
+    trickle = Fault.trickle(TRICKLE_BUDGET / 5, part="headers", path="/sessions", exact=True)
+    https_api.faults.push(trickle)
     exporter = make_exporter(
-        notte_api_url=https_api.url, poll_timeout=1.0, sessions_lookup_budget=0
+        notte_api_url=https_api.url, poll_timeout=TRICKLE_BUDGET, sessions_lookup_budget=0
     )
     status = exporter.poll_once()
     assert failed(status, FailureReason.TIMEOUT), status
-    assert status.duration_seconds < 1.0 + MARGIN_SECONDS
+    assert status.duration_seconds < TRICKLE_BUDGET + MARGIN_SECONDS
 
 
 # -- size ----------------------------------------------------------------------------------

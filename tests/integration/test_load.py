@@ -107,7 +107,7 @@ def test_a_scrape_succeeds_past_1000_idle_and_slow_connections(served) -> None:
 
 
 def test_the_server_closes_connections_that_send_no_complete_request(make_exporter) -> None:
-    exporter = make_exporter(web_listen_address="127.0.0.1:0", idle_timeout=0.5)
+    exporter = make_exporter(web_listen_address="127.0.0.1:0", idle_timeout=0.25)
     exporter.start()
     idle = open_idle_connections(exporter.port, 20)
     try:

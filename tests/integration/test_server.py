@@ -107,10 +107,15 @@ class _Ok:
         return self.answer_now(request)
 
 
+# The idle and body timeouts of the ``quick`` server: short, since its tests wait them out,
+# yet long enough for a client to send a request head, on a loaded machine too.
+QUICK_TIMEOUT = 0.25
+
+
 @pytest.fixture
 def quick() -> Iterator[WebServer]:
-    """A server whose idle and read timeouts are one second."""
-    server = WebServer(_Ok(), [("127.0.0.1", 0)], idle_timeout=1.0)
+    """A server whose idle and read timeouts are ``QUICK_TIMEOUT``."""
+    server = WebServer(_Ok(), [("127.0.0.1", 0)], idle_timeout=QUICK_TIMEOUT)
     server.start()
     yield server
     server.stop()
@@ -145,9 +150,10 @@ def test_a_body_trickled_past_the_timeout_is_answered_408_and_closed(quick) -> N
     """Bytes that keep arriving do not keep the request alive: its body has a deadline."""
     with socket.create_connection(("127.0.0.1", quick.port), timeout=30) as sock:
         sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
-        sock.settimeout(0.2)
+        # A byte every fifth of the timeout: bytes keep arriving all the while.
+        sock.settimeout(QUICK_TIMEOUT / 5)
         answer = b""
-        for _ in range(150):  # one byte each 0.2 s: 30 s bounds the wait, not the timeout
+        for _ in range(600):  # 30 s bounds the wait, not the timeout
             try:
                 answer = sock.recv(4096)
                 break

@@ -166,7 +166,7 @@ def test_one_bcrypt_runs_at_a_time_however_many_logins_arrive(guard, monkeypatch
             peak = max(peak, inside)
             turns.notify_all()
             # Unserialised, another check comes in while this one waits for it.
-            turns.wait_for(lambda: inside > 1, timeout=0.2)
+            turns.wait_for(lambda: inside > 1, timeout=0.1)
             inside -= 1
         return False
 
