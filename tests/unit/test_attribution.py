@@ -695,7 +695,9 @@ def test_keyed_series_carry_key_after_their_own_labels(
 
 def history_listings(api: SimulatorServer) -> list[tuple[str | None, str]]:
     """The named keys' history listings: (key, page), in the order they were asked."""
-    return [(r.key, r.query["page"]) for r in key_listings(api) if r.query["only_active"] == "false"]
+    return [
+        (r.key, r.query["page"]) for r in key_listings(api) if r.query["only_active"] == "false"
+    ]
 
 
 def stopped_at_once(account: SimulatedAccount, clock: ManualClock, key: str | None) -> str:
