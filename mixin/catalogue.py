@@ -261,17 +261,33 @@ last listing worked and 0 when it failed (a revoked key answers 401): the accoun
 still succeeds, and the sessions that key would have claimed count as `other` until it works
 again. Then the live ones move to it; what was counted under `other` stays there.
 
-What a poll of an account costs, in requests: its listing and history as without keys (with
-the account key), plus one listing of each named key's live sessions (one request per 100 of
-them) when the account's listing holds a session never seen before, or one that waits for a
-failed key (then only the failed keys are listed). A poll with nothing new makes no request
-more than a single account does; each named key is also listed once at start-up, so
-`notte_key_up` is known from the first poll. `GET /usage` is read once per account, with the
-account key.
+A session that starts and ends between two polls is never listed live: the poll meets it
+ended, in the account's history, and asks the named keys' recent history
+(`GET /sessions?only_active=false&only_current_token=true`) which of them started it before
+counting its start and end under that key. A key whose history listing fails (a revoked key)
+says `notte_key_up 0`, and its short sessions count as `other`; the sums stay exact.
 
-Limits: a session that starts and ends between two polls is never listed live, so it counts
-as `key="other"`. The first poll holds every live session until the keys are listed (later
-polls only the new ones), which a single account never does.
+What a poll of an account costs, in requests: its listing and history as without keys (with
+the account key), plus:
+
+- one listing of each named key's live sessions (one request per 100 of them) when the
+  account's listing holds a session never seen before, or one that waits for a failed key
+  (then only the failed keys are listed);
+- one listing of each named key's recent history when the account's history holds a session
+  that began and ended since the previous poll: newest first, only the pages back to the
+  oldest such session (usually one), at most `--sessions.lookup-budget` and `--notte.max-pages`
+  pages, in the order of the file, stopping once the keys listed claimed every such session.
+
+A poll with nothing new makes no request more than a single account does; each named key's
+live sessions are also listed once at start-up, so `notte_key_up` is known from the first
+poll. `GET /usage` is read once per account, with the account key.
+
+Limits: the first poll holds every live session until the keys are listed (later polls only
+the new ones), and a poll holds the sessions it first meets ended until their keys are
+known (at most the history pages it scanned), which a single account never does. A short
+session counts only once the account's history scan finds it, as without keys: when a scan
+fails, the next poll's scan finds what it missed, except, on a busy account, what is no
+longer on its first page.
 """
 
 

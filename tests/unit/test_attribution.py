@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -271,12 +272,16 @@ def assert_sums(reading: Reading, truths: dict[str, KeyTruth]) -> None:
 
 class TransientFaults(FaultQueue):
     """Fails ``share`` of the requests (seeded), each once: the retry that follows succeeds,
-    so every poll and every key listing ends whole, later."""
+    so every poll and every key listing ends whole, later. ``spared`` says, as a request
+    arrives, that it must not fail."""
 
-    def __init__(self, share: float, seed: int = 22) -> None:
+    def __init__(
+        self, share: float, seed: int = 22, *, spared: Callable[[], bool] = lambda: False
+    ) -> None:
         super().__init__()
         self._share = share
         self._rng = random.Random(seed)
+        self._spared = spared
         self._failed_last = False
         self.failed = 0
         self.served = 0
@@ -286,12 +291,43 @@ class TransientFaults(FaultQueue):
         if queued is not None:
             return queued
         self.served += 1
-        if self._failed_last or self._rng.random() >= self._share:
+        if self._failed_last or self._spared() or self._rng.random() >= self._share:
             self._failed_last = False
             return None
         self._failed_last = True
         self.failed += 1
         return self._rng.choice((Fault.status(503), Fault.status(500), Fault.reset()))
+
+
+def scanning_the_accounts_history(api: SimulatorServer) -> Callable[[], bool]:
+    """Whether the request arriving is the account's own history scan, which is best effort
+    (never retried): one failed costs the sessions that began and ended since the previous
+    poll a poll's delay, not their key (``test_a_short_session_a_failed_history_scan_...``)."""
+
+    def spared() -> bool:
+        query = api.requests[-1].query  # recorded before its fault is taken
+        return query.get("only_active") == "false" and query.get("only_current_token") != "true"
+
+    return spared
+
+
+def short_session(
+    account: SimulatedAccount, clock: ManualClock, rng: random.Random, key: str | None
+) -> float:
+    """A session of ``key`` that begins and ends within seconds, before the next poll;
+    returns the seconds it took."""
+    sid = account.start_session(
+        key=key, browser_type=rng.choice(BROWSER_TYPES), proxies=rng.random() < 0.3
+    )
+    lived = float(rng.randint(1, 5))
+    clock.advance(lived / 2)
+    account.access(sid, rng.randint(1, 5_000), rng.randint(1, 50_000))
+    clock.advance(lived / 2)
+    if rng.random() < 0.8:
+        account.stop(sid)
+    else:
+        account.fail(sid)
+    return lived
 
 
 def test_attribution_is_exact_after_every_poll_of_a_churning_account_under_faults(
@@ -300,10 +336,11 @@ def test_attribution_is_exact_after_every_poll_of_a_churning_account_under_fault
     secrets = Secrets()
     names = ("checkout", "crawler", "reports")
     exporter = pipeline(api, clock, named_keys(account, *names, secrets=secrets), secrets=secrets)
-    faults = api.faults = TransientFaults(0.2)
+    faults = api.faults = TransientFaults(0.2, spared=scanning_the_accounts_history(api))
     rng = random.Random(7)
     owners: tuple[str | None, ...] = (*names, None)
     live: dict[str, bool] = {}  # id -> abandoned (left to its idle timeout)
+    short: Counter[str | None] = Counter()
     for _ in range(30):
         for sid in [s for s in live if s not in account.session_ids()]:
             del live[sid]
@@ -329,11 +366,18 @@ def test_attribution_is_exact_after_every_poll_of_a_churning_account_under_fault
                 proxies=rng.random() < 0.3,
             )
             live[sid] = rng.random() < 0.25
-        clock.advance(30)
+        # Sessions shorter than the poll interval: never listed live, met ended.
+        elapsed = 0.0
+        for owner in owners:
+            if rng.random() < 0.4:
+                elapsed += short_session(account, clock, rng, owner)
+                short[owner] += 1
+        clock.advance(30 - elapsed)
         assert exporter.poll().ok
         assert_matches_truth(account, exporter, names)
     assert faults.failed >= 0.15 * faults.served
     assert sum(account.truth(name).starts for name in names) > 20
+    assert all(short[owner] >= 5 for owner in owners), short
     assert sum(account.truth(n).ends[("timed_out", "idle_timeout")] for n in names) > 0
 
 
@@ -493,12 +537,13 @@ def test_an_account_without_named_keys_counts_every_session_as_other_and_asks_no
 ) -> None:
     exporter = pipeline(api, clock, {}, attribution=with_attribution)
     account.start_session()
+    stopped_at_once(account, clock, None)
     clock.advance(30)
     assert exporter.poll().ok
     for name in KEYED_FAMILIES:
         assert exporter.keys_of(name) == {OTHER_KEY}, name
     assert exporter.value("notte_sessions_active", key=OTHER_KEY) == 1
-    assert exporter.value("notte_sessions_started_total", key=OTHER_KEY) == 1
+    assert exporter.value("notte_sessions_started_total", key=OTHER_KEY) == 2
     assert key_listings(api) == []
     assert len(api.requests) == 2  # the live listing and the history, as in single mode
     assert "notte_key_up" not in generate_latest(exporter.registry).decode()
@@ -646,3 +691,167 @@ def test_keyed_series_carry_key_after_their_own_labels(
     assert labels["notte_key_up"] == ("key",)
     # Every key's label sets exist from the start, at 0.
     assert exporter.keys_of("notte_sessions_closed_total") == {"crawler", OTHER_KEY}
+
+
+def history_listings(api: SimulatorServer) -> list[tuple[str | None, str]]:
+    """The named keys' history listings: (key, page), in the order they were asked."""
+    return [
+        (r.key, r.query["page"]) for r in key_listings(api) if r.query["only_active"] == "false"
+    ]
+
+
+def stopped_at_once(account: SimulatedAccount, clock: ManualClock, key: str | None) -> str:
+    """A session of ``key`` that lives 4 seconds, used, then stopped: between two polls."""
+    sid = account.start_session(key=key)
+    clock.advance(2)
+    account.access(sid, request_bytes=300, response_bytes=4_000)
+    clock.advance(2)
+    account.stop(sid)
+    return sid
+
+
+def test_short_sessions_of_every_key_count_under_their_keys_for_one_history_listing_per_key(
+    api: SimulatorServer, account: SimulatedAccount, clock: ManualClock
+) -> None:
+    names = ("a", "b", "c")
+    exporter = pipeline(api, clock, named_keys(account, *names, secrets=Secrets()))
+    assert exporter.poll().ok  # every key's live sessions are listed once at the start
+    api.clear_requests()
+    for owner in (*names, None):
+        stopped_at_once(account, clock, owner)
+    clock.advance(30)
+    status = exporter.poll()
+    assert status.ok
+    assert history_listings(api) == [("a", "1"), ("b", "1"), ("c", "1")]
+    assert len(key_listings(api)) == 3  # no live listing of a key: nothing new was live
+    assert status.requests == len(api.requests)
+    for key in (*names, OTHER_KEY):
+        assert exporter.value("notte_sessions_started_total", key=key) == 1, key
+        assert exporter.value("notte_sessions_closed_total", key=key) == 1, key
+        assert exporter.value("notte_network_request_bytes_total", key=key) == 300, key
+        assert exporter.value("notte_sessions_browser_seconds_total", key=key) == 4, key
+    assert_matches_truth(account, exporter, names)
+
+
+def test_a_poll_whose_ended_sessions_were_all_seen_live_lists_no_keys_history(
+    api: SimulatorServer, account: SimulatedAccount, clock: ManualClock
+) -> None:
+    exporter = pipeline(api, clock, named_keys(account, "a", "b", secrets=Secrets()))
+    seen = [account.start_session(key="a"), account.start_session()]
+    clock.advance(30)
+    assert exporter.poll().ok
+    api.clear_requests()
+    for sid in seen:
+        account.stop(sid)
+    clock.advance(30)
+    status = exporter.poll()
+    assert status.ok
+    assert key_listings(api) == []
+    assert status.requests == len(api.requests) == 2  # the live listing and the history
+    assert exporter.value("notte_sessions_closed_total", key="a") == 1
+    assert exporter.value("notte_sessions_closed_total", key=OTHER_KEY) == 1
+
+
+def test_a_key_is_not_asked_for_its_history_once_the_keys_before_it_claimed_every_short_session(
+    api: SimulatorServer, account: SimulatedAccount, clock: ManualClock
+) -> None:
+    exporter = pipeline(api, clock, named_keys(account, "a", "b", "c", secrets=Secrets()))
+    assert exporter.poll().ok
+    api.clear_requests()
+    stopped_at_once(account, clock, "a")
+    clock.advance(30)
+    assert exporter.poll().ok
+    assert history_listings(api) == [("a", "1")]
+    assert exporter.value("notte_sessions_started_total", key="a") == 1
+
+
+def test_a_keys_history_is_read_back_to_the_oldest_short_session_only(
+    api: SimulatorServer, account: SimulatedAccount, clock: ManualClock
+) -> None:
+    keys = named_keys(account, "a", secrets=Secrets())
+    for _ in range(25):  # a's old history: three pages, ended before the exporter started
+        account.stop(account.start_session(key="a"))
+    clock.advance(60)
+    exporter = pipeline(api, clock, keys, page_size=10)
+    assert exporter.poll().ok
+    for _ in range(12):  # the newest page of a's history and two sessions of the next
+        stopped_at_once(account, clock, "a")
+    clock.advance(30)
+    api.clear_requests()
+    assert exporter.poll().ok
+    assert history_listings(api) == [("a", "1"), ("a", "2")]
+    assert exporter.value("notte_sessions_started_total", key="a") == 12
+    assert exporter.value("notte_sessions_started_total", key=OTHER_KEY) == 0
+
+
+def test_a_revoked_keys_short_sessions_count_as_other_and_the_sums_stay_exact(
+    api: SimulatorServer, account: SimulatedAccount, clock: ManualClock
+) -> None:
+    names = ("checkout", "crawler")
+    exporter = pipeline(api, clock, named_keys(account, *names, secrets=Secrets()))
+    assert exporter.poll().ok
+    account.revoke_key("crawler")
+    stopped_at_once(account, clock, "crawler")
+    stopped_at_once(account, clock, "checkout")
+    clock.advance(30)
+    assert exporter.poll().ok
+    assert exporter.value("notte_key_up", key="crawler") == 0
+    assert exporter.value("notte_key_up", key="checkout") == 1
+    assert exporter.value("notte_sessions_started_total", key="crawler") == 0
+    assert exporter.value("notte_sessions_started_total", key=OTHER_KEY) == 1
+    assert exporter.value("notte_sessions_closed_total", key=OTHER_KEY) == 1
+    assert exporter.value("notte_network_request_bytes_total", key=OTHER_KEY) == 300
+    assert exporter.value("notte_sessions_started_total", key="checkout") == 1
+    assert_sums_are_the_account_totals(account, exporter, names)
+
+
+def test_a_key_whose_history_listing_fails_after_retries_is_down_and_its_short_sessions_other(
+    api: SimulatorServer, account: SimulatedAccount, clock: ManualClock
+) -> None:
+    exporter = pipeline(api, clock, named_keys(account, "crawler", secrets=Secrets()))
+    assert exporter.poll().ok
+    api.faults.push(Fault.status(503, times=3).for_key("crawler"))  # the retries too
+    stopped_at_once(account, clock, "crawler")
+    clock.advance(30)
+    assert exporter.poll().ok
+    assert exporter.value("notte_key_up", key="crawler") == 0
+    assert exporter.value("notte_sessions_started_total", key=OTHER_KEY) == 1
+    assert_sums_are_the_account_totals(account, exporter, ("crawler",))
+    stopped_at_once(account, clock, "crawler")
+    clock.advance(30)
+    assert exporter.poll().ok
+    assert exporter.value("notte_key_up", key="crawler") == 1
+    assert exporter.value("notte_sessions_started_total", key="crawler") == 1
+    assert exporter.value("notte_sessions_started_total", key=OTHER_KEY) == 1
+
+
+class FailsTheFirstScan(FaultQueue):
+    """Fails the account's first history scan, once."""
+
+    def __init__(self, api: SimulatorServer) -> None:
+        super().__init__()
+        self._scanning = scanning_the_accounts_history(api)
+        self.failed = False
+
+    def take(self, path: str, key: str | None = None) -> Fault | None:
+        if not self.failed and self._scanning():
+            self.failed = True
+            return Fault.status(503)
+        return super().take(path, key)
+
+
+def test_a_short_session_a_failed_history_scan_missed_counts_under_its_key_a_poll_later(
+    api: SimulatorServer, account: SimulatedAccount, clock: ManualClock
+) -> None:
+    exporter = pipeline(api, clock, named_keys(account, "crawler", secrets=Secrets()))
+    assert exporter.poll().ok
+    faults = api.faults = FailsTheFirstScan(api)
+    stopped_at_once(account, clock, "crawler")
+    clock.advance(30)
+    assert exporter.poll().ok
+    assert faults.failed
+    assert exporter.value("notte_sessions_started_total") == 0
+    clock.advance(30)
+    assert exporter.poll().ok
+    assert exporter.value("notte_sessions_started_total", key="crawler") == 1
+    assert_matches_truth(account, exporter, ("crawler",))

@@ -10,18 +10,33 @@ the deferred sessions under those keys, so a session's every count, its start in
 carries the key it was attributed to. A session keeps its key for life, with one exception
 below, so the sums over keys are always the account's totals.
 
+A session that began and ended between two polls is never in a live listing: the poll meets
+it ended, in the history scan (``LifecycleTracker.first_seen_ended``), and holds it until
+``claim_ended`` has listed the *recent history* of each named key (``GET /sessions?
+only_active=false&only_current_token=true``, newest first, only the pages back to the oldest
+held session's creation, at most ``max_pages``, within the poll's deadline); then it counts
+its start and end under the key found, ``OTHER_KEY`` when none. Nothing waits for a key
+here: an ended session is counted once, at once.
+
 Invariants:
 
 - Skip rule: no deferred session, no session waiting for a failed key and no key never
   listed yet means no request at all. Otherwise each needed key is listed once (as many
-  pages as it has, at most ``max_pages``).
+  pages as it has, at most ``max_pages``). Likewise, no session first seen ended means no
+  history listing; otherwise each named key's history is listed once, in the order of the
+  configuration, but a key is not asked when the keys before it claimed every held session.
+- A history listing is partial by design: stopping at its page cap, or before the pages a
+  newest-first listing could hold the held sessions in, is not a failure, and what it did
+  not find is ``OTHER_KEY``. Nothing relies on the order for the sums: a listing in another
+  order finds less, never counts more.
 - A named key whose listing fails (401 for a revoked key, a timeout, 5xx after retries, a
   listing past ``max_pages``) never fails the poll: ``notte_key_up`` says 0, one log line says
   so (repeats are reminded at most every ``REMINDER_SECONDS``), and the sessions it might
   have claimed are ``OTHER_KEY``. They *wait* for it: while any of them is live the key is
   listed at every poll, and once it works again the live ones it holds move to it; what was
   counted stays under ``OTHER_KEY``, what follows counts under the key.
-- Only ids are kept, and only the ids asked about (the deferred and the waiting ones): what
+- Only ids are kept, and only the ids asked about (the deferred, the waiting and the held
+  ended ones): what
   a key listing holds, however large or strange (another key's sessions, ids that are not
   live), bounds neither memory nor counts; at worst it misattributes a session.
 - A key's value never reaches a log line or a label: keys are told apart by their names,
@@ -34,6 +49,7 @@ import logging
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
@@ -165,6 +181,67 @@ class Attribution:
             else:
                 del self._waiting[sid]
         return claims
+
+    def claim_ended(
+        self,
+        ended: Mapping[str, datetime],
+        deadline: float,
+        *,
+        page_size: int,
+        max_pages: int,
+    ) -> dict[str, str]:
+        """The named key of each session first seen ended (by id, with when it was created)
+        that a key's recent history holds; the others are ``OTHER_KEY``. Never raises an
+        ApiError: a key that fails is down, and the sessions it might have claimed are
+        ``OTHER_KEY``."""
+        claims: dict[str, str] = {}
+        if not ended:
+            return claims
+        oldest = min(ended.values())
+        for name in self._clients:
+            wanted = {sid for sid in ended if sid not in claims}
+            if not wanted:
+                break
+            try:
+                found = self._history(name, wanted, oldest, deadline, page_size, max_pages)
+            except ApiError as exc:
+                self._failed(name, exc)
+                continue
+            self._worked(name)
+            claims.update(dict.fromkeys(found, name))
+        return claims
+
+    def _history(
+        self,
+        name: str,
+        wanted: set[str],
+        oldest: datetime,
+        deadline: float,
+        page_size: int,
+        max_pages: int,
+    ) -> set[str]:
+        """The ids among ``wanted`` in key ``name``'s history, read newest first while its
+        pages may still hold them: not past a page with a session created before ``oldest``,
+        nor once every wanted id is found, nor past ``max_pages``."""
+        client = self._clients[name]
+        found: set[str] = set()
+        for page in range(1, max_pages + 1):
+            answer = client.fetch_sessions(
+                page=page,
+                page_size=page_size,
+                only_active=False,
+                only_current_token=True,
+                deadline=deadline,
+            )
+            result = client.read_sessions(answer, page, page_size)
+            older = False
+            for item in result.sessions:
+                if item["session_id"] in wanted:
+                    found.add(item["session_id"])
+                older = older or item["created_at"] < oldest
+            if older or found == wanted or not result.has_next or result.is_empty:
+                break
+        return found
 
     def _list(
         self, name: str, wanted: set[str], deadline: float, page_size: int, max_pages: int

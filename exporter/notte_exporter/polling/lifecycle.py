@@ -40,7 +40,9 @@ label ``key``, so that their sums over ``key`` are the account's totals exactly.
 may then *defer* the sessions the tracker has never seen (``LiveListing(defer=True)``):
 nothing of them is counted until ``release`` gives each its key, so even a session's start
 counts under the key it was attributed to. A session's key may change later (``move``); what
-was counted stays where it was, and what comes after counts under the new key.
+was counted stays where it was, and what comes after counts under the new key. A session
+first seen ended (``first_seen_ended``) is counted, start and end at once, under the key
+``observe_final`` is given for it.
 """
 
 from __future__ import annotations
@@ -264,8 +266,21 @@ class LifecycleTracker:
         with self._lock:
             return len(self._pending)
 
-    def observe_final(self, session: Session, now: datetime) -> bool:
-        """Record a session seen in a final state; returns True if this counted an end."""
+    def first_seen_ended(self, session: Session, now: datetime) -> bool:
+        """Whether ``observe_final`` would count this session's start as well as its end:
+        it is ended, never seen before, and began while watched (between two polls)."""
+        if is_live(session):
+            return False
+        with self._lock:
+            sid = session["session_id"]
+            if sid in self._ended or sid in self._live or sid in self._pending:
+                return False
+        return self._began_while_watched(session, now)
+
+    def observe_final(self, session: Session, now: datetime, *, key: str = OTHER_KEY) -> bool:
+        """Record a session seen in a final state; returns True if this counted an end.
+        ``key``: the key a session first seen ended is attributed to (a known session keeps
+        its own)."""
         if is_live(session):
             return False
         # Worked out before anything is counted or forgotten, so that an end counts whole or
@@ -283,7 +298,7 @@ class LifecycleTracker:
                 if not self._began_while_watched(session, now):
                     return False
                 # Began and ended between two polls: a start and an end, all traffic new.
-                tracked = self._first_sight(session)
+                tracked = self._first_sight(session, key)
             sent_now: _Traffic = {}
             received_now: _Traffic = {}
             _add_traffic(tracked, session, sent_now, received_now)
@@ -293,8 +308,8 @@ class LifecycleTracker:
                 self._count_time(tracked, ended_at)
                 idle_from = max(last_activity(session), tracked.watched_from)
                 if ended_at > idle_from:
-                    browser, key = _split(tracked.group)
-                    self._metrics.idle_seconds.labels(browser, reason, *key).inc(
+                    browser, labels = _split(tracked.group)
+                    self._metrics.idle_seconds.labels(browser, reason, *labels).inc(
                         (ended_at - idle_from).total_seconds()
                     )
             self._count_end(

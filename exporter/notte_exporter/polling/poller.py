@@ -12,7 +12,9 @@ poll's time budget) and one failed lookup does not abandon the others.
 With ``attribution`` (an account with named keys, see ``attribution``), the sessions the
 listing shows for the first time are held until it is whole, then attributed to a key and
 only then handed to the tracker, the snapshot and the reaper; a key that fails never fails
-the poll.
+the poll. Likewise the sessions learning ends meets for the first time, already ended (they
+began and ended between two polls): they are held until the end of the lookups, attributed
+from the named keys' recent history, and only then counted.
 """
 
 from __future__ import annotations
@@ -30,7 +32,14 @@ from typing import Any, ParamSpec, Protocol, TypeVar
 
 from notte_exporter.accounts import OTHER_KEY
 from notte_exporter.api.client import Answer, NotteClient
-from notte_exporter.api.models import InvalidItem, LiveSession, SessionPage, in_api_utc, is_live
+from notte_exporter.api.models import (
+    InvalidItem,
+    LiveSession,
+    Session,
+    SessionPage,
+    in_api_utc,
+    is_live,
+)
 from notte_exporter.api.paging import pages_ahead, read_listing
 from notte_exporter.errors import ApiError, ShutdownRequested, unexpected
 from notte_exporter.instrumentation import ExporterMetrics
@@ -442,8 +451,10 @@ class Poller:
         budget = self._config.lookup_budget
         if budget <= 0:
             return
+        # With named keys: the sessions first seen ended, by id, until their keys are known.
+        held: dict[str, Session] = {}
         try:
-            budget -= self._scan_history(deadline, now, budget, first)
+            budget -= self._scan_history(deadline, now, budget, first, held)
         except ApiError as exc:
             # Not a poll failure: the live picture is complete. Lookups by id still run;
             # the failed page counts as one request spent.
@@ -462,16 +473,46 @@ class Poller:
             if found is None:
                 self._tracker.observe_unknown(session_id, now)
             elif not isinstance(found, InvalidItem):
-                self._tracker.observe_final(found, now)
+                self._observe_final(found, now, held)
         if failed:
             log.info(
                 "could not learn how %d ended session(s) ended yet (tried again next poll): %s",
                 len(failed),
                 failed[0],
             )
+        if held and self._attribution is not None:
+            self._attribute_ended(self._attribution, held, now, deadline)
+
+    def _observe_final(self, session: Session, now: datetime, held: dict[str, Session]) -> None:
+        """Count a session seen ended, or with named keys hold it when it is first seen so."""
+        if self._attribution is not None and self._tracker.first_seen_ended(session, now):
+            held.setdefault(session["session_id"], session)
+        else:
+            self._tracker.observe_final(session, now)
+
+    def _attribute_ended(
+        self, attribution: Attribution, held: dict[str, Session], now: datetime, deadline: float
+    ) -> None:
+        """Count the held sessions, each start and end under the key whose history holds it."""
+        config = self._config
+        claims = attribution.claim_ended(
+            {sid: session["created_at"] for sid, session in held.items()},
+            deadline,
+            page_size=config.page_size,
+            # The scan met them within lookup_budget pages of the account's history; a key's
+            # history is part of it, in the same order, so they are no deeper in it.
+            max_pages=min(config.max_pages, config.lookup_budget),
+        )
+        for sid, session in held.items():
+            self._tracker.observe_final(session, now, key=claims.get(sid, OTHER_KEY))
 
     def _scan_history(
-        self, deadline: float, now: datetime, budget: int, first: Future[Answer] | None
+        self,
+        deadline: float,
+        now: datetime,
+        budget: int,
+        first: Future[Answer] | None,
+        held: dict[str, Session],
     ) -> int:
         """Read the newest pages of the full listing; returns the requests it made.
 
@@ -498,7 +539,7 @@ class Poller:
             for item in result.sessions:
                 fresh = fresh or item["created_at"] > since
                 if not is_live(item):
-                    self._tracker.observe_final(item, now)
+                    self._observe_final(item, now, held)
             remaining = budget - page
             if not result.has_next or remaining == 0:
                 return page
