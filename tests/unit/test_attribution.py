@@ -145,6 +145,7 @@ def pipeline(
     max_pages: int = 50,
     page_size: int = 100,
     poll_timeout: float = 24.0,
+    lookup_budget: int = 10,
     secrets: Secrets | None = None,
 ) -> Pipeline:
     secrets = secrets if secrets is not None else Secrets()
@@ -188,6 +189,7 @@ def pipeline(
             max_pages=max_pages,
             concurrency=1,
             poll_timeout=poll_timeout,
+            lookup_budget=lookup_budget,
             idle_threshold=timedelta(seconds=60),
         ),
         state,
@@ -507,6 +509,22 @@ def test_a_poll_with_new_sessions_lists_each_named_key_once_over_its_pages(
     assert listed == [("a", "1"), ("a", "2"), ("b", "1"), ("c", "1")]
     assert status.requests == len(api.requests)
     assert exporter.value("notte_sessions_active", key="a") == 15
+
+
+def test_a_poll_counts_the_key_listings_in_the_requests_it_leaves_room_for(
+    api: SimulatorServer, account: SimulatedAccount, clock: ManualClock
+) -> None:
+    # The first poll: the account's listing and each key's, 4 requests of a window of 6
+    # that stands still on the manual clock, so 2 are left.
+    api.rate_limit = 6
+    exporter = pipeline(
+        api, clock, named_keys(account, "a", "b", "c", secrets=Secrets()), lookup_budget=0
+    )
+    assert exporter.poll().ok
+    account.start_session(key="a")
+    clock.advance(30)
+    exporter.poll()  # a page and three key listings do not fit in 2: paced
+    assert exporter.value("notte_exporter_throttled_polls_total") == 1
 
 
 def test_a_failing_key_is_listed_again_only_while_other_sessions_wait_for_it(

@@ -121,6 +121,10 @@ class Attribution:
         """Each named key's last listing: worked, failed, or None before its first."""
         return {name: state.up if state.listed else None for name, state in self._keys.items()}
 
+    def requests_per_poll(self) -> int:
+        """Requests a poll with something new expects to make for the keys: one page each."""
+        return len(self._clients)
+
     @property
     def requests_made(self) -> int:
         """Requests the named keys' clients sent since start."""

@@ -282,6 +282,10 @@ class Poller:
         needed = self._expected_pages + self._config.lookup_budget
         if self._reaper is not None:
             needed += self._reaper.requests_per_poll()
+        if self._attribution is not None:
+            # Whether a named key's requests count against the account's window is
+            # unconfirmed (notte-api.md): counted, so that a shared window is never overrun.
+            needed += self._attribution.requests_per_poll()
         self._client.paced = not self._client.leaves_room_for(needed)
         if self._client.paced:
             self._metrics.throttled_polls.inc()
