@@ -66,14 +66,18 @@ SHORT_WINDOWS = {
 # NotteUsageLimitExceeded once the credits are gone (~6 wall minutes), so it is waited for
 # first; it cannot fire in the last minutes of a UTC month, when no rate passes the limit
 # before the month ends.
-# The demo's first account runs the leak profile, and its named key "crawler" never stops
-# a session: the alerts that name a key must name that one.
+# The demo's first account runs the leak profile, whose clients abandon most sessions
+# whichever key started them: the alerts that name a key may name any of them (which key
+# leaks most is test_e2e_who_leaks.py's question, on the steady profile).
 LEAK_ALERTS = {
     "NotteSpendForecastOverLimit": {"account": "demo-a"},
-    "NotteIdleWasteHigh": {"account": "demo-a", "key": "crawler"},
-    "NotteSessionLeak": {"account": "demo-a", "key": "crawler"},
+    "NotteIdleWasteHigh": {"account": "demo-a"},
+    "NotteSessionLeak": {"account": "demo-a"},
     "NotteSessionsOverdue": {"account": "demo-a"},
 }
+# What an alert judged per key may carry: a key of demo-a, or none (the account-level
+# fallback, when no key alone reaches the thresholds).
+DEMO_A_KEYS = {"checkout-agent", "crawler", "reporting", "other", None}
 ALERT_TIMEOUT = 60.0
 
 
@@ -178,14 +182,15 @@ def leaking(stack: Stack) -> dict[str, list[dict[str, Any]]]:
 
 
 def test_leak_scenario_fires_notte_session_leak(stack, leaking):
-    (alert,) = leaking["NotteSessionLeak"]
-    assert alert["labels"] == {
+    alert = leaking["NotteSessionLeak"][0]
+    labels = dict(alert["labels"])
+    assert labels.pop("key", None) in DEMO_A_KEYS
+    assert labels == {
         "alertname": "NotteSessionLeak",
         "severity": "critical",
         "job": JOB,
         "instance": stack.instance,
         "account": "demo-a",
-        "key": "crawler",
     }
     assert "closed by the platform's idle timeout" in alert["annotations"]["description"]
     assert "?" not in alert["annotations"]["description"]  # the volume query found its number
@@ -214,17 +219,18 @@ def test_leak_scenario_fires_notte_spend_forecast_over_limit(stack, leaking):
 
 
 def test_leak_scenario_fires_notte_idle_waste_high(stack, leaking):
-    (alert,) = leaking["NotteIdleWasteHigh"]
-    assert alert["labels"] == {
+    alert = leaking["NotteIdleWasteHigh"][0]
+    labels = dict(alert["labels"])
+    assert labels.pop("key", None) in DEMO_A_KEYS
+    assert labels == {
         "alertname": "NotteIdleWasteHigh",
         "severity": "warning",
         "job": JOB,
         "instance": stack.instance,
         "account": "demo-a",
-        "key": "crawler",
     }
-    # Not bounded by 1 for a key that only leaks: a session's idle time counts whole when it
-    # ends, its browser time as it runs, so a 30 s window can hold more of the first.
+    # Not bounded by 1 for one key: a session's idle time counts whole when it ends, its
+    # browser time as it runs, so a 30 s window can hold more of the first.
     assert float(alert["value"]) > 0.25
     assert "?" not in alert["annotations"]["description"]
 
