@@ -66,8 +66,9 @@ def test_requests_beyond_max_requests_wait_instead_of_taking_threads(make_export
 def test_scrapes_of_published_metrics_take_no_worker_thread(make_exporter) -> None:
     exporter = make_exporter(web_listen_address="127.0.0.1:0", web_max_requests=2)
     exporter.start()
-    assert exporter.poll_once().ok
     base = exporter.urls[0]
+    httpx.get(base + "/metrics", timeout=60)  # asks for the text format: published from now
+    assert exporter.poll_once().ok
     # Workers of servers stopped by earlier tests may not have ended yet: look for new ones.
     before = {t for t in threading.enumerate() if t.name.startswith("http_")}
     with ThreadPoolExecutor(max_workers=20) as pool:

@@ -76,6 +76,8 @@ class Unrenderable(Collector):
 
 def test_a_publish_that_raises_leaves_every_format_as_last_published(registry, gauge) -> None:
     exposition = PublishedExposition(registry)
+    exposition.text()  # asks for both formats: each publish renders them from now on
+    exposition.reply("application/openmetrics-text")
     gauge.set(2)
     registry.register(Unrenderable())
     with pytest.raises(OverflowError):
@@ -165,8 +167,10 @@ def test_a_publish_renders_the_formats_asked_for_lately(registry, gauge) -> None
 
 
 def test_a_format_not_asked_for_in_a_while_is_no_longer_rendered(registry, gauge) -> None:
-    exposition = PublishedExposition(registry)  # text and OpenMetrics, as if asked for
-    for _ in range(KEEP_FORMAT_POLLS - 1):
+    exposition = PublishedExposition(registry)
+    exposition.text()
+    exposition.reply("application/openmetrics-text")
+    for _ in range(KEEP_FORMAT_POLLS):
         exposition.publish()
     assert exposition.reply_now("application/openmetrics-text") is not None
     exposition.publish()
@@ -174,6 +178,16 @@ def test_a_format_not_asked_for_in_a_while_is_no_longer_rendered(registry, gauge
     assert exposition.reply_now() is None
     # Still served, rendered for its request.
     assert b"notte_things 1.0" in exposition.reply().body
+
+
+def test_a_publish_renders_no_format_before_one_is_asked_for(registry, gauge) -> None:
+    exposition = PublishedExposition(registry)
+    exposition.publish()
+    assert exposition.reply_now() is None
+    assert exposition.reply_now(OPENMETRICS) is None
+    assert b"notte_things 1.0" in exposition.reply().body  # rendered for its request
+    exposition.publish()
+    assert exposition.reply_now() is not None  # asked for: published from now on
 
 
 def test_a_new_format_variant_serves_the_published_poll(registry, gauge) -> None:

@@ -20,9 +20,12 @@ def routes() -> Routes:
     registry = CollectorRegistry(auto_describe=True)
     Gauge("notte_things", "Things.", registry=registry).set(1)
     # No per-process series: they would move between the two answers compared.
-    return Routes(
-        PublishedExposition(registry), ExporterState(), "/metrics", status_page=lambda: "<p>"
-    )
+    exposition = PublishedExposition(registry)
+    # As a scraper of each format would have: asked for, and so published.
+    exposition.reply()
+    exposition.reply(OPENMETRICS)
+    exposition.publish()
+    return Routes(exposition, ExporterState(), "/metrics", status_page=lambda: "<p>")
 
 
 @pytest.mark.parametrize(

@@ -13,12 +13,11 @@ follow:
 
 A publish renders only the formats scrapers have asked for lately (in the last
 ``KEEP_FORMAT_POLLS`` polls): each scraper asks in one way (Prometheus for OpenMetrics, curl
-for the text format), so a poll renders what is read, usually one format. The first
-publishes render the text format and OpenMetrics, as if asked for at start. A request in a
-format not rendered for the poll has it rendered from the snapshot, kept for the rest of
-that poll, and rendered by the publishes that follow. That render, and a ``?name[]=``
-filter, read every family, so ``reply_now()`` leaves them to ``reply()`` (a worker thread,
-see web/routes.py).
+for the text format), so a poll renders what is read, usually one format, and none before
+anything asked. A request in a format not rendered for the poll has it rendered from the
+snapshot, kept for the rest of that poll, and rendered by the publishes that follow. That
+render, and a ``?name[]=`` filter, read every family, so ``reply_now()`` leaves them to
+``reply()`` (a worker thread, see web/routes.py).
 
 The per-process series (prometheus_client's process, platform and GC collectors) change
 between polls and are read at each scrape, as every exporter reads them: rendered from their
@@ -113,9 +112,6 @@ class PublishedExposition:
         # Every format asked for lately, by content type: its encoder and the last poll
         # (count of publishes) during which it was asked for.
         self._asked: dict[str, tuple[Encoder, int]] = {}
-        for accept in ("", OPENMETRICS):
-            encoder, content_type = choose_encoder(accept)
-            self._asked[content_type] = (encoder, 0)
         self._published = _Published(CollectorRegistry(), {})
         self.publish()
 
