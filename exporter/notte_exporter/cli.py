@@ -238,17 +238,10 @@ def _run(
     try:
         exporter = Exporter(settings, api_key, accounts=accounts)
     except WebConfigError as exc:
-        print(f"notte-exporter: invalid web config {str(exc.path)!r}:", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {known_keys.redact(problem)}", file=sys.stderr)
+        _print_problems("web config", exc.path, exc.problems, known_keys)
         return EXIT_USAGE
     except ReaperConfigError as exc:
-        print(
-            known_keys.redact(f"notte-exporter: invalid reaper config {str(exc.path)!r}:"),
-            file=sys.stderr,
-        )
-        for problem in exc.problems:
-            print(f"  {known_keys.redact(problem)}", file=sys.stderr)
+        _print_problems("reaper config", exc.path, exc.problems, known_keys)
         return EXIT_USAGE
     if once:
         return _run_once(exporter)
@@ -263,14 +256,16 @@ def _load_accounts(path: Path, settings: Settings, secrets: Secrets) -> tuple[Ac
     try:
         accounts = load_accounts(path, default_api_url=settings.notte_api_url, secrets=secrets)
     except AccountsConfigError as exc:
-        print(
-            secrets.redact(f"notte-exporter: invalid config file {str(exc.path)!r}:"),
-            file=sys.stderr,
-        )
-        for problem in exc.problems:
-            print(f"  {secrets.redact(problem)}", file=sys.stderr)
+        _print_problems("config file", exc.path, exc.problems, secrets)
         return None
     return accounts
+
+
+def _print_problems(what: str, path: Path, problems: list[str], secrets: Secrets) -> None:
+    """Every problem of an operator's file, one a line, under the file's name (exit 2)."""
+    print(secrets.redact(f"notte-exporter: invalid {what} {str(path)!r}:"), file=sys.stderr)
+    for problem in problems:
+        print(f"  {secrets.redact(problem)}", file=sys.stderr)
 
 
 def _candidate_keys(flags: dict[str, object]) -> Secrets:
