@@ -36,9 +36,9 @@ Invariants:
   listed at every poll, and once it works again the live ones it holds move to it; what was
   counted stays under ``OTHER_KEY``, what follows counts under the key.
 - Only ids are kept, and only the ids asked about (the deferred, the waiting and the held
-  ended ones): what
-  a key listing holds, however large or strange (another key's sessions, ids that are not
-  live), bounds neither memory nor counts; at worst it misattributes a session.
+  ended ones): what a key listing holds, however large or strange (another key's sessions,
+  ids that are not live), bounds neither memory nor counts; at worst it misattributes a
+  session.
 - A key's value never reaches a log line or a label: keys are told apart by their names,
   and every text of an error passes the one redaction step.
 """
