@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import resource
 import sys
 import time
 from pathlib import Path
@@ -19,8 +20,14 @@ from .report import (
     unexplained,
 )
 from .run import POLL_INTERVAL, Soak
+from .scrapes import RULES
 
-RULES = Path(__file__).resolve().parent.parent / "prometheus/rules/notte-exporter.rules.yaml"
+
+def _cpu_seconds() -> tuple[float, float]:
+    """User and system CPU seconds of this process, and of the children it waited for."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,6 +44,12 @@ def main(argv: list[str] | None = None) -> int:
         help="evaluate the bundle's rules over the scrapes in a real Prometheus (needs "
         "--scrapes, prometheus and promtool)",
     )
+    parser.add_argument(
+        "--trace-memory",
+        action="store_true",
+        help="follow the exporter's allocations with tracemalloc (slower): the memory table "
+        "then says which files hold it",
+    )
     args = parser.parse_args(argv)
     if args.days <= 0 or args.poll_interval <= 0:
         parser.error("--days and --poll-interval must be positive")
@@ -50,10 +63,16 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         poll_interval=args.poll_interval,
         scrape_path=args.scrapes or None,
+        trace_memory=args.trace_memory,
         progress=lambda line: print(line, file=sys.stderr, flush=True),
     ).run()
+    ran = time.monotonic()
     print(summary(result))
-    print(f"wall time {time.monotonic() - began:.0f} s\n")
+    own, children = _cpu_seconds()
+    print(
+        f"run: wall time {ran - began:.0f} s, CPU {own:.0f} s (soak) + {children:.0f} s "
+        "(exporter process)\n"
+    )
     print("## Accuracy\n\n" + accuracy_table(result) + "\n")
     print("## Memory\n\n" + memory_table(result) + "\n")
     wrong = unexplained(result)
@@ -69,6 +88,12 @@ def main(argv: list[str] | None = None) -> int:
         for episode in missed_leaks(result, firings):
             print(f"MISSED LEAK {episode.start:%m-%d %H:%M}")
             failed = True
+        own_after, children_after = _cpu_seconds()
+        print(
+            f"alerts: wall time {time.monotonic() - ran:.0f} s, CPU "
+            f"{own_after - own:.0f} s (soak) + {children_after - children:.0f} s "
+            "(promtool, prometheus)\n"
+        )
     return 1 if failed else 0
 
 

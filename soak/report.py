@@ -60,14 +60,20 @@ def accuracy_table(result: RunResult) -> str:
 
 
 def memory_table(result: RunResult) -> str:
+    """The exporter process's memory per day; with tracing, what holds Python's part."""
+    traced = any(m.exporter.traced_mib is not None for m in result.memory)
+    extra = " traced (MiB) | held most by (MiB) |" if traced else ""
     lines = [
-        "| day | RSS (MiB) | live ids | pending ids | remembered ends |",
-        "|---:|---:|---:|---:|---:|",
+        "| day | exporter RSS (MiB) | live ids | pending ids | remembered ends |" + extra,
+        "|---:|---:|---:|---:|---:|" + ("---:|---|" if traced else ""),
     ]
-    lines.extend(
-        f"| {m.day} | {m.rss_mib:.1f} | {m.live} | {m.pending} | {m.ended_remembered} |"
-        for m in result.memory
-    )
+    for m in result.memory:
+        e = m.exporter
+        line = f"| {m.day} | {e.rss_mib:.1f} | {e.live} | {e.pending} | {e.ended_remembered} |"
+        if traced:
+            top = ", ".join(f"{name} {size:.1f}" for name, size in e.top_files[:3])
+            line += f" {e.traced_mib or 0:.1f} | {top} |"
+        lines.append(line)
     return "\n".join(lines)
 
 

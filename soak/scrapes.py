@@ -15,29 +15,33 @@ would have.
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import IO
 
-from prometheus_client.parser import text_string_to_metric_families
+import yaml
 
-# Prefixes of the sample names the rules read (prometheus/rules/notte-exporter.rules.yaml).
-KEPT_PREFIXES = (
-    "notte_up",
-    "notte_api_rate_limit_",
-    "notte_exporter_last_poll_success_timestamp_seconds",
-    "notte_exporter_poll_failures_total",
-    "notte_exporter_polls_total",
-    "notte_session_created_timestamp_seconds",
-    "notte_session_info",
-    "notte_sessions_",
-    "notte_usage_",
-    "notte_reaper_",
-)
+# The bundle's rules, as generated (make generate).
+RULES = Path(__file__).resolve().parent.parent / "prometheus/rules/notte-exporter.rules.yaml"
+_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 # The job the bundle's rules select (mixin/config.py).
 TARGET_LABELS = {"job": "notte-exporter", "instance": "soak:9977"}
+
+
+def kept_names(rules_file: Path = RULES) -> frozenset[str]:
+    """Every name the rules' expressions mention: the sample names a scrape must keep.
+
+    Read from the rules themselves, so that a rule reading a new series gets it kept; words
+    of PromQL that are not sample names (``sum``, ``without``, label names) keep nothing.
+    """
+    groups = yaml.safe_load(rules_file.read_text())["groups"]
+    return frozenset(
+        name for group in groups for rule in group["rules"] for name in _NAME.findall(rule["expr"])
+    )
 
 
 def _escape(value: str) -> str:
@@ -56,28 +60,24 @@ class ScrapeWriter:
         self._previous: str | None = None
         self._target = ",".join(f'{k}="{v}"' for k, v in sorted(TARGET_LABELS.items()))
 
-    def write(self, exposition: bytes, at: datetime) -> None:
+    def write(self, samples: Iterable[tuple[str, dict[str, str], float]], at: datetime) -> None:
+        """One scrape at ``at``: its samples (name, labels, value), already the kept ones."""
         stamp = f"{at.timestamp():.3f}"
         # What Prometheus adds to every scrape that succeeds (NotteExporterDown reads it).
         self._file("up").write(f"up{{{self._target}}} 1.0 {stamp}\n")
-        for family in text_string_to_metric_families(exposition.decode()):
-            for sample in family.samples:
-                if not sample.name.startswith(KEPT_PREFIXES) or sample.name.endswith(
-                    ("_bucket", "_created")
-                ):
+        for name, sample_labels, value in samples:
+            labels = {**sample_labels, **TARGET_LABELS}
+            rendered = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items()))
+            series = f"{name}{{{rendered}}}"
+            out = self._file(name)
+            if name.endswith("_total") and series not in self._moved:
+                if value == 0:
                     continue
-                labels = {**sample.labels, **TARGET_LABELS}
-                rendered = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items()))
-                series = f"{sample.name}{{{rendered}}}"
-                out = self._file(sample.name)
-                if sample.name.endswith("_total") and series not in self._moved:
-                    if sample.value == 0:
-                        continue
-                    self._moved.add(series)
-                    if self._previous is not None:
-                        out.write(f"{series} 0.0 {self._previous}\n")
-                out.write(f"{series} {sample.value!r} {stamp}\n")
-                self.samples += 1
+                self._moved.add(series)
+                if self._previous is not None:
+                    out.write(f"{series} 0.0 {self._previous}\n")
+            out.write(f"{series} {value!r} {stamp}\n")
+            self.samples += 1
         self._previous = stamp
 
     def _file(self, name: str) -> IO[str]:
