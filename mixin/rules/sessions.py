@@ -1,8 +1,12 @@
 """The session rule groups: how sessions end (`notte-sessions.rules`) and their alerts.
 
-`notte-sessions` alerts on leaks, errors and the sessions live on the account. The recorded
-shares count only the sessions whose end is known (`known_ended`): those the exporter could
-not look up within its budget end as `unknown` and say nothing about leaks or errors.
+`notte-sessions` alerts on leaks, errors and the sessions live on the account. The shares
+count only the sessions whose end is known (`known_ended`): those the exporter could not
+look up within its budget end as `unknown` and say nothing about leaks or errors.
+
+The leak alert reads the ends of its own, shorter window (`leak_window`), in its expression
+rather than through the recorded hourly share, so that the window can be a chart value: an
+hour's healthy ends dilute a leak's first idle timeouts and delay the page by half an hour.
 """
 
 from __future__ import annotations
@@ -91,27 +95,36 @@ def session_alerts(config: Config) -> list[Alert]:
     ended_window = human_duration(c.sessions_ended_window)
     target = target_filter(c)
     result: list[Alert] = []
-    leak_volume = query_value(
-        c,
-        f'sum({names.closed_by_reason}{{close_reason!="unknown",{target}}})',
-    )
+    leak_window = c.value("leak_window")
+
+    def leak_ended(matcher: str) -> str:
+        closed = c.metric("notte_sessions_closed_total", matcher)
+        return (
+            f"sum without (browser_type, status, close_reason) (increase({closed}[{leak_window}]))"
+        )
+
+    idle_timeouts = leak_ended('close_reason="idle_timeout"')
+    known = leak_ended('close_reason!="unknown"')
+    known_here = f'notte_sessions_closed_total{{close_reason!="unknown",{target}}}'
+    leak_volume = query_value(c, f"sum(increase({known_here}[{leak_window}]))")
     result.append(
         Alert(
             name="NotteSessionLeak",
             expr=(
-                f"{names.idle_timeout_ratio} > {c.value('leak_share', 'number')}\n"
-                f"and\n{known_ended(c, 'close_reason')}"
-                f" >= {c.value('leak_min_ended_sessions', 'int')}\n"
+                f"{idle_timeouts}\n/\n{known}\n"
+                f"> {c.value('leak_share', 'number')}\n"
+                f"and\n{idle_timeouts} >= {c.value('leak_min_idle_timeouts', 'int')}\n"
             ),
             for_=c.value("leak_for"),
             severity="critical",
             summary="Notte sessions are leaking: clients do not stop them.",
             description=(
                 f"{{{{ $value | humanizePercentage }}}} of the {leak_volume} sessions that "
-                f"ended on {inst} in the last {ended_window} were closed by the platform's "
-                f"idle timeout (threshold {c.value('leak_share', 'percent')} of at least "
-                f"{c.value('leak_min_ended_sessions', 'int')}): clients start sessions and "
-                "never stop them, and every leaked session is billed until it times out."
+                f"ended on {inst} in the last {c.value('leak_window', 'human')} were closed "
+                f"by the platform's idle timeout (threshold {c.value('leak_share', 'percent')}"
+                f", and at least {c.value('leak_min_idle_timeouts', 'int')} such sessions): "
+                "clients start sessions and never stop them, and every leaked session is "
+                "billed until it times out."
             ),
         )
     )
