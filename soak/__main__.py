@@ -7,13 +7,13 @@ import logging
 import resource
 import sys
 import time
-from pathlib import Path
 
-from .alerts import evaluate
+from .alerts import Backfill, evaluate
 from .report import (
     accuracy_table,
     alert_table,
     false_alarms,
+    late_leaks,
     memory_table,
     missed_leaks,
     summary,
@@ -37,7 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--poll-interval", type=float, default=POLL_INTERVAL, help="simulated seconds"
     )
-    parser.add_argument("--scrapes", default="", help="write every scrape to this OpenMetrics file")
+    parser.add_argument(
+        "--scrapes",
+        default="",
+        help="write every scrape to OpenMetrics files (one a simulated day) in this directory",
+    )
     parser.add_argument(
         "--alerts",
         action="store_true",
@@ -58,20 +62,23 @@ def main(argv: list[str] | None = None) -> int:
     # The injected faults make the exporter log a failure a minute; the tables say it all.
     logging.disable(logging.WARNING)
     began = time.monotonic()
+    backfill = Backfill() if args.alerts else None
     result = Soak(
         args.days,
         seed=args.seed,
         poll_interval=args.poll_interval,
         scrape_path=args.scrapes or None,
+        on_scrapes=backfill.add if backfill is not None else None,
         trace_memory=args.trace_memory,
         progress=lambda line: print(line, file=sys.stderr, flush=True),
     ).run()
     ran = time.monotonic()
     print(summary(result))
     own, children = _cpu_seconds()
+    exporter = result.memory[-1].exporter.cpu_seconds
     print(
-        f"run: wall time {ran - began:.0f} s, CPU {own:.0f} s (soak) + {children:.0f} s "
-        "(exporter process)\n"
+        f"run: wall time {ran - began:.0f} s, CPU {own:.0f} s (soak) + {exporter:.0f} s "
+        f"(exporter process) + {children - exporter:.0f} s (promtool, in the background)\n"
     )
     print("## Accuracy\n\n" + accuracy_table(result) + "\n")
     print("## Memory\n\n" + memory_table(result) + "\n")
@@ -79,14 +86,17 @@ def main(argv: list[str] | None = None) -> int:
     for key, off in sorted(wrong.items()):
         print(f"UNEXPLAINED {key}: {off:+,.3f}")
     failed = bool(wrong)
-    if args.alerts:
-        firings = evaluate(Path(args.scrapes), RULES, result.start, result.end)
+    if backfill is not None:
+        firings = evaluate(backfill, RULES, result.start, result.end)
         print("## Alerts\n\n" + alert_table(result, firings) + "\n")
         for firing in false_alarms(result, firings):
             print(f"FALSE ALARM {firing.alert} {firing.start:%m-%d %H:%M}-{firing.end:%H:%M}")
             failed = True
         for episode in missed_leaks(result, firings):
             print(f"MISSED LEAK {episode.start:%m-%d %H:%M}")
+            failed = True
+        for episode in late_leaks(result, firings):
+            print(f"LATE LEAK {episode.start:%m-%d %H:%M}")
             failed = True
         own_after, children_after = _cpu_seconds()
         print(

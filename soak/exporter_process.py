@@ -73,6 +73,8 @@ class ExporterMemory:
     live: int
     pending: int
     ended_remembered: int
+    # User and system CPU seconds the process has used so far.
+    cpu_seconds: float
 
 
 def _rss_mib() -> float:
@@ -159,8 +161,15 @@ class _Driven:
                 (_short(str(stat.traceback[0].filename)), stat.size / 2**20)
                 for stat in by_file[:_TOP_FILES]
             ]
+        usage = resource.getrusage(resource.RUSAGE_SELF)
         return ExporterMemory(
-            _rss_mib(), traced, top, stats.live, stats.pending, stats.ended_remembered
+            _rss_mib(),
+            traced,
+            top,
+            stats.live,
+            stats.pending,
+            stats.ended_remembered,
+            usage.ru_utime + usage.ru_stime,
         )
 
     def _current(self) -> Exporter:

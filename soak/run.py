@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from notte_exporter.simulator import PLANS, ManualClock, SimulatedAccount, SimulatorServer
 from notte_exporter.simulator.month import (
@@ -71,6 +72,16 @@ class MemorySample:
     exporter: ExporterMemory
 
 
+@dataclass(frozen=True)
+class EndsCounted:
+    """At a scrape, the ends the exporter had counted so far, across restarts as
+    ``increase()`` reads them: those closed by idle timeout, and those with a known reason."""
+
+    at: datetime
+    idle_timeouts: float
+    known: float
+
+
 @dataclass
 class Gap:
     """A restart's gap: the old instance's last complete listing, and the new one's start."""
@@ -96,7 +107,7 @@ class RunResult:
     requests: int
     failed_requests: int
     scrape_file: str | None = None
-    alerts: dict[str, list[tuple[datetime, datetime]]] = field(default_factory=dict)
+    ends_counted: list[EndsCounted] = field(default_factory=list)
 
 
 def _add_counters(total: Tally, counters: Mapping[CounterKey, float]) -> None:
@@ -115,6 +126,7 @@ class Soak:
         seed: int = 23,
         poll_interval: float = POLL_INTERVAL,
         scrape_path: str | None = None,
+        on_scrapes: Callable[[Path], None] | None = None,
         trace_memory: bool = False,
         progress: Callable[[str], None] | None = None,
     ) -> None:
@@ -133,7 +145,7 @@ class Soak:
         self.episodes = tuple(e for e in month_plan(start, math.ceil(days)) if e.start < self.end)
         self.load = MonthLoad(self.account, self.episodes, seed=seed)
         self.faults = MonthFaults(FAULT_SHARE, self._in_outage, seed=seed)
-        self.scrapes = ScrapeWriter(scrape_path) if scrape_path else None
+        self.scrapes = ScrapeWriter(scrape_path, on_chunk=on_scrapes) if scrape_path else None
         self.trace_memory = trace_memory
         self.progress = progress or (lambda _: None)
         self.measured: Tally = defaultdict(float)
@@ -145,6 +157,9 @@ class Soak:
         self.polls = 0
         self.failed_polls = 0
         self.restarts = 0
+        self.ends_counted: list[EndsCounted] = []
+        # What the instances before the current one counted (idle timeouts, known ends).
+        self._ends_before = (0.0, 0.0)
         self._key = _KEYS[0]
         self._last_ok: datetime | None = None
         self._seen: LiveTotals = {}
@@ -210,12 +225,20 @@ class Soak:
             requests=self.faults.served,
             failed_requests=self.faults.failed,
             scrape_file=self.scrapes.path if self.scrapes else None,
+            ends_counted=self.ends_counted,
         )
 
     def _poll(self, exporter: ExporterProcess, now: datetime) -> None:
         reply = exporter.poll(now, scrape=self.scrapes is not None)
         if self.scrapes is not None and reply.samples is not None:
             self.scrapes.write(reply.samples, now)
+            idle, known = _ends(
+                (labels["close_reason"], value)
+                for name, labels, value in reply.samples
+                if name == "notte_sessions_closed_total"
+            )
+            before_idle, before_known = self._ends_before
+            self.ends_counted.append(EndsCounted(now, before_idle + idle, before_known + known))
         self.polls += 1
         if not reply.ok:
             self.failed_polls += 1
@@ -245,7 +268,14 @@ class Soak:
         return True
 
     def _restart(self, exporter: ExporterProcess, now: datetime) -> None:
-        _add_counters(self.measured, exporter.counters())
+        counters = exporter.counters()
+        _add_counters(self.measured, counters)
+        idle, known = _ends(
+            (labels[2], value)
+            for (family, labels), value in counters.items()
+            if family == "notte_sessions_closed"
+        )
+        self._ends_before = (self._ends_before[0] + idle, self._ends_before[1] + known)
         assert self._last_ok is not None
         self._gap = Gap(self._last_ok, now, dict(self._seen))
         exporter.start(self._key)
@@ -339,12 +369,25 @@ class Soak:
     def _sample_memory(self, exporter: ExporterProcess, now: datetime) -> None:
         memory = exporter.memory()
         day = int((now - self.start) / timedelta(days=1))
+        if self.memory and self.memory[-1].day == day:
+            self.memory.pop()  # the run ended at a midnight: one sample for it
         self.memory.append(MemorySample(day, memory))
         self.progress(
             f"{now:%Y-%m-%d %H:%M} day {day}: polls {self.polls} "
             f"({self.failed_polls} failed), exporter rss {memory.rss_mib:.1f} MiB, "
             f"remembered ends {memory.ended_remembered}"
         )
+
+
+def _ends(by_reason: Iterable[tuple[str, float]]) -> tuple[float, float]:
+    """Ends closed by idle timeout, and ends with a known close reason."""
+    idle = known = 0.0
+    for reason, value in by_reason:
+        if reason != "unknown":
+            known += value
+            if reason == "idle_timeout":
+                idle += value
+    return idle, known
 
 
 def _seconds(gap: Gap) -> float:
