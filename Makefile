@@ -82,7 +82,7 @@ bench: $(STAMP)
 SOAK_DAYS ?= 30
 soak: $(STAMP)
 	mkdir -p build
-	$(BIN)/python -m soak --days $(SOAK_DAYS) --scrapes build/soak.om --alerts
+	$(BIN)/python -m soak --days $(SOAK_DAYS) --scrapes build/soak --alerts
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache

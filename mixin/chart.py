@@ -68,9 +68,10 @@ ALERT_SETTINGS: dict[str, tuple[Setting, ...]] = {
         Setting("budgetFor", "rate_limit_budget_for", "Under the budget share this long."),
     ),
     "NotteSessionLeak": (
+        Setting("window", "leak_window", "Window over which ended sessions are counted."),
         Setting("share", "leak_share", "Share of ended sessions closed by idle timeout."),
         Setting(
-            "minEndedSessions", "leak_min_ended_sessions", "Ended sessions needed in the window."
+            "minIdleTimeouts", "leak_min_idle_timeouts", "Idle-timeout ends needed in the window."
         ),
         Setting("for", "leak_for", "Over the share this long."),
     ),

@@ -1,9 +1,10 @@
 """One soak run: the exporter polls a simulated account through a whole scripted month.
 
-Everything runs on one ManualClock: the account (``simulator.month``), the simulator's HTTP
-server on loopback (with ``MonthFaults``), and the exporter, driven in-process by
-``poll_once`` every ``POLL_INTERVAL`` simulated seconds, as its poll loop would. A restart is
-a new ``Exporter`` on the same account: its counters start again from zero, so each
+Everything runs on one simulated clock: the account (``simulator.month``) and the
+simulator's HTTP server on loopback (with ``MonthFaults``) on a ManualClock here, and the
+exporter in a process of its own (``exporter_process``), polling every ``POLL_INTERVAL``
+simulated seconds at the instant the soak gives it, as its poll loop would. A restart is a
+new ``Exporter`` on the same account: its counters start again from zero, so each
 instance's final counter values are added up, as ``increase()`` reads a counter across resets.
 
 A restart loses what falls in its gap, from the old instance's last complete listing to the
@@ -16,17 +17,12 @@ can demand the rest be exact.
 from __future__ import annotations
 
 import math
-import resource
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-from pydantic import SecretStr
-
-from notte_exporter.daemon import Exporter
-from notte_exporter.keys import ApiKey
-from notte_exporter.settings import Settings
 from notte_exporter.simulator import PLANS, ManualClock, SimulatedAccount, SimulatorServer
 from notte_exporter.simulator.month import (
     EndRecord,
@@ -36,7 +32,8 @@ from notte_exporter.simulator.month import (
     month_plan,
 )
 
-from .scrapes import ScrapeWriter
+from .exporter_process import CounterKey, ExporterMemory, ExporterProcess, ExporterSettings
+from .scrapes import ScrapeWriter, kept_names
 
 # Production's default is 30 s; two minutes keeps the month within minutes of wall time on a
 # small machine and still suits every rule's windows (the shortest, a 5m `for`, sees 2-3
@@ -69,11 +66,20 @@ LiveTotals = dict[str, tuple[str, bool, datetime, int, int]]
 
 @dataclass
 class MemorySample:
+    """The exporter process's memory at the end of a simulated day."""
+
     day: int
-    rss_mib: float
-    live: int
-    pending: int
-    ended_remembered: int
+    exporter: ExporterMemory
+
+
+@dataclass(frozen=True)
+class EndsCounted:
+    """At a scrape, the ends the exporter had counted so far, across restarts as
+    ``increase()`` reads them: those closed by idle timeout, and those with a known reason."""
+
+    at: datetime
+    idle_timeouts: float
+    known: float
 
 
 @dataclass
@@ -101,24 +107,12 @@ class RunResult:
     requests: int
     failed_requests: int
     scrape_file: str | None = None
-    alerts: dict[str, list[tuple[datetime, datetime]]] = field(default_factory=dict)
+    ends_counted: list[EndsCounted] = field(default_factory=list)
 
 
-def _add_counters(total: Tally, exporter: Exporter) -> None:
-    for family in exporter.registry.collect():
-        labels = COUNTERS.get(family.name)
-        if labels is None:
-            continue
-        for sample in family.samples:
-            if sample.name.endswith("_total"):
-                key = (family.name, tuple(sample.labels[name] for name in labels))
-                total[key] += sample.value
-
-
-def _rss_mib() -> float:
-    with open("/proc/self/statm") as statm:
-        pages = int(statm.read().split()[1])
-    return pages * resource.getpagesize() / 2**20
+def _add_counters(total: Tally, counters: Mapping[CounterKey, float]) -> None:
+    for key, value in counters.items():
+        total[key] += value
 
 
 class Soak:
@@ -132,6 +126,8 @@ class Soak:
         seed: int = 23,
         poll_interval: float = POLL_INTERVAL,
         scrape_path: str | None = None,
+        on_scrapes: Callable[[Path], None] | None = None,
+        trace_memory: bool = False,
         progress: Callable[[str], None] | None = None,
     ) -> None:
         if poll_interval % _LOAD_STEP:
@@ -149,7 +145,8 @@ class Soak:
         self.episodes = tuple(e for e in month_plan(start, math.ceil(days)) if e.start < self.end)
         self.load = MonthLoad(self.account, self.episodes, seed=seed)
         self.faults = MonthFaults(FAULT_SHARE, self._in_outage, seed=seed)
-        self.scrapes = ScrapeWriter(scrape_path) if scrape_path else None
+        self.scrapes = ScrapeWriter(scrape_path, on_chunk=on_scrapes) if scrape_path else None
+        self.trace_memory = trace_memory
         self.progress = progress or (lambda _: None)
         self.measured: Tally = defaultdict(float)
         self.gap_loss: Tally = defaultdict(float)
@@ -160,6 +157,9 @@ class Soak:
         self.polls = 0
         self.failed_polls = 0
         self.restarts = 0
+        self.ends_counted: list[EndsCounted] = []
+        # What the instances before the current one counted (idle timeouts, known ends).
+        self._ends_before = (0.0, 0.0)
         self._key = _KEYS[0]
         self._last_ok: datetime | None = None
         self._seen: LiveTotals = {}
@@ -169,28 +169,19 @@ class Soak:
         now = self.clock.now()
         return any(e.kind == "outage" and e.covers(now) for e in self.episodes)
 
-    def _exporter(self, url: str) -> Exporter:
-        settings = Settings(
-            notte_api_url=url,
-            notte_api_key=SecretStr(self._key),
-            poll_interval=self.poll_interval,
-            notte_retries=2,
-            notte_timeout=5.0,
-            collector_usage=True,
-        )
-        return Exporter(
-            settings,
-            ApiKey(settings.notte_api_key),
-            clock=self.clock.now,
-            sleep=lambda _: None,
-            process_metrics=False,
-            usage_clock=lambda: self.clock.now().timestamp(),
-        )
-
     def run(self) -> RunResult:
         with SimulatorServer(self.account, api_key=self._key, rate_limit=None) as server:
             server.faults = self.faults
-            exporter = self._exporter(server.url)
+            exporter = ExporterProcess(
+                ExporterSettings(
+                    url=server.url,
+                    poll_interval=self.poll_interval,
+                    counters=COUNTERS,
+                    kept=kept_names(),
+                    trace=self.trace_memory,
+                )
+            )
+            exporter.start(self._key)
             pending = sorted(
                 (e for e in self.episodes if e.kind in ("restart", "key_rotation")),
                 key=lambda e: e.start,
@@ -203,19 +194,21 @@ class Soak:
                     self.clock.advance(_LOAD_STEP - _ACT_AT)
                 self.load.record_ends()
                 now = self.clock.now()
-                exporter = self._poll(exporter, now)
-                if pending and now >= pending[0].start:
-                    exporter, done = self._episode(server, exporter, pending[0], now)
-                    if done:
-                        pending.pop(0)
+                self._poll(exporter, now)
+                if (
+                    pending
+                    and now >= pending[0].start
+                    and self._episode(server, exporter, pending[0], now)
+                ):
+                    pending.pop(0)
                 if now >= next_day:
                     # Ends older than any gap accounting still needs.
                     self._fold_ends(now - timedelta(days=1))
                     self._sample_memory(exporter, now)
                     next_day += timedelta(days=1)
-            _add_counters(self.measured, exporter)
-            exporter.stop(grace=0.1)
+            _add_counters(self.measured, exporter.counters())
             self._sample_memory(exporter, self.clock.now())
+            exporter.close()
         if self.scrapes is not None:
             self.scrapes.close()
         return RunResult(
@@ -232,52 +225,62 @@ class Soak:
             requests=self.faults.served,
             failed_requests=self.faults.failed,
             scrape_file=self.scrapes.path if self.scrapes else None,
+            ends_counted=self.ends_counted,
         )
 
-    def _poll(self, exporter: Exporter, now: datetime) -> Exporter:
-        if self.scrapes is not None:
-            status = exporter.poll_once()
-            self.scrapes.write(exporter.exposition(), now)
-        else:
-            # Nobody scrapes: the poll alone, and usage, without rendering /metrics.
-            status = exporter.poller.poll()
-            if exporter.usage is not None:
-                exporter.usage.poll_if_due()
+    def _poll(self, exporter: ExporterProcess, now: datetime) -> None:
+        reply = exporter.poll(now, scrape=self.scrapes is not None)
+        if self.scrapes is not None and reply.samples is not None:
+            self.scrapes.write(reply.samples, now)
+            idle, known = _ends(
+                (labels["close_reason"], value)
+                for name, labels, value in reply.samples
+                if name == "notte_sessions_closed_total"
+            )
+            before_idle, before_known = self._ends_before
+            self.ends_counted.append(EndsCounted(now, before_idle + idle, before_known + known))
         self.polls += 1
-        if not status.ok:
+        if not reply.ok:
             self.failed_polls += 1
-            return exporter
+            return
         live = self.load.live_totals()
         if self._gap is not None:
             self._count_gap(self._gap, live)
             self._gap = None
         self._last_ok = now
-        pending = set(exporter.tracker.pending_ids())
+        pending = set(reply.pending_ids)
         self._seen = {k: v for k, v in self._seen.items() if k in pending}
         self._seen.update(live)
-        return exporter
 
     def _episode(
-        self, server: SimulatorServer, exporter: Exporter, episode: Episode, now: datetime
-    ) -> tuple[Exporter, bool]:
+        self, server: SimulatorServer, exporter: ExporterProcess, episode: Episode, now: datetime
+    ) -> bool:
+        """Act on a restart or a key rotation; True once it is done."""
         if episode.kind == "key_rotation":
             if server.api_key != _KEYS[1]:
                 server.api_key = _KEYS[1]  # the old key stops working now
             if now < episode.end:
-                return exporter, False
+                return False
             self._key = _KEYS[1]
         elif self._last_ok != now:
-            return exporter, False  # a deploy waits for a healthy instance to replace
-        return self._restart(server, exporter, now), True
+            return False  # a deploy waits for a healthy instance to replace
+        self._restart(exporter, now)
+        return True
 
-    def _restart(self, server: SimulatorServer, exporter: Exporter, now: datetime) -> Exporter:
-        _add_counters(self.measured, exporter)
+    def _restart(self, exporter: ExporterProcess, now: datetime) -> None:
+        counters = exporter.counters()
+        _add_counters(self.measured, counters)
+        idle, known = _ends(
+            (labels[2], value)
+            for (family, labels), value in counters.items()
+            if family == "notte_sessions_closed"
+        )
+        self._ends_before = (self._ends_before[0] + idle, self._ends_before[1] + known)
         assert self._last_ok is not None
         self._gap = Gap(self._last_ok, now, dict(self._seen))
-        exporter.stop(grace=0.1)
+        exporter.start(self._key)
         self.restarts += 1
         self.progress(f"{now:%Y-%m-%d %H:%M} restart #{self.restarts}")
-        return self._exporter(server.url)
 
     def _count_gap(self, gap: Gap, live: LiveTotals) -> None:
         """What the gap lost, now that the new instance has its first complete listing."""
@@ -363,17 +366,28 @@ class Soak:
             truth[("notte_sessions_browser_seconds", (browser,))] += (now - created).total_seconds()
         return truth
 
-    def _sample_memory(self, exporter: Exporter, now: datetime) -> None:
-        stats = exporter.tracker.stats()
+    def _sample_memory(self, exporter: ExporterProcess, now: datetime) -> None:
+        memory = exporter.memory()
         day = int((now - self.start) / timedelta(days=1))
-        self.memory.append(
-            MemorySample(day, _rss_mib(), stats.live, stats.pending, stats.ended_remembered)
-        )
+        if self.memory and self.memory[-1].day == day:
+            self.memory.pop()  # the run ended at a midnight: one sample for it
+        self.memory.append(MemorySample(day, memory))
         self.progress(
             f"{now:%Y-%m-%d %H:%M} day {day}: polls {self.polls} "
-            f"({self.failed_polls} failed), rss {_rss_mib():.1f} MiB, "
-            f"remembered ends {stats.ended_remembered}"
+            f"({self.failed_polls} failed), exporter rss {memory.rss_mib:.1f} MiB, "
+            f"remembered ends {memory.ended_remembered}"
         )
+
+
+def _ends(by_reason: Iterable[tuple[str, float]]) -> tuple[float, float]:
+    """Ends closed by idle timeout, and ends with a known close reason."""
+    idle = known = 0.0
+    for reason, value in by_reason:
+        if reason != "unknown":
+            known += value
+            if reason == "idle_timeout":
+                idle += value
+    return idle, known
 
 
 def _seconds(gap: Gap) -> float:

@@ -131,7 +131,8 @@ def sessions_dashboard(config: Config) -> Json:
             f"Leak share ({window})",
             f"Share of the sessions ended in the last {window} (with a known close reason) "
             "that the platform closed by idle timeout: clients did not stop them. "
-            "What NotteSessionLeak alerts on (per exporter, through its recording rule); "
+            f"NotteSessionLeak alerts on the same share over the last {config.leak_window} "
+            "(per exporter), so that a leak pages sooner; "
             "computed here from the raw counter, so it works without the bundle's rules.",
             Target(leak_share),
             unit="percentunit",
@@ -236,9 +237,11 @@ def sessions_dashboard(config: Config) -> Json:
         timeseries(
             f"Leak and error shares ({window})",
             f"Of the sessions ended in the last {window}: the share closed by idle timeout "
-            f"(leak; alert above {config.leak_share:.0%}) and the share ended in error "
-            f"(alert above {config.errors_share:.0%}). Both alerts also need a minimum number "
-            "of ended sessions. The dashed line is the leak threshold.",
+            f"(leak; the alert reads the last {config.leak_window}: above "
+            f"{config.leak_share:.0%}, with at least {config.leak_min_idle_timeouts} idle "
+            f"timeouts) and the share ended in error (alert above {config.errors_share:.0%}, "
+            "with a minimum number of ended sessions and errors). The dashed line is the leak "
+            "threshold.",
             [Target(leak_share, "idle timeout (leak)"), Target(error_share, "error")],
             unit="percentunit",
             threshold_steps=((config.leak_share, "red"),),

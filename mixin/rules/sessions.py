@@ -7,9 +7,14 @@ not look up within its budget end as `unknown` and say nothing about leaks or er
 Both modes of the exporter (docs/metrics.md): in config mode every series carries `account`
 and the session counters `key`. The `instance` records drop `key` and keep `account`
 (`without`), so they are one series per account in config mode and today's series in single
-mode. The `instance_key` records keep `key` too: NotteSessionLeak judges each key on its own
-ends, so one key's leak is not diluted by the other keys' healthy ends. In single mode the
-two kinds of record are the same series.
+mode. The `instance_key` records keep `key` too, the hourly leak share of each key that the
+runbook reads. In single mode the two kinds of record are the same series.
+
+The leak alert reads the ends of its own, shorter window (`leak_window`), in its expression
+rather than through the recorded hourly share, so that the window can be a chart value: an
+hour's healthy ends dilute a leak's first idle timeouts and delay the page by half an hour.
+It judges each key on its own ends for the same reason, so that one key's leak is not
+diluted by the other keys' healthy ends (`per_key_or_account`).
 """
 
 from __future__ import annotations
@@ -137,37 +142,42 @@ def session_alerts(config: Config) -> list[Alert]:
     ended_window = human_duration(c.sessions_ended_window)
     target = target_filter(c)
     result: list[Alert] = []
-    # The key's own ends, or all of the account's when the alert names no key.
-    leak_volume = query_value(
-        c,
-        f'sum({names.key_closed_by_reason}{{close_reason!="unknown",{target},{key_filter()}}})',
-        extra_args=key_arg(),
-    )
+    leak_window = c.value("leak_window")
 
-    def leak_condition(ratio: str, *, per_key: bool) -> str:
+    def leak_ended(matcher: str, *, per_key: bool) -> str:
+        closed = c.metric("notte_sessions_closed_total", matcher)
+        dropped = "browser_type, status, close_reason" + ("" if per_key else f", {KEY_LABEL}")
+        return f"sum without ({dropped}) (increase({closed}[{leak_window}]))"
+
+    def leak_condition(*, per_key: bool) -> str:
+        idle_timeouts = leak_ended('close_reason="idle_timeout"', per_key=per_key)
+        known = leak_ended('close_reason!="unknown"', per_key=per_key)
         return (
-            f"{ratio} > {c.value('leak_share', 'number')}\n"
-            f"and\n{known_ended(c, 'close_reason', per_key=per_key)}"
-            f" >= {c.value('leak_min_ended_sessions', 'int')}\n"
+            f"{idle_timeouts}\n/\n{known}\n"
+            f"> {c.value('leak_share', 'number')}\n"
+            f"and\n{idle_timeouts} >= {c.value('leak_min_idle_timeouts', 'int')}\n"
         )
 
+    # The key's own ends, or all of the account's when the alert names no key.
+    known_here = f'notte_sessions_closed_total{{close_reason!="unknown",{target},{key_filter()}}}'
+    leak_volume = query_value(
+        c, f"sum(increase({known_here}[{leak_window}]))", extra_args=key_arg()
+    )
     result.append(
         Alert(
             name="NotteSessionLeak",
-            expr=per_key_or_account(
-                leak_condition(names.key_idle_timeout_ratio, per_key=True),
-                leak_condition(names.idle_timeout_ratio, per_key=False),
-            ),
+            expr=per_key_or_account(leak_condition(per_key=True), leak_condition(per_key=False)),
             for_=c.value("leak_for"),
             severity="critical",
             summary="Notte sessions are leaking: clients do not stop them.",
             description=(
                 f"{{{{ $value | humanizePercentage }}}} of the {leak_volume} sessions "
                 f"{key_name()}that "
-                f"ended on {inst} in the last {ended_window} were closed by the platform's "
-                f"idle timeout (threshold {c.value('leak_share', 'percent')} of at least "
-                f"{c.value('leak_min_ended_sessions', 'int')}): clients start sessions and "
-                "never stop them, and every leaked session is billed until it times out."
+                f"ended on {inst} in the last {c.value('leak_window', 'human')} were closed "
+                f"by the platform's idle timeout (threshold {c.value('leak_share', 'percent')}"
+                f", and at least {c.value('leak_min_idle_timeouts', 'int')} such sessions): "
+                "clients start sessions and never stop them, and every leaked session is "
+                "billed until it times out."
             ),
         )
     )

@@ -16,8 +16,8 @@ def session_threshold_rows(config: Config) -> list[tuple[str, str]]:
         (
             "NotteSessionLeak",
             f"> {percent(c.leak_share)} of sessions ended in "
-            f"{c.sessions_ended_window} closed by idle timeout, at least "
-            f"{c.leak_min_ended_sessions} ended, for {c.leak_for}",
+            f"{c.leak_window} closed by idle timeout, at least "
+            f"{c.leak_min_idle_timeouts} of them, for {c.leak_for}",
         ),
         (
             "NotteSessionErrorsHigh",
@@ -47,14 +47,16 @@ def session_sections(config: Config) -> dict[str, str]:
     ended = human_duration(c.sessions_ended_window)
     return {
         "NotteSessionLeak": f"""\
-**Meaning.** Of the sessions that ended in the last {ended} and whose close reason is
-known, more than {percent(c.leak_share)} were closed by the platform's idle timeout, and at
-least {c.leak_min_ended_sessions} such sessions ended (so one stray session does not page),
-for {human_duration(c.leak_for)}. A session closed by idle timeout is one its client never
+**Meaning.** Of the sessions that ended in the last {human_duration(c.leak_window)} and
+whose close reason is known, more than {percent(c.leak_share)} were closed by the
+platform's idle timeout, and at least {c.leak_min_idle_timeouts} such sessions ended (so
+the odd session a healthy client forgets does not page), for
+{human_duration(c.leak_for)}. A session closed by idle timeout is one its client never
 stopped: it was billed, and held a slot of the plan's concurrency limit, until it timed out.
-Recording rules: `{names.idle_timeout_ratio}` (the share) over
-`{names.closed_by_reason}` (ended sessions by close reason), per account; and
-`{names.key_idle_timeout_ratio}` over `{names.key_closed_by_reason}`, per API key.
+The window is short so that a leak pages within about `for` of its first idle timeouts;
+`{names.idle_timeout_ratio}` records the same share over {ended} per account, and
+`{names.key_idle_timeout_ratio}` over `{names.key_closed_by_reason}` per API key, for the
+dashboards and this page.
 
 **Reading the key.** With `--config.file` the alert names the `account` and, when one key
 is to blame, the `key`: the name (from the config file) of the API key whose sessions leak,
@@ -69,7 +71,8 @@ there is no `key`, and `account` only where the scrape adds it.
 account): *Leak share by key* and *Top 10 keys by idle waste* show which key leaks and
 since when; the key's name says which agent, team or service to call. Then *Session ends
 by close reason* and *Leak and error shares*: when did `idle_timeout` grow, and for which
-browser type (`notte_sessions_closed_total{{close_reason="idle_timeout"}}` by `browser_type`)? Which
+browser type (`notte_sessions_closed_total{{close_reason="idle_timeout"}}` by
+`browser_type`)? Which
 deployment of your automation changed then? *Idle sessions* and the *Oldest live
 sessions* table show sessions leaking right now.
 

@@ -34,8 +34,8 @@ from monitoring_helpers import (
 
 pytestmark = pytest.mark.prometheus
 
-# Production thresholds, test-sized windows: the leak alert still needs 25% idle timeouts
-# among at least 10 ended sessions.
+# Production thresholds, test-sized windows: the leak alert still needs 15% idle timeouts,
+# at least 4 of them.
 SHORT_WINDOWS = {
     "exporter_down_for": "3s",
     "polls_failing_for": "5s",
@@ -45,6 +45,7 @@ SHORT_WINDOWS = {
     "rate_limited_for": "2s",
     "rate_limit_budget_for": "5s",
     "sessions_ended_window": "30s",
+    "leak_window": "30s",
     "leak_for": "3s",
     "errors_for": "3s",
     "overdue_for": "3s",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 from monitoring_helpers import (
     DASHBOARD_DIR,
     HELM_DASHBOARD_DIR,
@@ -62,16 +63,27 @@ def test_helm_chart_dashboards_equal_the_bundle_dashboards():
 
 def test_config_overrides_change_rules_dashboards_and_runbook_together(tmp_path):
     overrides = tmp_path / "overrides.yaml"
-    overrides.write_text("leak_share: 0.5\nsessions_ended_window: 2h\n", encoding="utf-8")
+    overrides.write_text(
+        "leak_share: 0.5\nleak_window: 30m\nsessions_ended_window: 2h\n", encoding="utf-8"
+    )
     result = run_generator(tmp_path / "out", overrides)
     assert result.returncode == 0, result.stderr
     rules = (tmp_path / "out/prometheus/rules/notte-exporter.rules.yaml").read_text()
-    assert "instance:notte_sessions_closed_idle_timeout:ratio2h > 0.5" in rules
+    assert "instance:notte_sessions_closed_idle_timeout:ratio2h" in rules
+    (leak,) = [
+        rule["expr"]
+        for group in yaml.safe_load(rules)["groups"]
+        for rule in group["rules"]
+        if rule.get("alert") == "NotteSessionLeak"
+    ]
+    assert 'close_reason="idle_timeout"}[30m]))' in leak
+    assert 'close_reason!="unknown"}[30m]))\n' in leak
+    assert "> 0.5\n" in leak
     dashboard = (tmp_path / "out/grafana/dashboards/notte-sessions.json").read_text()
     assert "[2h]" in dashboard
     assert "Leak share (2h)" in dashboard
     runbook = (tmp_path / "out/docs/alerts.md").read_text()
-    assert "> 50% of sessions ended in 2h closed by idle timeout" in runbook
+    assert "> 50% of sessions ended in 30m closed by idle timeout" in runbook
 
 
 def test_cost_config_overrides_change_rules_dashboard_and_runbook_together(tmp_path):

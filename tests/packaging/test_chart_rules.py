@@ -110,7 +110,7 @@ def test_a_threshold_for_duration_and_severity_come_from_values(custom_spec) -> 
     assert "> 0.5\n" in leak["expr"]
     assert leak["for"] == "20m"
     assert leak["labels"]["severity"] == "page"
-    assert "(threshold 50% of at least 10)" in leak["annotations"]["description"]
+    assert "(threshold 50%, and at least 4 such sessions)" in leak["annotations"]["description"]
 
 
 def test_every_alert_links_the_runbook_url_value(custom_spec) -> None:
