@@ -131,6 +131,7 @@ def _all_pages(client: httpx.Client, *, only_active: bool) -> list[dict[str, Any
         page += 1
 
 
+@pytest.mark.slow  # a second of CPU or more: the full tier (tests/tiers.py)
 def test_every_session_listing_page_validates_against_the_sdk_models(served) -> None:
     _, client = served
     pages = _all_pages(client, only_active=False)

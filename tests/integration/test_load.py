@@ -37,6 +37,7 @@ def _enough_descriptors() -> Iterator[None]:
     resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
+@pytest.mark.slow  # a second of CPU or more: the full tier (tests/tiers.py)
 def test_200_concurrent_scrapes_all_succeed(served) -> None:
     url = f"{served.urls[0]}/metrics"
     start = threading.Barrier(CONCURRENT_SCRAPES)
@@ -93,6 +94,7 @@ def open_idle_connections(port: int, count: int) -> list[socket.socket]:
     return sockets
 
 
+@pytest.mark.slow  # a second of CPU or more: the full tier (tests/tiers.py)
 def test_a_scrape_succeeds_past_1000_idle_and_slow_connections(served) -> None:
     threads_before = threading.active_count()
     idle = open_idle_connections(served.port, IDLE_CONNECTIONS)

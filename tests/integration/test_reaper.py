@@ -196,6 +196,7 @@ def test_a_failed_poll_decides_nothing(api, account, clock, make_exporter, tmp_p
     assert writes(api) == [stop_of("older"), stop_of("newer")]
 
 
+@pytest.mark.slow  # a second of CPU or more: the full tier (tests/tiers.py)
 def test_both_limits_hold_against_a_thousand_candidates(
     api, account, clock, make_exporter, tmp_path
 ) -> None:

@@ -116,6 +116,7 @@ def test_the_key_is_sent_to_the_api_only(api, running) -> None:
     assert api.requests[0].headers["authorization"].endswith(API_KEY)
 
 
+@pytest.mark.slow  # a second of CPU or more: the full tier (tests/tiers.py)
 def test_no_scrape_ever_mixes_two_polls(account, clock, make_exporter) -> None:
     """Each poll sees one more session, one second later: every scrape must agree with itself."""
     began = clock.now().timestamp()

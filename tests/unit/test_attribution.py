@@ -332,6 +332,7 @@ def short_session(
     return lived
 
 
+@pytest.mark.slow  # a second of CPU or more: the full tier (tests/tiers.py)
 def test_attribution_is_exact_after_every_poll_of_a_churning_account_under_faults(
     api: SimulatorServer, account: SimulatedAccount, clock: ManualClock
 ) -> None:
