@@ -97,6 +97,17 @@ def png_distinct_bytes(png: bytes) -> int:
 
 
 @pytest.mark.chromium
+def test_chromium_reads_the_page(running, tmp_path: Path) -> None:
+    exporter, base = running
+    dom = chromium(tmp_path, "--dump-dom", f"{base}/")
+    assert dom.returncode == 0, dom.stderr.decode(errors="replace")[-2000:]
+    rendered = dom.stdout.decode()
+    for words in ("Notte exporter", "Recent polls", "Live sessions", "chrome", "server_error"):
+        assert words in rendered, words
+    assert ("Demo mode" in rendered) == (exporter.mode == "demo")
+
+
+@pytest.mark.chromium
 @pytest.mark.parametrize(
     ("name", "flags"),
     [
@@ -107,12 +118,6 @@ def png_distinct_bytes(png: bytes) -> int:
 )
 def test_chromium_renders_the_page(running, tmp_path: Path, name: str, flags: list[str]) -> None:
     exporter, base = running
-    dom = chromium(tmp_path, "--dump-dom", f"{base}/")
-    assert dom.returncode == 0, dom.stderr.decode(errors="replace")[-2000:]
-    rendered = dom.stdout.decode()
-    for words in ("Notte exporter", "Recent polls", "Live sessions", "chrome", "server_error"):
-        assert words in rendered, words
-    assert ("Demo mode" in rendered) == (exporter.mode == "demo")
     ARTEFACTS.mkdir(exist_ok=True)
     shot = ARTEFACTS / f"status-page-{exporter.mode}-{name}.png"
     shot.unlink(missing_ok=True)
