@@ -11,8 +11,8 @@
 # with mmdebstrap, using the apt sources this machine is configured with. Where the real base
 # can be pulled, pass it and the same checks run unchanged.
 #
-# Checks, each on the built image: --version; --once --demo prints `notte_up 1`; the user is
-# 65532:65532; the root filesystem is read-only (every container runs with --read-only);
+# Checks, each on the built image: --version; --once --demo prints `notte_up 1` (for
+# demo-a); the user is 65532:65532; the root filesystem is read-only (every container runs with --read-only);
 # `import pip` and `import setuptools` fail; the HEALTHCHECK command reports healthy for a
 # container started with a non-default --web.listen-address, and with TLS on through
 # --web.config.file; the OCI labels; and the application layer (the venv the
@@ -224,7 +224,8 @@ echo "built $IMAGE ($((SECONDS - started)) s)"
 step "checks"
 expect_output "--version names the package version" "^notte-exporter $version " \
     image_run "$IMAGE" --version
-expect_output "--once --demo prints notte_up 1" "^notte_up 1(\.0)?$" \
+expect_output "--once --demo prints notte_up 1 for its first account" \
+    '^notte_up\{account="demo-a"\} 1(\.0)?$' \
     image_run "$IMAGE" --once --demo
 expect_output "runs as 65532:65532" "^65532 65532$" \
     image_run --entrypoint python "$IMAGE" -c 'import os; print(os.getuid(), os.getgid())'
