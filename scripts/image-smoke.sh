@@ -13,10 +13,11 @@
 #
 # Checks, each on the built image: --version; --once --demo prints `notte_up 1` (for
 # demo-a); the user is 65532:65532; the root filesystem is read-only (every container runs
-# with --read-only); `import pip` and `import setuptools` fail; the HEALTHCHECK command reports healthy for a
-# container started with a non-default --web.listen-address, and with TLS on through
-# --web.config.file; the OCI labels; and the application layer (the venv the
-# final stage copies in) stays under APP_LAYER_LIMIT_MB. Only loopback networking is used.
+# with --read-only); `import pip` and `import setuptools` fail; the HEALTHCHECK command
+# reports healthy for a container started with a non-default --web.listen-address, and
+# with TLS on through --web.config.file; the OCI labels; and the application layer (the
+# venv the final stage copies in) stays under APP_LAYER_LIMIT_MB. Only loopback networking
+# is used.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
