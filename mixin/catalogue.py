@@ -278,13 +278,18 @@ the account key), plus:
   oldest such session (usually one), at most `--sessions.lookup-budget` and `--notte.max-pages`
   pages, in the order of the file, stopping once the keys listed claimed every such session.
 
-A poll with nothing new makes no request more than a single account does; each named key's
-live sessions are also listed once at start-up, so `notte_key_up` is known from the first
-poll. `GET /usage` is read once per account, with the account key.
+A poll with nothing new makes no request more than a single account does. The first poll
+lists every named key's live sessions *before* the account's listing (within half of the
+poll's budget), so that `notte_key_up` is known at once and the sessions the keys hold are
+counted as the listing reads them; the sessions no named key holds are listed again by each
+key at the end of that poll, as new sessions are at every poll.
 
-Limits: the first poll holds every live session until the keys are listed (later polls only
-the new ones), and a poll holds the sessions it first meets ended until their keys are
-known (at most the history pages it scanned), which a single account never does. A short
+Limits: a poll holds the sessions never seen before that the keys have not claimed yet
+(at the first poll, those of no named key; later, only the new ones) until the keys are
+listed, and the sessions it first meets ended until their keys are known (at most the
+history pages it scanned), which a single account never does. With 10,000 live sessions, a
+quarter of them of no named key, the first poll of an account with three named keys peaks
+at 60 MB resident against a single account's 53 MB (`--once`). A short
 session counts only once the account's history scan finds it, as without keys: when a scan
 fails, the next poll's scan finds what it missed, except, on a busy account, what is no
 longer on its first page.

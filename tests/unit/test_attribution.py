@@ -458,6 +458,8 @@ def test_a_session_whose_key_listing_fails_when_it_first_appears_is_other_until_
 ) -> None:
     secrets = Secrets()
     exporter = pipeline(api, clock, named_keys(account, "crawler", secrets=secrets))
+    assert exporter.poll().ok  # the key listed at start: the next poll's is the one
+    api.clear_requests()
     api.faults.push(Fault.status(503, times=3).for_key("crawler"))  # the retries too
     account.start_session(key="crawler")
     clock.advance(30)
@@ -591,6 +593,8 @@ def test_a_key_listing_that_never_ends_is_cut_at_max_pages_and_counts_stay_whole
     api: SimulatorServer, account: SimulatedAccount, clock: ManualClock
 ) -> None:
     exporter = pipeline(api, clock, named_keys(account, "crawler", secrets=Secrets()), max_pages=5)
+    assert exporter.poll().ok  # the key listed at start: the next poll's is the one
+    api.clear_requests()
     endless = listing_page([f"stranger-{n}" for n in range(100)], has_next=True)
     api.faults.push(Fault.payload(endless, times=1000).for_key("crawler"))
     account.start_session(key="crawler")
@@ -609,6 +613,8 @@ def test_a_key_listing_that_hangs_is_cut_at_the_polls_deadline(
     exporter = pipeline(
         api, clock, named_keys(account, "crawler", secrets=Secrets()), poll_timeout=0.3
     )
+    assert exporter.poll().ok  # the key listed at start: the next poll's is the one
+    api.clear_requests()
     api.faults.push(Fault.hang().for_key("crawler"))
     account.start_session(key="crawler")
     clock.advance(30)
@@ -681,6 +687,39 @@ def test_the_first_poll_attributes_the_sessions_already_running_and_counts_no_ol
     assert exporter.poll().ok
     assert exporter.value("notte_network_request_bytes_total", key="crawler") == 40
     assert exporter.value("notte_sessions_browser_seconds_total", key="crawler") == 60
+
+
+def test_the_first_poll_lists_the_named_keys_before_the_account_so_it_holds_no_session(
+    api: SimulatorServer, account: SimulatedAccount, clock: ManualClock
+) -> None:
+    keys = named_keys(account, "a", "b", secrets=Secrets())
+    for key in ("a", "a", "b"):
+        account.start_session(key=key)
+    clock.advance(30)
+    exporter = pipeline(api, clock, keys, lookup_budget=0)
+    assert exporter.poll().ok
+    # Each key once, then the account's listing, and no key again: nothing was held for it.
+    listed = [(r.key, r.query.get("only_active")) for r in api.requests]
+    assert listed == [("a", "true"), ("b", "true"), (None, "true")]
+    assert exporter.value("notte_sessions_active", key="a") == 2
+    assert exporter.value("notte_sessions_active", key="b") == 1
+
+
+def test_a_key_that_hangs_at_the_first_poll_leaves_the_accounts_listing_half_the_budget(
+    api: SimulatorServer, account: SimulatedAccount, clock: ManualClock
+) -> None:
+    exporter = pipeline(
+        api, clock, named_keys(account, "crawler", secrets=Secrets()), poll_timeout=0.4
+    )
+    api.faults.push(Fault.hang().for_key("crawler"))
+    account.start_session(key="crawler")
+    clock.advance(30)
+    status = exporter.poll()
+    assert status.ok
+    assert status.duration_seconds < 0.4 + 0.2
+    # Held, then claimed by the key's second listing, which worked.
+    assert exporter.value("notte_sessions_started_total", key="crawler") == 1
+    assert_sums_are_the_account_totals(account, exporter, ("crawler",))
 
 
 def test_keyed_series_carry_key_after_their_own_labels(

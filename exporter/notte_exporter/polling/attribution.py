@@ -134,6 +134,25 @@ class Attribution:
         """Live sessions attributed to ``OTHER_KEY`` that a failed key may still claim."""
         return len(self._waiting)
 
+    def list_unlisted(self, deadline: float, *, page_size: int, max_pages: int) -> dict[str, str]:
+        """The live sessions of each named key never listed yet (all of them at the first
+        poll), by id: asked before the account's listing, so that the sessions they hold
+        are attributed as the listing reads them rather than held until it is whole (the
+        first listing holds nothing but new sessions). Never raises an ApiError."""
+        keys: dict[str, str] = {}
+        for name, state in self._keys.items():
+            if state.listed:
+                continue
+            try:
+                found = self._list(name, None, deadline, page_size, max_pages)
+            except ApiError as exc:
+                self._failed(name, exc)
+            else:
+                self._worked(name)
+                for sid in found:
+                    keys.setdefault(sid, name)
+        return keys
+
     def claim(
         self,
         new: Collection[str],
@@ -248,9 +267,9 @@ class Attribution:
         return found
 
     def _list(
-        self, name: str, wanted: set[str], deadline: float, page_size: int, max_pages: int
+        self, name: str, wanted: set[str] | None, deadline: float, page_size: int, max_pages: int
     ) -> set[str]:
-        """The ids among ``wanted`` that key ``name``'s live listing holds."""
+        """The ids among ``wanted`` (None: all) that key ``name``'s live listing holds."""
         client = self._clients[name]
         found: set[str] = set()
 
@@ -267,7 +286,11 @@ class Attribution:
             return client.read_live_sessions(answer, page, page_size)
 
         def keep(page: SessionPage[LiveSession]) -> None:
-            found.update(s["session_id"] for s in page.sessions if s["session_id"] in wanted)
+            found.update(
+                s["session_id"]
+                for s in page.sessions
+                if wanted is None or s["session_id"] in wanted
+            )
 
         read_listing(
             fetch,

@@ -235,10 +235,13 @@ class LifecycleTracker:
         listing.add(sessions)
         listing.complete()
 
-    def begin_listing(self, now: datetime, *, defer: bool = False) -> LiveListing:
+    def begin_listing(
+        self, now: datetime, *, defer: bool = False, keys: Mapping[str, str] | None = None
+    ) -> LiveListing:
         """Start reading a live listing taken at ``now``, to be fed page by page;
-        ``defer``: hold the sessions never seen before until ``LiveListing.release``."""
-        return LiveListing(self, now, defer=defer)
+        ``defer``: hold the sessions never seen before until ``LiveListing.release``, but
+        those ``keys`` already attributes (by id), which are observed at once under it."""
+        return LiveListing(self, now, defer=defer, keys=keys)
 
     @property
     def keyed(self) -> bool:
@@ -429,10 +432,19 @@ class LiveListing:
     new again, so nothing of theirs is lost (their traffic and time count from their start).
     """
 
-    def __init__(self, tracker: LifecycleTracker, now: datetime, *, defer: bool = False) -> None:
+    def __init__(
+        self,
+        tracker: LifecycleTracker,
+        now: datetime,
+        *,
+        defer: bool = False,
+        keys: Mapping[str, str] | None = None,
+    ) -> None:
         self._tracker = tracker
         # Sessions never seen before, by id, held until release (None: observed at once).
         self._deferred: dict[str, LiveSession] | None = {} if defer else None
+        # Keys known before the listing (the named keys listed first): no need to hold those.
+        self._keys: Mapping[str, str] = keys or {}
         # In the API's UTC instance, like the sessions' timestamps (cheap to compare).
         self._now = in_api_utc(now)
         # Every session of the listing, by id: the live entries once it is whole.
@@ -477,10 +489,14 @@ class LiveListing:
                     continue
                 tracked = previous.get(sid) or pending.pop(sid, None)
                 if tracked is None:
-                    if deferred is not None:
+                    key = self._keys.get(sid)
+                    if key is not None:
+                        tracked = tracker._first_sight(session, key)
+                    elif deferred is not None:
                         deferred.setdefault(sid, session)
                         continue
-                    tracked = tracker._first_sight(session)
+                    else:
+                        tracked = tracker._first_sight(session)
                 else:
                     tracked.vanished_at = None
                 fresh.append(session)

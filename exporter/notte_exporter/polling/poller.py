@@ -366,7 +366,7 @@ class Poller:
             overdue_grace=config.overdue_grace,
             detail_limit=config.detail_limit,
         )
-        listing = self._tracker.begin_listing(now, defer=self._attribution is not None)
+        listing = self._begin_listing(now, deadline)
         invalid: list[InvalidItem] = []
         sessions = 0
 
@@ -416,6 +416,21 @@ class Poller:
         self._pages = self._expected_pages = pages
         by_key = listing.active_by_key() if self._tracker.keyed else None
         return summary, sessions, (history[0] if history else None), by_key
+
+    def _begin_listing(self, now: datetime, deadline: float) -> LiveListing:
+        """The tracker's listing for this poll; with named keys, those never listed are
+        listed first (at the first poll: every one), so that their sessions need no holding.
+        Within half of what is left of the poll's budget: a key that hangs leaves the
+        account's own listing the other half, and what it could not list is held as usual."""
+        if self._attribution is None:
+            return self._tracker.begin_listing(now)
+        started = self._monotonic()
+        keys = self._attribution.list_unlisted(
+            started + max(deadline - started, 0.0) / 2,
+            page_size=self._config.page_size,
+            max_pages=self._config.max_pages,
+        )
+        return self._tracker.begin_listing(now, defer=True, keys=keys)
 
     def _attribute(
         self, attribution: Attribution, listing: LiveListing, deadline: float
