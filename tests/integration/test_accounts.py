@@ -23,7 +23,7 @@ from prometheus_client.openmetrics.parser import (
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 from test_exposition import check_metrics, promtool  # noqa: F401 - a fixture
-from test_loops import DEADLINE, Rounds, until
+from test_loops import DEADLINE, Rounds, scraped, until
 from test_reaper import leaked, policy_file, writes
 
 from notte_exporter.accounts import Account, NamedKey
@@ -124,15 +124,6 @@ def make_accounts(
     yield make
     for exporter in made:
         exporter.stop(grace=DEADLINE)
-
-
-def scraped(base: str, name: str, **labels: str) -> float | None:
-    text = httpx.get(f"{base}/metrics", timeout=DEADLINE).text
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and sample.labels == labels:
-                return sample.value
-    return None
 
 
 def polls_of(base: str, account: str) -> float | None:
