@@ -20,9 +20,10 @@ here: an ended session is counted once, at once.
 
 Invariants:
 
-- Skip rule: no deferred session, no session waiting for a failed key and no key never
-  listed yet means no request at all. Otherwise each needed key is listed once (as many
-  pages as it has, at most ``max_pages``). Likewise, no session first seen ended means no
+- Skip rule: no deferred session and no session waiting for a failed key means no request
+  at all (every key is listed once at the first poll, before the account: ``list_unlisted``).
+  Otherwise each needed key is listed once (as many pages as it has, at most
+  ``max_pages``). Likewise, no session first seen ended means no
   history listing; otherwise each named key's history is listed once, in the order of the
   configuration, but a key is not asked when the keys before it claimed every held session.
 - A history listing is partial by design: stopping at its page cap, or before the pages a
@@ -106,16 +107,12 @@ class Attribution:
         # Live sessions attributed to OTHER_KEY while keys failed, by id: the keys that may
         # still claim them.
         self._waiting: dict[str, frozenset[str]] = {}
-        registry.register(KeyCollector(self.key_up))
+        registry.register(KeyCollector(self.key_status))
 
     @property
     def names(self) -> tuple[str, ...]:
         """The named keys, in the order of the configuration."""
         return tuple(self._clients)
-
-    def key_up(self) -> dict[str, bool]:
-        """Whether each named key's last listing worked (True before its first)."""
-        return {name: state.up for name, state in self._keys.items()}
 
     def key_status(self) -> dict[str, bool | None]:
         """Each named key's last listing: worked, failed, or None before its first."""
@@ -169,7 +166,7 @@ class Attribution:
         needed = [
             name
             for name, state in self._keys.items()
-            if new or not state.listed or any(name in keys for keys in self._waiting.values())
+            if new or any(name in keys for keys in self._waiting.values())
         ]
         if not needed:
             return Claims()
@@ -350,8 +347,8 @@ class KeyCollector(Collector):
     notte_key_up{key="crawler"} 1.0
     """
 
-    def __init__(self, key_up: Callable[[], Mapping[str, bool]]) -> None:
-        self._key_up = key_up
+    def __init__(self, key_status: Callable[[], Mapping[str, bool | None]]) -> None:
+        self._key_status = key_status
 
     def describe(self) -> list[Metric]:
         return [GaugeMetricFamily(KEY_UP, "")]
@@ -363,7 +360,8 @@ class KeyCollector(Collector):
             'while it fails, its new sessions count as key="other".',
             labels=["key"],
         )
-        for name, up in self._key_up().items():
-            family.add_metric([name], 1.0 if up else 0.0)
+        for name, up in self._key_status().items():
+            # Up until a listing fails: before its first, a key is not known to be down.
+            family.add_metric([name], 0.0 if up is False else 1.0)
         if family.samples:
             yield family
