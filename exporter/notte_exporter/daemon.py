@@ -76,6 +76,8 @@ log = logging.getLogger(__name__)
 # counters reset only when the process restarts, which process_start_time_seconds shows.
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
+# Where the key comes from under --demo, as the status page says it.
+DEMO_KEY_SOURCE = "a throwaway key of the simulator (--demo)"
 # How the loops wait between rounds: up to the seconds given, True once the exporter stops.
 LoopWait = Callable[[threading.Event, float], bool]
 
@@ -234,9 +236,7 @@ class Exporter:
                 demo=settings.demo,
                 telemetry_path=settings.web_telemetry_path,
                 api_url=display_url(first.client.base_url),
-                key_source="a throwaway key of the simulator (--demo)"
-                if settings.demo
-                else key_source(settings),
+                key_source=DEMO_KEY_SOURCE if settings.demo else key_source(settings),
                 poll_interval=settings.poll_interval,
                 poll_timeout=settings.effective_poll_timeout,
                 page_size=settings.notte_page_size,
@@ -255,9 +255,7 @@ class Exporter:
         return statuspage.AccountView(
             name=account.name,
             api_url=display_url(pipeline.client.base_url),
-            key_source="a throwaway key of the simulator (--demo)"
-            if self.settings.demo
-            else account.key.source,
+            key_source=DEMO_KEY_SOURCE if self.settings.demo else account.key.source,
             sessions_limit=account.sessions_limit,
             polls=pipeline.state.recent_polls,
             snapshot=pipeline.state.snapshot,
