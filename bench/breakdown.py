@@ -54,7 +54,7 @@ from .fixtures import (
     poll_interval,
     summarise_pages,
 )
-from .floors import served_bytes, static_server
+from .floors import served_beside_its_floor
 from .processes import PageServer
 from .timing import cpu_once, interleaved_medians, ratio, time_once
 
@@ -154,57 +154,51 @@ def _response(body: bytes, content_type: str, encoding: str | None) -> Response:
 def scrape_layers(
     pages: StaticPages, clock: ManualClock, repeats: int, inner: int
 ) -> dict[str, Any]:
-    exporter = make_exporter(clock, transport=pages.transport(), process_metrics=True)
-    url = exporter.start()
-    servers: list[WebServer] = []
-    try:
-        if not exporter.state.wait_for_polls(1, timeout=120):
-            raise RuntimeError("the exporter's first poll did not finish")
-        with httpx.Client(timeout=10) as client:
-            plain, zipped, content_type = served_bytes(client, url)
-            static = static_server(plain, zipped, content_type)
-            routes = Routes(PublishedExposition(exporter.registry), exporter.state)
-            servers = [
-                WebServer(ConstantBytes(plain, zipped, content_type), [("127.0.0.1", 0)]),
-                WebServer(routes, [("127.0.0.1", 0)]),
-            ]
+    with served_beside_its_floor(pages, clock) as served:
+        exporter, url = served.exporter, served.url
+        routes = Routes(PublishedExposition(exporter.registry), exporter.state)
+        servers = [
+            WebServer(
+                ConstantBytes(served.plain, served.zipped, served.content_type),
+                [("127.0.0.1", 0)],
+            ),
+            WebServer(routes, [("127.0.0.1", 0)]),
+        ]
+        try:
             for server in servers:
                 server.start()
             urls = {
-                "floor": f"http://127.0.0.1:{static.server_address[1]}/metrics",
+                "floor": served.floor,
                 "server, constant bytes": f"{servers[0].url}/metrics",
                 "/metrics, no per-process series": f"{servers[1].url}/metrics",
                 "/metrics": url,
                 "/healthz": url.removesuffix(exporter.settings.web_telemetry_path) + "/healthz",
             }
-            try:
-                rows = []
-                for encoding in ("identity", "gzip"):
-                    get = partial(client.get, headers={"Accept-Encoding": encoding})
-                    medians = interleaved_medians(
-                        {name: partial(get, u) for name, u in urls.items()}, repeats, inner
-                    )
-                    rows += [
-                        {
-                            "encoding": encoding,
-                            "layer": name,
-                            "ms": round(seconds * 1e3, 3),
-                            "ratio": ratio(seconds, medians["floor"]),
-                        }
-                        for name, seconds in medians.items()
-                    ]  # fmt: skip
-            finally:
-                static.shutdown()
-                static.server_close()
-            process = exporter.process_registry
-            assert process is not None
-            work = [_work("render the per-process series", generate_latest, process)]
-            work += [_work(f"gzip.compress, level {n}", gzip.compress, plain, n) for n in (1, 6, 9)]
-    finally:
-        for server in servers:
-            server.stop()
-        exporter.stop()
-    return {"bytes": len(plain), "rows": rows, "scrape_work": work}
+            rows = []
+            for encoding in ("identity", "gzip"):
+                get = partial(served.client.get, headers={"Accept-Encoding": encoding})
+                medians = interleaved_medians(
+                    {name: partial(get, u) for name, u in urls.items()}, repeats, inner
+                )
+                rows += [
+                    {
+                        "encoding": encoding,
+                        "layer": name,
+                        "ms": round(seconds * 1e3, 3),
+                        "ratio": ratio(seconds, medians["floor"]),
+                    }
+                    for name, seconds in medians.items()
+                ]  # fmt: skip
+        finally:
+            for server in servers:
+                server.stop()
+        process = exporter.process_registry
+        assert process is not None
+        work = [_work("render the per-process series", generate_latest, process)]
+        work += [
+            _work(f"gzip.compress, level {n}", gzip.compress, served.plain, n) for n in (1, 6, 9)
+        ]
+    return {"bytes": len(served.plain), "rows": rows, "scrape_work": work}
 
 
 def _work(name: str, function: Callable[..., bytes], *args: Any) -> dict[str, Any]:

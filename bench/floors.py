@@ -24,7 +24,10 @@ from __future__ import annotations
 import statistics
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -32,6 +35,7 @@ from urllib.parse import urlencode
 
 import httpx
 
+from notte_exporter.daemon import Exporter
 from notte_exporter.simulator import ManualClock
 
 from .fixtures import PAGE_SIZE, Fleet, StaticPages, decode_each, make_exporter, poll_interval
@@ -79,7 +83,22 @@ def served_bytes(client: httpx.Client, url: str) -> tuple[bytes, bytes, str]:
     return plain.content, zipped, plain.headers["content-type"]
 
 
-def scrape(pages: StaticPages, clock: ManualClock, repeats: int, inner: int) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Served:
+    """An exporter after its first poll, its bytes, and a static server of the same bytes."""
+
+    exporter: Exporter
+    url: str
+    client: httpx.Client
+    plain: bytes
+    zipped: bytes
+    content_type: str
+    floor: str  # the static server's /metrics
+
+
+@contextmanager
+def served_beside_its_floor(pages: StaticPages, clock: ManualClock) -> Iterator[Served]:
+    """The exporter serving ``pages``' account, and its floor, until the block ends."""
     exporter = make_exporter(clock, transport=pages.transport(), process_metrics=True)
     url = exporter.start()
     try:
@@ -90,29 +109,34 @@ def scrape(pages: StaticPages, clock: ManualClock, repeats: int, inner: int) -> 
             static = static_server(plain, zipped, content_type)
             floor = f"http://127.0.0.1:{static.server_address[1]}/metrics"
             try:
-                rows = []
-                for encoding in ("identity", "gzip"):
-                    get = partial(client.get, headers={"Accept-Encoding": encoding})
-                    medians = interleaved_medians(
-                        {"exporter": partial(get, url), "floor": partial(get, floor)},
-                        repeats,
-                        inner,
-                    )
-                    rows.append(
-                        {
-                            "encoding": encoding,
-                            "exporter_ms": round(medians["exporter"] * 1e3, 3),
-                            "floor_ms": round(medians["floor"] * 1e3, 3),
-                            "ratio": ratio(medians["exporter"], medians["floor"]),
-                            "target": SCRAPE_TARGET,
-                        }
-                    )
+                yield Served(exporter, url, client, plain, zipped, content_type, floor)
             finally:
                 static.shutdown()
                 static.server_close()
     finally:
         exporter.stop()
-    return {"bytes": len(plain), "gzip_bytes": len(zipped), "rows": rows}
+
+
+def scrape(pages: StaticPages, clock: ManualClock, repeats: int, inner: int) -> dict[str, Any]:
+    rows = []
+    with served_beside_its_floor(pages, clock) as served:
+        for encoding in ("identity", "gzip"):
+            get = partial(served.client.get, headers={"Accept-Encoding": encoding})
+            medians = interleaved_medians(
+                {"exporter": partial(get, served.url), "floor": partial(get, served.floor)},
+                repeats,
+                inner,
+            )
+            rows.append(
+                {
+                    "encoding": encoding,
+                    "exporter_ms": round(medians["exporter"] * 1e3, 3),
+                    "floor_ms": round(medians["floor"] * 1e3, 3),
+                    "ratio": ratio(medians["exporter"], medians["floor"]),
+                    "target": SCRAPE_TARGET,
+                }
+            )
+    return {"bytes": len(served.plain), "gzip_bytes": len(served.zipped), "rows": rows}
 
 
 def poll_cpu(pages: StaticPages, clock: ManualClock, repeats: int) -> dict[str, Any]:
