@@ -438,11 +438,6 @@ class Exporter:
             start(thread_name("reaper-config"), lambda: reaper.watch(self._stop))
 
     @property
-    def _poll_thread(self) -> threading.Thread | None:
-        """The first account's poll thread, once started."""
-        return next((t for t in self._loop_threads if t.name.startswith("poll")), None)
-
-    @property
     def port(self) -> int:
         assert self._server is not None, "start() first"
         return self._server.port

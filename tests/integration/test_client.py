@@ -172,8 +172,8 @@ def test_stopping_ends_a_retry_wait_at_once_without_failing_the_poll(api, clock)
             pytest.fail("the poll never began to wait")
     finally:
         exporter.stop(grace=5.0)
-    assert exporter._poll_thread is not None
-    assert not exporter._poll_thread.is_alive()
+    (poll_thread,) = [t for t in exporter._loop_threads if t.name.startswith("poll")]
+    assert not poll_thread.is_alive()
     assert sample(exporter, "notte_exporter_polls_total") == 1
     for reason in FailureReason:
         assert sample(exporter, "notte_exporter_poll_failures_total", reason=reason.value) == 0

@@ -252,14 +252,6 @@ class LifecycleTracker:
         """A named key sessions may be attributed to: its series exist from now on."""
         self._metrics.add_key(name)
 
-    def key_of(self, session_id: str) -> str | None:
-        """The key a live or pending session is attributed to (None: unknown, or not keyed)."""
-        with self._lock:
-            tracked = self._live.get(session_id) or self._pending.get(session_id)
-        if tracked is None or isinstance(tracked.group, str):
-            return None
-        return tracked.group[1]
-
     def pending_ids(self) -> list[str]:
         """Sessions whose end is still to be learned, longest-vanished first."""
         with self._lock:
