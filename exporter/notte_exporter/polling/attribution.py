@@ -171,8 +171,9 @@ class Attribution:
         if not needed:
             return Claims()
         found: dict[str, set[str]] = {}
+        asked = set(new)
         for name in needed:
-            wanted = set(new) | {sid for sid, keys in self._waiting.items() if name in keys}
+            wanted = asked | {sid for sid, keys in self._waiting.items() if name in keys}
             try:
                 found[name] = self._list(name, wanted, deadline, page_size, max_pages)
             except ApiError as exc:
